@@ -1,0 +1,14 @@
+"""Small shared helpers: seeding, atomic file writes, version reporting."""
+
+from lstmtext.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir
+from lstmtext.utils.seed import set_random_seed
+from lstmtext.utils.versions import library_versions
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "fsync_dir",
+    "library_versions",
+    "set_random_seed",
+]
