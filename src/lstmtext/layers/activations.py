@@ -79,3 +79,8 @@ def serialize(fn: Activation) -> str:
     if name is None:
         raise ConfigError(f"activation {fn!r} has no Keras name and cannot be saved in a config")
     return name
+
+
+def serialize_or_repr(fn: Activation) -> str:
+    """The Keras name of an activation if it has one, else its repr (for error messages)."""
+    return _NAMES.get(id(fn)) or repr(fn)
