@@ -311,10 +311,27 @@ def get_tokenizer(
 ) -> Tokenizer:
     """A `Tokenizer` that encodes raw text exactly as `load_data` with the same options encodes reviews.
 
+    With ``num_words=None`` the tokenizer gets the ``num_words`` Keras's rule gives `load_data` (the
+    largest id in the data, ``maxlen`` not applied), so even that quirk is reproduced.
+
+    Args:
+        path, num_words, skip_top, start_char, oov_char, index_from: as for `load_data`.
+        cache_dir: cache folder (keyword only).
+
+    Returns:
+        The `Tokenizer` (save it with ``tokenizer.save("tokenizer.json")``).
+
     >>> tok = get_tokenizer(num_words=5000)  # doctest: +SKIP
     >>> tok.texts_to_sequences(["A wonderful film."])  # doctest: +SKIP
+    [[1, 6, 387, 22]]
     """
+    _check_int("num_words", num_words, minimum=1, optional=True)
+    _check_int("index_from", index_from, minimum=0, optional=False)
     vocab = Vocab.from_word_index(get_word_index(path, cache_dir=cache_dir), source="IMDB word index")
+    if num_words is None:
+        corpus = load_corpus(path, cache_dir=cache_dir)
+        ranks = [int(s.ranks.max()) for s in (corpus.train, corpus.test) if len(s.ranks)]
+        num_words = max([r + index_from for r in ranks] + ([start_char] if start_char is not None else []) + [1])
     return Tokenizer(
         vocab, num_words=num_words, skip_top=skip_top, start_char=start_char, oov_char=oov_char, index_from=index_from
     )

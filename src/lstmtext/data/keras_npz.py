@@ -4,9 +4,10 @@ Keras stores the ragged IMDB sequences as numpy object arrays, which ``np.save``
 stream; ``np.load(allow_pickle=True)`` would run whatever that stream says. This module instead walks
 the stream opcode by opcode as data, accepts only what ``pickle.dump`` of a 1-D numpy object array
 whose items are lists of ints produces (protocols 2 to 5; the globals ``numpy.ndarray``,
-``numpy.dtype`` and ``numpy[._]core.multiarray._reconstruct``), and refuses anything else with a
-`DataError` naming the file. Nothing is imported or called; plain numeric arrays (the labels) are read
-with ``allow_pickle=False``.
+``numpy.dtype``, ``numpy[._]core.multiarray._reconstruct`` and, for protocol 2, ``_codecs.encode``),
+and refuses anything else with a `DataError` naming the file. Nothing is imported or called (the
+effect of each allowed global is emulated); plain numeric arrays (the labels) are read with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _ALLOWED_GLOBALS = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
+    ("_codecs", "encode"),  # protocol 2 from Python 3 spells bytes as encode("...", "latin1"): emulated
 }
 
 
@@ -196,6 +198,10 @@ def parse_object_array_pickle(data: bytes, source: str) -> list[list[int]]:
                     if len(args) != 3 or not (isinstance(args[0], _Global) and args[0].name == "ndarray"):
                         raise _fail(source, f"an unexpected _reconstruct{args!r}")
                     stack.append(_ArrayStub())
+                elif func.name == "encode":
+                    if len(args) != 2 or not isinstance(args[0], str) or args[1] != "latin1":
+                        raise _fail(source, f"an unexpected encode{args!r}")
+                    stack.append(args[0].encode("latin-1"))
                 elif func.name == "dtype":
                     if not args or args[0] != "O8":
                         raise _fail(source, f"an array of dtype {args[:1]!r}, not of Python objects")

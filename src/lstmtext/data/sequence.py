@@ -1,9 +1,9 @@
 """`pad_sequences`: Keras's ``keras.utils.pad_sequences``, same results, vectorized.
 
-Keras copies one sequence at a time into the output; here all values are gathered into one flat array
-and scattered with one fancy-indexing assignment, which pads IMDB's 25,000 reviews several times faster.
-Sequences of vectors (items with a shape) and string/object dtypes take a per-sequence path that
-follows Keras line by line.
+Keras converts and copies one sequence at a time; here all kept values are converted in one
+``np.fromiter`` pass and scattered with one fancy-indexing assignment. Converting Python ints is the
+bulk of the work either way. Sequences of vectors (items with a shape) and string/object dtypes take a
+per-sequence path that follows Keras line by line.
 """
 
 from __future__ import annotations
@@ -99,17 +99,16 @@ def pad_sequences(
         )
 
     x = np.full((num_samples, maxlen) + sample_shape, value, dtype=dtype)
-    if sample_shape == () and x.dtype.kind in "biuf":
+    # maxlen=0 is left to the per-sequence path: there Keras's s[-0:] keeps whole sequences, and what
+    # numpy then accepts into 0 columns is a quirk best reproduced by doing the same thing.
+    if sample_shape == () and x.dtype.kind in "biuf" and maxlen > 0:
         lens = np.asarray(lengths, dtype=np.int64).reshape(num_samples)
         kept = np.minimum(lens, maxlen)
-        if maxlen == 0 and truncating == "pre" and lens.any():
-            # Keras: s[-0:] keeps the whole sequence, which cannot fit in 0 columns.
-            raise ValueError("pad_sequences: maxlen=0 with truncating='pre' cannot hold a non-empty sequence")
         total = int(kept.sum())
         chunks = (_truncate(s, maxlen, truncating) for s in sequences)
         try:
             flat = np.fromiter(itertools.chain.from_iterable(chunks), dtype=x.dtype, count=total)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             flat = None  # nested or odd items: let the per-sequence path give Keras's error
         if flat is not None:
             rows = np.repeat(np.arange(num_samples), kept)

@@ -77,7 +77,8 @@ class Tokenizer:
 
     A `Vocab` (word ranks, 1 = most frequent training word) plus the Keras ``load_data`` options that
     map a rank ``r`` to an id: ``r + index_from``, kept when ``skip_top <= id < num_words``, else
-    ``oov_char`` (or dropped when ``oov_char`` is None); ``start_char`` (if not None) is put first.
+    ``oov_char`` (or dropped when ``oov_char`` is None); ``start_char`` (if not None) is put first, and
+    goes through the same cut (as in Keras).
     A word that is not in the vocabulary has rank ``len(vocab) + 1``, exactly like a test-set word
     never seen in training in ``load_data``; with the defaults it becomes ``oov_char``.
 
@@ -133,6 +134,14 @@ class Tokenizer:
         # Ids >= limit are cut. num_words=None keeps all known words; the unknown rank is len+1.
         return self.num_words if self.num_words is not None else len(self.vocab) + 1 + self.index_from
 
+    def _start(self) -> list[int]:
+        # Keras applies the skip_top/num_words cut to the start char as well.
+        if self.start_char is None:
+            return []
+        if self.skip_top <= self.start_char < self._limit():
+            return [self.start_char]
+        return [] if self.oov_char is None else [self.oov_char]
+
     def text_to_sequence(self, text: str) -> list[int]:
         """Encode one string; see `texts_to_sequences`."""
         return self.texts_to_sequences([text])[0]
@@ -164,7 +173,7 @@ class Tokenizer:
             offsets = np.zeros(len(texts) + 1, dtype=np.int64)
             np.cumsum(np.bincount(doc[keep], minlength=len(texts)), out=offsets[1:])
         values = ids.tolist()
-        start = [] if self.start_char is None else [self.start_char]
+        start = self._start()
         return [start + values[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
     def sequences_to_texts(self, sequences: Iterable[Sequence[int]]) -> list[str]:
