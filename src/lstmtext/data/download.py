@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.parse
@@ -152,11 +153,21 @@ def download(
             ) as bar,
         ):
             out.truncate(start)
-            for block in iter(lambda: stream.read(_CHUNK), b""):
-                out.write(block)
-                bar.update(len(block))
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                for block in iter(lambda: stream.read(_CHUNK), b""):
+                    out.write(block)
+                    bar.update(len(block))
+            except http.client.IncompleteRead as e:  # the connection closed early: keep what came
+                out.write(e.partial)
+            except (OSError, http.client.HTTPException) as e:
+                out.flush()
+                raise DataError(
+                    f"download of {url!r} was interrupted ({type(e).__name__}: {e}); the partial file "
+                    f"{str(part)!r} is kept, run again to resume"
+                ) from e
+            finally:
+                out.flush()
+                os.fsync(out.fileno())
     size = part.stat().st_size
     if total is not None and size != total:
         raise DataError(

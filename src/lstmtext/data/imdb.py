@@ -22,15 +22,15 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from lstmtext.data.archive import find_aclimdb_root, labelled_files, read_archive, read_folder
 from lstmtext.data.corpus import RankedCorpus, RankedSplit, cache_path
 from lstmtext.data.download import IMDB_SHA256, IMDB_URL, download, resolve_cache_dir, sha256_file
+from lstmtext.data.keras_format import check_options, keras_sequences
 from lstmtext.data.keras_npz import read_keras_imdb_npz
-from lstmtext.errors import ConfigError, DataError
+from lstmtext.errors import DataError
 from lstmtext.text.tokenizer import Tokenizer
 from lstmtext.text.vocab import Vocab
 
@@ -117,45 +117,6 @@ def load_corpus(
     return corpus
 
 
-def _check_int(name: str, value: Any, *, minimum: int, optional: bool) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        what = f"an integer >= {minimum}" + (" or None" if optional else "")
-        raise ConfigError(f"load_data: {name} must be {what}, got {value!r}")
-
-
-def _ragged_take(split: RankedSplit, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reorder reviews: (flat int64 ranks, offsets) of reviews ``order[0], order[1], ...``."""
-    lengths = np.diff(split.offsets)[order]
-    offsets = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    # Output position p of review j reads split.ranks[start_j + (p - offsets[j])].
-    idx = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1] - split.offsets[:-1][order], lengths)
-    return split.ranks[idx].astype(np.int64), offsets
-
-
-def _prepend(flat: np.ndarray, offsets: np.ndarray, value: int) -> tuple[np.ndarray, np.ndarray]:
-    """Put ``value`` at the start of every review."""
-    n = len(offsets) - 1
-    new_offsets = offsets + np.arange(n + 1, dtype=np.int64)
-    out = np.empty(len(flat) + n, dtype=np.int64)
-    body = np.ones(len(out), dtype=bool)
-    body[new_offsets[:-1]] = False
-    out[~body] = value
-    out[body] = flat
-    return out, new_offsets
-
-
-def _to_object_array(flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """1-D object array of Python int lists (what Keras returns), even when all lists have one length."""
-    values, bounds = flat.tolist(), offsets.tolist()
-    out = np.empty(len(bounds) - 1, dtype=object)
-    for i in range(len(out)):
-        out[i] = values[bounds[i] : bounds[i + 1]]
-    return out
-
-
 def load_data(
     path: str | os.PathLike[str] | None = None,
     num_words: int | None = None,
@@ -206,48 +167,9 @@ def load_data(
     >>> (x_train, y_train), (x_test, y_test) = load_data(num_words=5000)  # doctest: +SKIP
     >>> x_train[0][:4], y_train[0]  # doctest: +SKIP
     """
-    _check_int("num_words", num_words, minimum=1, optional=True)
-    _check_int("skip_top", skip_top, minimum=0, optional=False)
-    _check_int("maxlen", maxlen, minimum=0, optional=True)
-    _check_int("start_char", start_char, minimum=0, optional=True)
-    _check_int("oov_char", oov_char, minimum=0, optional=True)
-    _check_int("index_from", index_from, minimum=0, optional=False)
+    check_options(num_words, skip_top, maxlen, start_char, oov_char, index_from)
     corpus = load_corpus(path, cache_dir=cache_dir, progress=progress)
-
-    rng = np.random.RandomState(seed)
-    parts = []
-    for split in (corpus.train, corpus.test):
-        order = np.arange(len(split))
-        rng.shuffle(order)
-        flat, offsets = _ragged_take(split, order)
-        flat += index_from
-        if start_char is not None:
-            flat, offsets = _prepend(flat, offsets, start_char)
-        parts.append((flat, offsets, split.labels[order]))
-
-    if maxlen:
-        for k, (flat, offsets, labels) in enumerate(parts):
-            keep = np.flatnonzero(np.diff(offsets) < maxlen)
-            parts[k] = (*_ragged_take(RankedSplit(flat, offsets, labels), keep), labels[keep])
-        if not len(parts[0][2]) or not len(parts[1][2]):
-            raise ConfigError(
-                f"After filtering for sequences shorter than maxlen={maxlen}, no sequence was kept. Increase maxlen."
-            )
-
-    if not num_words:
-        num_words = max((int(p[0].max()) for p in parts if len(p[0])), default=0)
-    out = []
-    for flat, offsets, labels in parts:
-        keep = (flat >= skip_top) & (flat < num_words)
-        if oov_char is not None:
-            flat = np.where(keep, flat, oov_char)
-        else:
-            review = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-            flat = flat[keep]
-            offsets = np.zeros_like(offsets)
-            np.cumsum(np.bincount(review[keep], minlength=len(offsets) - 1), out=offsets[1:])
-        out.append((_to_object_array(flat, offsets), labels))
-    return out[0], out[1]
+    return keras_sequences(corpus, num_words, skip_top, maxlen, seed, start_char, oov_char, index_from)
 
 
 def _read_word_index_json(path: Path) -> dict[str, int]:
@@ -325,8 +247,7 @@ def get_tokenizer(
     >>> tok.texts_to_sequences(["A wonderful film."])  # doctest: +SKIP
     [[1, 6, 387, 22]]
     """
-    _check_int("num_words", num_words, minimum=1, optional=True)
-    _check_int("index_from", index_from, minimum=0, optional=False)
+    check_options(num_words, skip_top, None, start_char, oov_char, index_from, caller="get_tokenizer")
     vocab = Vocab.from_word_index(get_word_index(path, cache_dir=cache_dir), source="IMDB word index")
     if num_words is None:
         corpus = load_corpus(path, cache_dir=cache_dir)
