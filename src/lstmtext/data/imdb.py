@@ -28,7 +28,7 @@ import numpy as np
 from lstmtext.data.archive import find_aclimdb_root, labelled_files, read_archive, read_folder
 from lstmtext.data.corpus import RankedCorpus, RankedSplit, cache_path
 from lstmtext.data.download import IMDB_SHA256, IMDB_URL, download, resolve_cache_dir, sha256_file
-from lstmtext.data.keras_format import check_options, keras_sequences
+from lstmtext.data.keras_format import check_options, keras_num_words, keras_sequences
 from lstmtext.data.keras_npz import read_keras_imdb_npz
 from lstmtext.errors import DataError
 from lstmtext.text.tokenizer import Tokenizer
@@ -250,9 +250,7 @@ def get_tokenizer(
     check_options(num_words, skip_top, None, start_char, oov_char, index_from, caller="get_tokenizer")
     vocab = Vocab.from_word_index(get_word_index(path, cache_dir=cache_dir), source="IMDB word index")
     if num_words is None:
-        corpus = load_corpus(path, cache_dir=cache_dir)
-        ranks = [int(s.ranks.max()) for s in (corpus.train, corpus.test) if len(s.ranks)]
-        num_words = max([r + index_from for r in ranks] + ([start_char] if start_char is not None else []) + [1])
+        num_words = keras_num_words(load_corpus(path, cache_dir=cache_dir), None, start_char, index_from)
     return Tokenizer(
         vocab, num_words=num_words, skip_top=skip_top, start_char=start_char, oov_char=oov_char, index_from=index_from
     )

@@ -121,3 +121,12 @@ def keras_sequences(
             np.cumsum(np.bincount(review[keep], minlength=len(offsets) - 1), out=offsets[1:])
         out.append((_to_object_array(flat, offsets), labels))
     return out[0], out[1]
+
+
+def keras_num_words(corpus: RankedCorpus, num_words: int | None, start_char: int | None, index_from: int) -> int:
+    """The ``num_words`` ``load_data`` works with: ``num_words``, or for None Keras's "largest id present"
+    (computed without ``maxlen``; at least 1)."""
+    if num_words:
+        return int(num_words)
+    ranks = [int(s.ranks.max()) for s in (corpus.train, corpus.test) if len(s.ranks)]
+    return max([r + index_from for r in ranks] + ([start_char] if start_char is not None else []) + [1])
