@@ -35,8 +35,8 @@ from lstmtext.errors import ConfigError, DataError
 from lstmtext.text.tokenizer import Tokenizer
 from lstmtext.text.vocab import Vocab
 
-_CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
-_JSONL_SUFFIXES = {".jsonl", ".ndjson", ".jsonlines"}
+CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".jsonlines"}
 
 
 @dataclass
@@ -121,7 +121,7 @@ def read_csv(path: str | os.PathLike[str], text_column: str = "text", label_colu
     csv.field_size_limit(1 << 30)  # reviews can be longer than the 128 KiB default
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter=_CSV_SUFFIXES.get(path.suffix.lower(), ","))
+            reader = csv.DictReader(f, delimiter=CSV_SUFFIXES.get(path.suffix.lower(), ","))
             _check_columns(list(reader.fieldnames or []), text_column, label_column, source)
             texts, labels = [], []
             for row in reader:
@@ -175,9 +175,9 @@ def read_texts(path: str | os.PathLike[str], text_column: str = "text", label_co
     if p.is_dir():
         return read_label_folder(p)
     suffix = p.suffix.lower()
-    if suffix in _CSV_SUFFIXES:
+    if suffix in CSV_SUFFIXES:
         return read_csv(p, text_column, label_column)
-    if suffix in _JSONL_SUFFIXES:
+    if suffix in JSONL_SUFFIXES:
         return read_jsonl(p, text_column, label_column)
     raise DataError(f"dataset file {os.fspath(path)!r}: unknown format {suffix!r}; expected .csv, .tsv or .jsonl")
 
@@ -208,6 +208,51 @@ def encode_labels(train: list[Any], test: list[Any]) -> tuple[np.ndarray, np.nda
             f"only one label ({names[present[0]] if len(present) else None}) in the data; a classifier needs at least 2"
         )
     return arr[: len(train)], arr[len(train) :], names
+
+
+def load_text_corpus(
+    path: str | os.PathLike[str],
+    test_path: str | os.PathLike[str] | None = None,
+    *,
+    test_split: float = 0.2,
+    text_column: str = "text",
+    label_column: str = "label",
+    seed: int = 113,
+) -> tuple[RankedCorpus, list[str]]:
+    """Read, split, label-encode and rank texts (arguments as for `load_dataset`).
+
+    Returns:
+        The `RankedCorpus` (train and test in file order, vocabulary from train) and the class names.
+    """
+    if isinstance(test_split, bool) or not isinstance(test_split, float | int) or not 0 < test_split < 1:
+        raise ConfigError(f"load_dataset: test_split must be a number between 0 and 1 (exclusive), got {test_split!r}")
+    p = Path(path)
+    if test_path is None and p.is_dir() and (p / "train").is_dir() and (p / "test").is_dir():
+        path, test_path = p / "train", p / "test"
+    train = read_texts(path, text_column, label_column)
+    if test_path is not None:
+        test = read_texts(test_path, text_column, label_column)
+    else:
+        n_test = int(round(len(train.texts) * test_split))
+        if n_test < 1 or n_test >= len(train.texts):
+            raise DataError(
+                f"{train.source} has {len(train.texts)} examples: too few to hold out test_split={test_split}"
+            )
+        held_out = np.zeros(len(train.texts), dtype=bool)
+        held_out[np.random.RandomState(seed).permutation(len(train.texts))[:n_test]] = True
+        # Both parts keep file order, so the vocabulary's tie-breaks follow the file.
+        test = RawTexts(
+            [t for t, h in zip(train.texts, held_out) if h],
+            [v for v, h in zip(train.labels, held_out) if h],
+            train.source,
+        )
+        train = RawTexts(
+            [t for t, h in zip(train.texts, held_out) if not h],
+            [v for v, h in zip(train.labels, held_out) if not h],
+            train.source,
+        )
+    y_train, y_test, class_names = encode_labels(train.labels, test.labels)
+    return RankedCorpus.from_texts(train.texts, y_train, test.texts, y_test), class_names
 
 
 def load_dataset(
@@ -247,35 +292,9 @@ def load_dataset(
     >>> (x_train, y_train), (x_test, y_test) = ds.as_tuples()  # doctest: +SKIP
     """
     check_options(num_words, skip_top, maxlen, start_char, oov_char, index_from, caller="load_dataset")
-    if isinstance(test_split, bool) or not isinstance(test_split, float | int) or not 0 < test_split < 1:
-        raise ConfigError(f"load_dataset: test_split must be a number between 0 and 1 (exclusive), got {test_split!r}")
-    p = Path(path)
-    if test_path is None and p.is_dir() and (p / "train").is_dir() and (p / "test").is_dir():
-        path, test_path = p / "train", p / "test"
-    train = read_texts(path, text_column, label_column)
-    if test_path is not None:
-        test = read_texts(test_path, text_column, label_column)
-    else:
-        n_test = int(round(len(train.texts) * test_split))
-        if n_test < 1 or n_test >= len(train.texts):
-            raise DataError(
-                f"{train.source} has {len(train.texts)} examples: too few to hold out test_split={test_split}"
-            )
-        held_out = np.zeros(len(train.texts), dtype=bool)
-        held_out[np.random.RandomState(seed).permutation(len(train.texts))[:n_test]] = True
-        # Both parts keep file order, so the vocabulary's tie-breaks follow the file.
-        test = RawTexts(
-            [t for t, h in zip(train.texts, held_out) if h],
-            [v for v, h in zip(train.labels, held_out) if h],
-            train.source,
-        )
-        train = RawTexts(
-            [t for t, h in zip(train.texts, held_out) if not h],
-            [v for v, h in zip(train.labels, held_out) if not h],
-            train.source,
-        )
-    y_train, y_test, class_names = encode_labels(train.labels, test.labels)
-    corpus = RankedCorpus.from_texts(train.texts, y_train, test.texts, y_test)
+    corpus, class_names = load_text_corpus(
+        path, test_path, test_split=test_split, text_column=text_column, label_column=label_column, seed=seed
+    )
     (x_train, y_train), (x_test, y_test) = keras_sequences(
         corpus, num_words, skip_top, maxlen, seed, start_char, oov_char, index_from
     )
