@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lstmtext.errors import ConfigError
-from lstmtext.kernels import build, fused_available, lstm_sequence, lstm_sequence_packed, lstm_sequence_reference
+from lstmtext.kernels import build, fused, fused_available, lstm_sequence, lstm_sequence_packed, lstm_sequence_reference
 
 ATOL = 1e-5
 
@@ -110,6 +110,24 @@ def test_compiled_zero_output_for_mask(shape, mask_kind):
     _assert_same(lstm_sequence, args, mask=mask, zero_output_for_mask=True)
     out, _, _ = lstm_sequence(*args, mask=mask, zero_output_for_mask=True)
     assert torch.all(out[~mask] == 0)
+
+
+@pytest.mark.parametrize("impl", [fused.IMPL_ROWS, fused.IMPL_GEMM, fused.IMPL_VECTOR], ids=["rows", "gemm", "vector"])
+@pytest.mark.parametrize("units", [3, 10, 20, 40])
+@pytest.mark.parametrize("rd", ["none", "shared", "per_gate"])
+def test_every_cpu_strategy_matches_reference(monkeypatch, impl, units, rd):
+    # Each C++ strategy (plain rows, per-step GEMM, AVX-512 rows) on shapes the automatic choice would not
+    # give it, so that all of them stay correct whatever the dispatch thresholds become.
+    _compiled_or_skip()
+    monkeypatch.setattr(fused, "forced_impl", impl)
+    batch, steps = 7, 6
+    *args, gen = _inputs(batch, steps, 4, units, seed=units)
+    keep = None
+    if rd != "none":
+        keep = (torch.rand((4, batch, units) if rd == "per_gate" else (batch, units), generator=gen) > 0.2) / 0.8
+    mask = _mask("holes", batch, steps, gen)
+    mask[2] = False
+    _assert_same(lstm_sequence, args, mask=mask, recurrent_dropout_mask=keep)
 
 
 @pytest.mark.parametrize("units", [10, 64])

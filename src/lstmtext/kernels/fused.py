@@ -12,6 +12,12 @@ import torch
 
 from lstmtext.kernels.build import load_ops
 
+# Which C++ strategy runs the recurrence: 0 picks by shape (AVX-512 per-row loop for u <= 48 when the CPU
+# has it, else the plain per-row loop; one GEMM per step above), 1 plain rows, 2 per-step GEMM, 3 AVX-512.
+# Tests set it to check every strategy against the reference.
+IMPL_AUTO, IMPL_ROWS, IMPL_GEMM, IMPL_VECTOR = 0, 1, 2, 3
+forced_impl = IMPL_AUTO
+
 
 def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor | None) -> torch.Tensor:
     """``sum_t (h_{t-1} * mask)^T dz_t`` as one GEMM over all (batch, step) rows. Shape (u, 4u)."""
@@ -37,8 +43,9 @@ class _Recurrence(torch.autograd.Function):
         ops = load_ops()
         save = any(ctx.needs_input_grad[:4])
         out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
-            xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save
+            xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, forced_impl
         )
+        ctx.impl = forced_impl
         ctx.zero_output = zero_output
         ctx.has_mask = mask is not None
         ctx.has_rdmask = rdmask is not None
@@ -58,7 +65,7 @@ class _Recurrence(torch.autograd.Function):
         ops = load_ops()
         dz, dh0, dc0 = ops.lstm_backward(
             dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq,
-            c0, mask, rdmask, ctx.zero_output,
+            c0, mask, rdmask, ctx.zero_output, ctx.impl,
         )
         d_recurrent = _recurrent_grad(hprev, dz, rdmask) if ctx.needs_input_grad[1] else None
         return dz, d_recurrent, dh0, dc0, None, None, None
