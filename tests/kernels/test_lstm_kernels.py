@@ -141,7 +141,7 @@ def test_compiled_path_is_taken_for_cpu_float32():
     _compiled_or_skip()
     *args, _ = _inputs(2, 3, 4, 5)
     out, _, _ = lstm_sequence(*args)
-    assert "Recurrence" in type(out.grad_fn).__name__
+    assert "FusedLSTM" in type(out.grad_fn).__name__
     assert fused_available("cpu")
 
 
@@ -204,7 +204,7 @@ def test_disable_env_forces_reference_loop(monkeypatch):
     monkeypatch.setenv("LSTMTEXT_DISABLE_KERNEL", "1")
     *args, _ = _inputs(2, 3, 4, 5)
     out, _, _ = lstm_sequence(*args)
-    assert "Recurrence" not in type(out.grad_fn).__name__
+    assert "FusedLSTM" not in type(out.grad_fn).__name__
     assert not fused_available("cpu")
     torch.testing.assert_close(out, lstm_sequence_reference(*args)[0])
 

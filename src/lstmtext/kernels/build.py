@@ -155,9 +155,12 @@ def load_ops():
             ops.lstm_forward  # noqa: B018  (raises if the library did not register the ops)
         except Exception as exc:  # any compiler, linker or loader problem: fall back, once, loudly
             _state["failed"] = True
+            detail = str(exc).strip()
+            if len(detail) > 1200:  # compiler errors come last in torch's message
+                detail = detail[:300] + " ... " + detail[-900:]
             warnings.warn(
                 f"lstmtext: could not build or load the compiled CPU LSTM kernel ({type(exc).__name__}: "
-                f"{str(exc).strip()[:500]}); using the slower pure-PyTorch LSTM loop instead. "
+                f"{detail}); using the slower pure-PyTorch LSTM loop instead. "
                 "Set LSTMTEXT_DISABLE_KERNEL=1 to silence this.",
                 RuntimeWarning,
                 stacklevel=3,

@@ -1,9 +1,8 @@
 """Autograd wrapper of the compiled CPU LSTM kernel (``lstm_cpu.cpp``).
 
-Only the time recurrence runs in C++. Everything that is not sequential in time is one big GEMM done by
-torch: the input projection ``x @ kernel + bias`` for all steps (so autograd gives ``dx = dZ @ kernel^T``,
-``dkernel = X^T dZ`` and ``dbias = sum dZ`` as big GEMMs too) and ``drecurrent = H_{t-1}^T dZ`` over all
-steps at once in the backward.
+Only the time recurrence runs in C++. Everything that is not sequential in time is one big GEMM over all
+(batch, step) rows: the input projection ``x @ kernel + bias`` in the forward, and ``dx = dZ @ kernel^T``,
+``dkernel = X^T dZ``, ``drecurrent = H_{t-1}^T dZ`` and ``dbias = sum dZ`` in the backward.
 """
 
 from __future__ import annotations
@@ -19,15 +18,29 @@ IMPL_AUTO, IMPL_ROWS, IMPL_GEMM, IMPL_VECTOR = 0, 1, 2, 3
 forced_impl = IMPL_AUTO
 
 
+_onednn: list[bool] = []
+
+
+def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ w.T (+ bias)`` for CPU float32, through oneDNN's matmul when torch has it, else ``torch.mm``.
+
+    On the AMD CPUs measured, ``torch.mm`` (MKL sgemm) reaches about half of oneDNN's speed on the LSTM's
+    shapes (bench/RESULTS.md). Strided (transposed) ``a`` and ``w`` are accepted as they are.
+    """
+    if not _onednn:
+        _onednn.append(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    if _onednn[0]:
+        return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [None], "")
+    return torch.addmm(bias, a, w.t()) if bias is not None else a @ w.t()
+
+
 def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor | None) -> torch.Tensor:
     """``sum_t (h_{t-1} * mask)^T dz_t`` as one GEMM over all (batch, step) rows. Shape (u, 4u)."""
     units = hprev.shape[-1]
-    h2 = hprev.reshape(-1, units)
     dz2 = dz.reshape(-1, 4 * units)
-    if rdmask is None:
-        return h2.t() @ dz2
-    if rdmask.dim() == 2:  # (B, u) shared by the gates
-        return (hprev * rdmask.unsqueeze(1)).reshape(-1, units).t() @ dz2
+    if rdmask is None or rdmask.dim() == 2:
+        hm = hprev if rdmask is None else hprev * rdmask.unsqueeze(1)  # (B, T, u)
+        return linear(hm.reshape(-1, units).t(), dz2.t())
     # (B, 4, u): gate k's block of columns sees h * mask_k
     hm = hprev.unsqueeze(2) * rdmask.unsqueeze(1)  # (B, T, 4, u)
     hm = hm.reshape(-1, 4, units).permute(1, 2, 0)  # (4, u, B*T)
@@ -35,40 +48,42 @@ def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor 
     return torch.bmm(hm, dzk).permute(1, 0, 2).reshape(units, 4 * units)
 
 
-class _Recurrence(torch.autograd.Function):
-    """(xz, recurrent_kernel, h0, c0) -> (outputs, h_T, c_T); mask and dropout mask are constants."""
+class _FusedLSTM(torch.autograd.Function):
+    """(x, kernel, recurrent_kernel, bias, h0, c0) -> (outputs, h_T, c_T); masks are constants."""
 
     @staticmethod
-    def forward(ctx, xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output):
+    def forward(ctx, x, kernel, recurrent_kernel, bias, h0, c0, mask, rdmask, zero_output):
         ops = load_ops()
-        save = any(ctx.needs_input_grad[:4])
+        batch, steps, features = x.shape
+        units = recurrent_kernel.shape[0]
+        x2 = x.reshape(batch * steps, features)
+        # (B*T, 4u): the input projection of every step in one GEMM
+        xz = linear(x2, kernel.t().contiguous(), bias).view(batch, steps, 4 * units)
+        save = any(ctx.needs_input_grad[:6])
         out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
             xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, forced_impl
         )
         ctx.impl = forced_impl
         ctx.zero_output = zero_output
-        ctx.has_mask = mask is not None
-        ctx.has_rdmask = rdmask is not None
-        saved = [recurrent_kernel, gates, cseq, hprev, c0]
-        if mask is not None:
-            saved.append(mask)
-        if rdmask is not None:
-            saved.append(rdmask)
-        ctx.save_for_backward(*saved)
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x2, kernel, recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask)
         return out, h_t, c_t
 
     @staticmethod
     def backward(ctx, dout, dh_t, dc_t):
-        recurrent_kernel, gates, cseq, hprev, c0, *rest = ctx.saved_tensors
-        mask = rest.pop(0) if ctx.has_mask else None
-        rdmask = rest.pop(0) if ctx.has_rdmask else None
+        x2, kernel, recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask = ctx.saved_tensors
         ops = load_ops()
         dz, dh0, dc0 = ops.lstm_backward(
             dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq,
             c0, mask, rdmask, ctx.zero_output, ctx.impl,
         )
-        d_recurrent = _recurrent_grad(hprev, dz, rdmask) if ctx.needs_input_grad[1] else None
-        return dz, d_recurrent, dh0, dc0, None, None, None
+        need = ctx.needs_input_grad
+        dz2 = dz.view(-1, dz.shape[-1])
+        dx = linear(dz2, kernel).view(gates.shape[0], gates.shape[1], -1) if need[0] else None
+        d_kernel = linear(x2.t(), dz2.t()) if need[1] else None
+        d_recurrent = _recurrent_grad(hprev, dz, rdmask) if need[2] else None
+        d_bias = dz2.sum(0) if ctx.has_bias and need[3] else None
+        return dx, d_kernel, d_recurrent, d_bias, dh0, dc0, None, None, None
 
 
 def lstm_sequence_compiled(
@@ -86,12 +101,7 @@ def lstm_sequence_compiled(
 
     The caller has checked that the kernel is loaded and every tensor is a CPU float32 tensor.
     """
-    batch, steps, features = x.shape
-    units = recurrent_kernel.shape[0]
-    x2 = x.reshape(batch * steps, features)
-    xz = torch.addmm(bias, x2, kernel) if bias is not None else x2 @ kernel
-    xz = xz.view(batch, steps, 4 * units)
-    return _Recurrence.apply(
-        xz, recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous(), mask, rdmask,
-        bool(zero_output_for_mask),
+    return _FusedLSTM.apply(
+        x.contiguous(), kernel, recurrent_kernel.contiguous(), bias, h0.contiguous(), c0.contiguous(), mask,
+        rdmask, bool(zero_output_for_mask),
     )
