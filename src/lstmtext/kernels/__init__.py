@@ -8,7 +8,11 @@ from lstmtext.kernels.dispatch import fused_available, lstm_sequence
 from lstmtext.kernels.packed import keras_to_torch_lstm_weights, lstm_sequence_packed
 from lstmtext.kernels.reference import lstm_sequence_reference
 
+#: ``lstm_sequence`` takes Keras's four per-gate recurrent dropout masks as one ``(4, B, u)`` tensor.
+SUPPORTS_GATE_DROPOUT_MASKS = True
+
 __all__ = [
+    "SUPPORTS_GATE_DROPOUT_MASKS",
     "fused_available",
     "keras_to_torch_lstm_weights",
     "lstm_sequence",
