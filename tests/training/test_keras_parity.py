@@ -226,3 +226,52 @@ def test_summary_counts_optimizer_params_after_training_like_keras():
     km.fit(x, y, epochs=1, verbose=0)
     om.fit(x, y, epochs=1, verbose=0)
     assert _our_summary_counts(om) == _keras_summary_counts(km)
+
+
+def _lstm_pair(keras, mask_zero: bool, stacked: bool):
+    from lstmtext.layers import LSTM
+
+    k_rnn = ([keras.layers.LSTM(6, return_sequences=True), keras.layers.LSTM(4)] if stacked
+             else [keras.layers.LSTM(5)])
+    o_rnn = [LSTM(6, return_sequences=True), LSTM(4)] if stacked else [LSTM(5)]
+    km = keras.Sequential([keras.Input((T,), dtype="int32"), keras.layers.Embedding(VOCAB, 8, mask_zero=mask_zero),
+                           *k_rnn, keras.layers.Dense(1, activation="sigmoid")])
+    om = Sequential([Input((T,), dtype="int32"), Embedding(VOCAB, 8, mask_zero=mask_zero), *o_rnn,
+                     Dense(1, activation="sigmoid")])
+    copy_weights(km, om)
+    return km, om
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("mask_zero,stacked", [(False, False), (True, True)])
+def test_lstm_models_match_keras_after_three_steps(optimizer, mask_zero, stacked):
+    keras = import_keras()
+    keras.utils.set_random_seed(8)
+    km, om = _lstm_pair(keras, mask_zero, stacked)
+    x, y = _data(9)
+    k_opt = keras.optimizers.SGD(0.5) if optimizer == "sgd" else keras.optimizers.Adam(0.01)
+    o_opt = O.SGD(0.5) if optimizer == "sgd" else O.Adam(0.01)
+    km.compile(optimizer=k_opt, loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC()])
+    om.compile(optimizer=o_opt, loss="binary_crossentropy", metrics=["accuracy", M.AUC()])
+    k_eval = km.evaluate(x, y, batch_size=16, verbose=0)
+    o_eval = om.evaluate(x, y, batch_size=16, verbose=0)
+    np.testing.assert_allclose(o_eval, k_eval, atol=1e-5)
+    km.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    om.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert_weights_close(km, om, atol=1e-5)
+
+
+def test_tutorial_model_summary_matches_keras():
+    keras = import_keras()
+    from lstmtext.layers import LSTM
+
+    km = keras.Sequential([keras.Input((300,), dtype="int32"), keras.layers.Embedding(5000, 15),
+                           keras.layers.LSTM(10), keras.layers.Dense(1, activation="sigmoid")])
+    om = Sequential([Embedding(5000, 15, input_length=300), LSTM(10), Dense(1, activation="sigmoid")])
+    assert _our_summary_counts(om) == _keras_summary_counts(km)
+    assert om.count_params() == 76_051
+    lines: list[str] = []
+    om.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "│ lstm (LSTM)" in text or "lstm_" in text
+    assert "(None, 300, 15)" in text and "75,000" in text and "1,040" in text and "│            11 │" in text

@@ -7,15 +7,11 @@ from typing import Any
 import torch
 
 from lstmtext.errors import ConfigError
-from lstmtext.layers.base import Layer, Shape, register_layer, unique_name
+from lstmtext.layers.base import Layer, Shape, register_layer
 
 
 class _GlobalPooling1D(Layer):
-    _keras_name = ""
-
     def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any) -> None:
-        # Keras spells these "global_average_pooling1d", not "..._pooling1_d".
-        kwargs["name"] = kwargs.get("name") or unique_name(self._keras_name)
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last", "channels_first"):
             raise ConfigError(
@@ -64,7 +60,6 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
     """
 
     supports_masking = True
-    _keras_name = "global_average_pooling1d"
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
         self._check_rank(inputs)
@@ -88,8 +83,6 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
     >>> GlobalMaxPooling1D()(torch.ones(2, 5, 3)).shape
     torch.Size([2, 3])
     """
-
-    _keras_name = "global_max_pooling1d"
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
         self._check_rank(inputs)
