@@ -263,6 +263,7 @@ def test_special_files_are_never_opened(saved, commit):
 @pytest.mark.parametrize("trainer", [
     {"format": "lstmtext.trainer", "version": 1, "state": None, "optimizer": {"__tensor__": "missing"}},
     {"format": "lstmtext.trainer", "version": 1, "state": {"__float__": "nope"}, "optimizer": None},
+    {"format": "lstmtext.trainer", "version": 1, "state": {"__float__": ["nan"]}, "optimizer": None},
     {"format": "lstmtext.trainer", "version": 1, "state": {"__dict__": [[[1], 2]]}, "optimizer": None},
     {"format": "lstmtext.trainer", "version": 1, "state": {"__tuple__": 3}, "optimizer": None},
     {"format": "lstmtext.trainer", "version": 1, "state": [1], "optimizer": None},

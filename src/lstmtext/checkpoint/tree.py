@@ -123,7 +123,7 @@ def _decode(node: Any, tensors: Mapping[str, torch.Tensor], file: Any) -> Any:
                 raise CorruptFileError(file, f"{TUPLE} must hold a list, got {type(value).__name__}")
             return tuple(_decode(v, tensors, file) for v in value)
         if key == FLOAT:
-            if value not in _SPECIAL_FLOATS:
+            if not isinstance(value, str) or value not in _SPECIAL_FLOATS:
                 raise CorruptFileError(file, f"{FLOAT} must be one of {sorted(_SPECIAL_FLOATS)}, got {value!r}")
             return _SPECIAL_FLOATS[value]
         if key == DICT:
