@@ -130,14 +130,18 @@ class Layer(nn.Module):
     def forward(
         self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool | None = None, **kwargs: Any
     ) -> Any:
+        if not isinstance(inputs, torch.Tensor):
+            inputs = torch.as_tensor(np.asarray(inputs))
         if not self.built:
             self._build_for(inputs)
         if training is None:
             training = self.training
         out = self.call(inputs, mask=mask, training=training, **kwargs)
         if self.activity_regularizer is not None:
-            first = out[0] if isinstance(out, (list, tuple)) else out
-            self._activity_losses = [self.activity_regularizer(first) / first.shape[0]]
+            # Keras: one penalty per output tensor (states included), each divided by its batch size.
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            self._activity_losses = [self.activity_regularizer(o) / o.shape[0] for o in outs
+                                     if isinstance(o, torch.Tensor)]
         return out
 
     def _build_for(self, inputs: torch.Tensor) -> None:
