@@ -9,8 +9,8 @@ import threading
 import time
 
 import pytest
-from conftest import running, wait_ready
 from fastapi.testclient import TestClient
+from svc_helpers import running, wait_ready
 from svc_tiny import tiny_predictor
 
 from lstmtext.service import ServiceConfig, create_app

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmtext.errors import CheckpointError, LstmtextError
+from lstmtext.errors import LstmtextError
 from lstmtext.predictor import Predictor, finite_probabilities
 from lstmtext.service.batcher import MicroBatcher
 from lstmtext.service.observe import ServiceMetrics
@@ -121,10 +121,8 @@ class ModelManager:
                 raise ReloadError("no checkpoint folder to load from")
             try:
                 predictor = self.load(path)
-            except LstmtextError as e:
-                raise ReloadError(f"loading {path} failed: {e}") from e
-            except OSError as e:
-                raise ReloadError(f"loading {path} failed: {e}") from e
+            except Exception as e:  # whatever a bad folder makes the loader raise, the old model stays
+                raise ReloadError(f"loading {path} failed: {type(e).__name__}: {e}") from e
         if self.warmup:
             smoke_check(predictor, self.batcher.max_batch_size)
         return predictor
@@ -134,7 +132,7 @@ class ModelManager:
         try:
             fp = fingerprint(self.source) if self.source else None
             predictor = await asyncio.to_thread(self._prepare, self.source, predictor)
-        except (ReloadError, CheckpointError) as e:
+        except ReloadError as e:
             self.state, self.error = "failed", str(e)
             logger.error("model load failed: %s", e)
             return
