@@ -108,6 +108,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext report``."""
+    p = subparsers.add_parser(
+        "report",
+        help="rebuild a run's report/ (plots and report.html)",
+        description=(
+            "Redraw DIR/report/: loss and metric curves per epoch, the test confusion matrix and ROC curve, "
+            "and report.html, from report/report.json and the folder's config.json, run.json and trainer.json."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", help="checkpoint folder of a training run")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Run ``lstmtext report``."""
+    from lstmtext.report import rebuild_report
+
+    page = rebuild_report(args.dir)
+    pngs = sorted(p.name for p in page.parent.glob("*.png"))
+    print(f"wrote {page} ({', '.join(pngs) or 'no plots'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmtext`` parser with every sub-command registered."""
     parser = argparse.ArgumentParser(prog="lstmtext", description="Keras-exact LSTM text classifiers on PyTorch.")
@@ -115,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_stats_parser(subparsers)
     add_export_parser(subparsers)
+    add_report_parser(subparsers)
     return parser
 
 
