@@ -338,6 +338,7 @@ class Trainer:
             cb.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
+        self.eval()  # type: ignore[attr-defined]
         cb.on_train_end(epoch_logs)
         self.history = history
         return history
@@ -420,6 +421,7 @@ class Trainer:
         loss, y_pred = self.train_step(data.x, data.y, data.sample_weight)  # type: ignore[arg-type]
         self._update_metrics(loss, data.y, y_pred, data.sample_weight)  # type: ignore[arg-type]
         self.train_state.global_step += 1
+        self.eval()  # type: ignore[attr-defined]
         logs = self._results()
         if return_dict:
             return logs
