@@ -222,7 +222,10 @@ class Trainer:
 
     def _update_metrics(self, loss: torch.Tensor, y: torch.Tensor, y_pred: torch.Tensor,
                         sample_weight: torch.Tensor | None) -> None:
-        self._loss_tracker.update_state(loss, sample_weight=y_pred.shape[0])
+        # The loss tracker is a Keras Mean weighted by the batch size; updated in place, no new tensors.
+        st = self._loss_tracker._states(loss.device)
+        st["total"].add_(loss, alpha=y_pred.shape[0])
+        st["count"].add_(y_pred.shape[0])
         for m in self.compiled_metrics:
             m.update_state(y, y_pred)
         for m in self._weighted_metrics:
