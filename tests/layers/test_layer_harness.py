@@ -174,3 +174,10 @@ def test_unit_forget_bias_initializes_forget_gate_to_one():
     layer = LSTM(3)
     layer.build((1, 2, 2))
     np.testing.assert_array_equal(layer.cell.bias.detach().numpy(), [0, 0, 0, 1, 1, 1] + [0] * 6)
+
+
+def test_numpy_float64_inputs_are_cast_like_keras():
+    x = np.random.default_rng(0).random((3, 4, 2))  # float64, as in Keras's own examples
+    out = LSTM(3)(x)
+    assert out.dtype == torch.float32 and out.shape == (3, 3)
+    assert Dense(2)(x).dtype == torch.float32

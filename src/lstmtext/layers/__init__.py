@@ -5,9 +5,11 @@ from lstmtext.layers.bidirectional import Bidirectional
 from lstmtext.layers.dense import Dense
 from lstmtext.layers.dropout import Dropout
 from lstmtext.layers.embedding import Embedding
+from lstmtext.layers.flatten import Flatten
 from lstmtext.layers.lstm import LSTM, LSTMCell
 from lstmtext.layers.lstm_ops import keras_to_torch_lstm_weights, torch_to_keras_lstm_weights
 from lstmtext.layers.masking import Masking
+from lstmtext.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 
 __all__ = [
     "LSTM",
@@ -15,6 +17,9 @@ __all__ = [
     "Dense",
     "Dropout",
     "Embedding",
+    "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
     "LSTMCell",
     "Layer",
     "Masking",

@@ -43,7 +43,9 @@ def registered_layers() -> dict[str, type[Layer]]:
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    # Keras's to_snake_case: LSTM -> lstm, GlobalAveragePooling1D -> global_average_pooling1d.
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(base: str) -> str:

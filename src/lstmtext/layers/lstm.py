@@ -181,9 +181,7 @@ class LSTMCell(Layer):
     def forward(  # type: ignore[override]
         self, inputs: Any, states: Any = None, training: bool | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        inputs = torch.as_tensor(inputs)
-        if not inputs.is_floating_point():
-            inputs = inputs.to(self.torch_dtype)
+        inputs = torch.as_tensor(inputs).to(self.torch_dtype)
         if inputs.ndim != 2:
             raise ConfigError(f"{self.name}: expected inputs of shape (batch, features), got {tuple(inputs.shape)}")
         if not self.built:
@@ -429,7 +427,7 @@ class LSTM(Layer):
              initial_state: Any = None, **kw: Any):
         if kw:
             raise ConfigError(f"{self.name}: unexpected call arguments {sorted(kw)}")
-        x = inputs if inputs.is_floating_point() else inputs.to(self.cell.torch_dtype)
+        x = inputs.to(self.cell.torch_dtype)  # Keras casts inputs to the layer's dtype (numpy gives float64)
         if x.ndim != 3:
             raise ConfigError(f"{self.name}: expected a 3-D input, got shape {tuple(x.shape)}")
         if self.time_major:

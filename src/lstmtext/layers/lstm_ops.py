@@ -151,11 +151,12 @@ def lstm_cell_loop(
     """
     steps = x.shape[1]
     u = recurrent_kernel.shape[0]
-    zx = project_inputs(x, kernel, bias, input_masks).transpose(0, 1)  # (T, B, 4u): one slice per step
+    # (T, B, 4u) split once into steps: indexing zx[t] instead would make backward build T full-size zero tensors.
+    zx = project_inputs(x, kernel, bias, input_masks).transpose(0, 1).unbind(0)
     r4 = None
     if recurrent_masks is not None:
         r4 = recurrent_kernel.reshape(u, 4, u).permute(1, 0, 2)  # (4, u, u): one block per gate
-    m = mask.transpose(0, 1).unsqueeze(-1) if mask is not None else None  # (T, B, 1)
+    m = mask.transpose(0, 1).unsqueeze(-1).unbind(0) if mask is not None else None  # T x (B, 1)
     h, c = h0, c0
     fill = torch.zeros_like(h0)  # what a masked step outputs: zeros, or the previous output
     outputs: list[torch.Tensor] = []

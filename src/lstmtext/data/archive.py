@@ -1,0 +1,145 @@
+"""Read the labelled reviews of the aclImdb dataset from its ``.tar.gz`` archive or an extracted folder.
+
+Only ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` is read (the 50,000 unlabelled
+``train/unsup`` reviews are skipped). Reviews come out in one fixed order, the one Keras-format arrays
+of the dataset are built in: per split, the positive reviews sorted by numeric id, then the negative
+ones sorted by id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lstmtext.errors import DataError
+
+# "./aclImdb/..." too: what `tar czf x.tar.gz ./aclImdb` writes.
+_MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+
+EXPECTED_LAYOUT = "aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt"
+
+
+@dataclass
+class LabelledSplit:
+    """One split's reviews in canonical order: texts, labels (1 = pos, 0 = neg) and review ids."""
+
+    texts: list[str]
+    labels: np.ndarray  # (N,) int64
+    ids: np.ndarray  # (N,) int64, the <id> of each file name
+
+
+def _assemble(found: dict[tuple[str, str], list[tuple[int, str]]], source: str) -> dict[str, LabelledSplit]:
+    for split in ("train", "test"):
+        if not found[(split, "pos")] and not found[(split, "neg")]:
+            raise DataError(
+                f"{source} has no aclImdb/{split}/pos or aclImdb/{split}/neg reviews; expected the "
+                f"aclImdb_v1.tar.gz layout {EXPECTED_LAYOUT}"
+            )
+    out = {}
+    for split in ("train", "test"):
+        pos = sorted(found[(split, "pos")], key=lambda t: t[0])
+        neg = sorted(found[(split, "neg")], key=lambda t: t[0])
+        out[split] = LabelledSplit(
+            texts=[t for _, t in pos] + [t for _, t in neg],
+            labels=np.array([1] * len(pos) + [0] * len(neg), dtype=np.int64),
+            ids=np.array([i for i, _ in pos] + [i for i, _ in neg], dtype=np.int64),
+        )
+    return out
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where} is not UTF-8 text: {e}") from e
+
+
+def read_archive(path: str | os.PathLike[str]) -> dict[str, LabelledSplit]:
+    """Read the labelled reviews from an ``aclImdb_v1.tar.gz``-style archive.
+
+    Args:
+        path: the ``.tar.gz`` (or ``.tar``) file.
+
+    Returns:
+        ``{"train": LabelledSplit, "test": LabelledSplit}`` in canonical order.
+
+    Raises:
+        DataError: the file is missing, truncated or corrupt, or has no ``aclImdb/train`` / ``aclImdb/test``.
+    """
+    name = os.fspath(path)
+    found: dict[tuple[str, str], list[tuple[int, str]]] = {
+        (s, lab): [] for s in ("train", "test") for lab in ("pos", "neg")
+    }
+    try:
+        # Stream mode ("r|*") reads the archive once, front to back: no seeks, and gzip or plain tar alike.
+        with tarfile.open(name, mode="r|*") as tf:
+            for member in tf:
+                m = _MEMBER.match(member.name)
+                if m is None or not member.isfile():
+                    continue
+                split, label, idx, _rating = m.groups()
+                fileobj = tf.extractfile(member)
+                if fileobj is None:
+                    continue
+                where = f"member {member.name!r} of archive {name!r}"
+                found[(split, label)].append((int(idx), _decode(fileobj.read(), where)))
+    except FileNotFoundError as e:
+        raise DataError(f"IMDB archive {name!r} does not exist") from e
+    except IsADirectoryError as e:
+        raise DataError(f"IMDB archive {name!r} is a folder; pass it as a folder source instead") from e
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise DataError(
+            f"IMDB archive {name!r} is truncated or corrupt ({type(e).__name__}: {e}); expected a complete "
+            "aclImdb_v1.tar.gz (delete it and download it again)"
+        ) from e
+    return _assemble(found, f"IMDB archive {name!r}")
+
+
+def find_aclimdb_root(folder: str | os.PathLike[str]) -> Path | None:
+    """The ``aclImdb`` folder at or directly under ``folder`` (the one holding ``train/`` and ``test/``)."""
+    folder = Path(folder)
+    for candidate in (folder, folder / "aclImdb"):
+        if (candidate / "train").is_dir() and (candidate / "test").is_dir():
+            return candidate
+    return None
+
+
+def labelled_files(root: Path) -> list[tuple[str, str, int, Path]]:
+    """``(split, label, id, path)`` of every labelled review file under an aclImdb folder (any order)."""
+    out = []
+    for split in ("train", "test"):
+        for label in ("pos", "neg"):
+            sub = root / split / label
+            if not sub.is_dir():
+                continue
+            with os.scandir(sub) as it:
+                for entry in it:
+                    m = re.fullmatch(r"(\d+)_(\d+)\.txt", entry.name)
+                    if m and entry.is_file():
+                        out.append((split, label, int(m.group(1)), Path(entry.path)))
+    return out
+
+
+def read_folder(path: str | os.PathLike[str]) -> dict[str, LabelledSplit]:
+    """Read the labelled reviews from an extracted ``aclImdb/`` folder (or the folder containing it).
+
+    Returns and raises like `read_archive`.
+    """
+    name = os.fspath(path)
+    if not os.path.isdir(name):
+        raise DataError(f"IMDB folder {name!r} does not exist")
+    root = find_aclimdb_root(name)
+    if root is None:
+        raise DataError(f"IMDB folder {name!r} has no train/ and test/ folders; expected the layout {EXPECTED_LAYOUT}")
+    found: dict[tuple[str, str], list[tuple[int, str]]] = {
+        (s, lab): [] for s in ("train", "test") for lab in ("pos", "neg")
+    }
+    for split, label, idx, file in labelled_files(root):
+        found[(split, label)].append((idx, _decode(file.read_bytes(), f"review file {str(file)!r}")))
+    return _assemble(found, f"IMDB folder {name!r}")

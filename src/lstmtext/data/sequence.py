@@ -1,0 +1,136 @@
+"""`pad_sequences`: Keras's ``keras.utils.pad_sequences``, same results, vectorized.
+
+Keras converts and copies one sequence at a time; here all kept values are converted in one
+``np.fromiter`` pass and scattered with one fancy-indexing assignment. Converting Python ints is the
+bulk of the work either way. Sequences of vectors (items with a shape) and string/object dtypes take a
+per-sequence path that follows Keras line by line.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+
+def _truncate(s: Any, maxlen: int, truncating: str) -> Any:
+    # Keras's slicing, quirks included: s[-0:] is the whole sequence.
+    return s[-maxlen:] if truncating == "pre" else s[:maxlen]
+
+
+def pad_sequences(
+    sequences: Sequence[Sequence[Any]],
+    maxlen: int | None = None,
+    dtype: DTypeLike = "int32",
+    padding: str = "pre",
+    truncating: str = "pre",
+    value: Any = 0.0,
+) -> np.ndarray:
+    """Pad (and truncate) sequences to one length, exactly like ``keras.utils.pad_sequences``.
+
+    Sequences shorter than ``maxlen`` are filled with ``value`` before (``padding="pre"``) or after
+    (``"post"``) their items; longer ones lose items at the start (``truncating="pre"``) or the end
+    (``"post"``). The output length is ``maxlen``, or the longest sequence's length when it is None.
+
+    One difference: a bad ``padding``/``truncating`` string raises even when every sequence is empty
+    (Keras only notices it on the first non-empty sequence).
+
+    Args:
+        sequences: a list (or array) of sequences (lists, tuples or arrays) of numbers, or of
+            equally shaped items (e.g. vectors).
+        maxlen: output length; None for the longest sequence.
+        dtype: output dtype. Default ``"int32"``; use ``object`` for variable-length strings.
+        padding: ``"pre"`` or ``"post"``: where to add ``value``.
+        truncating: ``"pre"`` or ``"post"``: where to cut long sequences.
+        value: the padding value. Default ``0.0`` (0 in an int array).
+
+    Returns:
+        Array of shape ``(len(sequences), maxlen) + item_shape``.
+
+    Raises:
+        ValueError: bad ``padding``/``truncating``, a non-iterable item, items of different shapes, a
+            string ``value`` with a numeric dtype, or ``maxlen=None`` with no sequences.
+
+    >>> pad_sequences([[1], [2, 3], [4, 5, 6]], maxlen=2)
+    array([[0, 1],
+           [2, 3],
+           [5, 6]], dtype=int32)
+    >>> pad_sequences([[1], [2, 3]], padding="post", value=-1)
+    array([[ 1, -1],
+           [ 2,  3]], dtype=int32)
+    """
+    if not hasattr(sequences, "__len__"):
+        raise ValueError("`sequences` must be iterable.")
+    if padding not in ("pre", "post"):
+        raise ValueError(f'Padding type "{padding}" not understood')
+    if truncating not in ("pre", "post"):
+        raise ValueError(f'Truncating type "{truncating}" not understood')
+    num_samples = len(sequences)
+
+    lengths = []
+    sample_shape: tuple[int, ...] = ()
+    flag = True
+    # Keras takes the item shape from the first non-empty sequence.
+    for x in sequences:
+        try:
+            lengths.append(len(x))
+            if flag and len(x):
+                sample_shape = np.asarray(x).shape[1:]
+                flag = False
+        except TypeError as e:
+            raise ValueError(f"`sequences` must be a list of iterables. Found non-iterable: {x!s}") from e
+
+    if maxlen is None:
+        if not lengths:
+            raise ValueError("pad_sequences: maxlen=None needs at least one sequence to take the length from")
+        maxlen = int(max(lengths))
+    elif isinstance(maxlen, bool) or not isinstance(maxlen, int | np.integer) or maxlen < 0:
+        raise ValueError(f"pad_sequences: maxlen must be a non-negative integer or None, got {maxlen!r}")
+    maxlen = int(maxlen)
+
+    is_dtype_str = np.issubdtype(dtype, np.str_) or np.issubdtype(dtype, np.bytes_)
+    if isinstance(value, str) and dtype is not object and not is_dtype_str:
+        raise ValueError(
+            f"`dtype` {dtype} is not compatible with `value`'s type: {type(value)}\n"
+            "You should set `dtype=object` for variable length strings."
+        )
+
+    x = np.full((num_samples, maxlen) + sample_shape, value, dtype=dtype)
+    # maxlen=0 is left to the per-sequence path: there Keras's s[-0:] keeps whole sequences, and what
+    # numpy then accepts into 0 columns is a quirk best reproduced by doing the same thing.
+    if sample_shape == () and x.dtype.kind in "biuf" and maxlen > 0:
+        lens = np.asarray(lengths, dtype=np.int64).reshape(num_samples)
+        kept = np.minimum(lens, maxlen)
+        total = int(kept.sum())
+        chunks = (_truncate(s, maxlen, truncating) for s in sequences)
+        try:
+            flat = np.fromiter(itertools.chain.from_iterable(chunks), dtype=x.dtype, count=total)
+        except (TypeError, ValueError, OverflowError):
+            flat = None  # nested or odd items: let the per-sequence path give Keras's error
+        if flat is not None:
+            rows = np.repeat(np.arange(num_samples), kept)
+            starts = np.zeros(num_samples, dtype=np.int64)
+            np.cumsum(kept[:-1], out=starts[1:])
+            cols = np.arange(total, dtype=np.int64) - np.repeat(starts, kept)
+            if padding == "pre":
+                cols += np.repeat(maxlen - kept, kept)
+            x[rows, cols] = flat
+            return x
+
+    for idx, s in enumerate(sequences):
+        if not len(s):
+            continue  # empty list/array was found
+        trunc = np.asarray(_truncate(s, maxlen, truncating), dtype=dtype)
+        if trunc.shape[1:] != sample_shape:
+            raise ValueError(
+                f"Shape of sample {trunc.shape[1:]} of sequence at position {idx} is different from expected "
+                f"shape {sample_shape}"
+            )
+        if padding == "post":
+            x[idx, : len(trunc)] = trunc
+        else:
+            x[idx, -len(trunc) :] = trunc
+    return x

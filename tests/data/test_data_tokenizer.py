@@ -1,0 +1,143 @@
+"""The tokenizer rule, the Vocab ranking, and a Tokenizer that gives exactly load_data's ids for raw text."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lstmtext.data.archive import read_archive
+from lstmtext.datasets import imdb
+from lstmtext.errors import ConfigError, DataError
+from lstmtext.text import TOKENIZER_VERSION, Tokenizer, Vocab, tokenize
+
+_REFERENCE_WORD = re.compile(r"[a-z']+")
+
+
+def reference_tokenize(text: str) -> list[str]:
+    """The rule as the Keras-format IMDB arrays were built with it (the textbook implementation)."""
+    text = text.lower().replace("<br />", " ")
+    return [w for w in (w.strip("'") for w in _REFERENCE_WORD.findall(text)) if w]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Don't <br />watch 'Cats' (2019)!", ["don't", "watch", "cats"]),
+        ("A<br /><br />B", ["a", "b"]),
+        ("<BR />x", ["x"]),
+        ("''' o''clock rock'n'roll '", ["o''clock", "rock'n'roll"]),
+        ("Café naïve über", ["caf", "na", "ve", "ber"]),
+        ("10/10, A+ -- well-made", ["a", "well", "made"]),
+        ("", []),
+    ],
+)
+def test_rule_examples(text, words):
+    assert tokenize(text) == words == reference_tokenize(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("abzAZ' <br/>!.-9éİK\u212a\n\t")), max_size=60) | st.text(max_size=40))
+def test_rule_equals_the_reference_on_random_text(text):
+    assert tokenize(text) == reference_tokenize(text)
+
+
+def test_rule_equals_the_reference_on_reviews(tiny_imdb_archive):
+    for text in read_archive(tiny_imdb_archive)["train"].texts:
+        assert tokenize(text) == reference_tokenize(text)
+
+
+def test_vocab_ranks_by_frequency_then_first_occurrence():
+    vocab = Vocab.build([["b", "a", "c"], ["c", "a", "d"], ["d"]])
+    # a, c, d occur twice: the order of first appearance (a before c before d) breaks the tie.
+    assert vocab.word_index == {"a": 1, "c": 2, "d": 3, "b": 4}
+    assert vocab.counts.tolist() == [2, 2, 2, 1]
+    assert vocab.encode(["d", "unseen"]) == [3, 5]
+
+
+def test_vocab_json_round_trip_and_keras_word_index(tmp_path):
+    vocab = Vocab.build([["x", "y", "y"]])
+    vocab.save(tmp_path / "vocab.json")
+    again = Vocab.load(tmp_path / "vocab.json")
+    assert again == vocab and again.counts.tolist() == [2, 1]
+    (tmp_path / "keras.json").write_text(json.dumps({"y": 1, "x": 2}))
+    assert Vocab.load(tmp_path / "keras.json") == vocab
+
+
+@pytest.mark.parametrize(
+    ("word_index", "message"),
+    [
+        ({"a": 1, "b": 1}, "rank 1 is given to both 'a' and 'b'"),
+        ({"a": 1, "b": 3}, r"rank of 'b' is 3, expected an integer in 1\.\.2"),
+        ({"a": "1"}, r"rank of 'a' is '1'"),
+    ],
+)
+def test_bad_word_index_is_refused(word_index, message):
+    with pytest.raises(DataError, match=message):
+        Vocab.from_word_index(word_index)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_words": 30},
+        {"num_words": 40, "skip_top": 5},
+        {"oov_char": None, "num_words": 30},
+        {"start_char": None, "index_from": 0},
+        {"num_words": 25, "skip_top": 3, "oov_char": None, "start_char": 7, "index_from": 5},
+    ],
+)
+def test_tokenizer_gives_load_data_ids_for_raw_text(tiny_imdb_archive, options):
+    """Raw review text through the Tokenizer == the same review from load_data (train and unseen test words)."""
+    raw = read_archive(tiny_imdb_archive)
+    (x_train, _), (x_test, _) = imdb.load_data(tiny_imdb_archive, **options)
+    tokenizer = imdb.get_tokenizer(tiny_imdb_archive, **options)
+    rng = np.random.RandomState(113)  # load_data's shuffle, to line the raw texts up with its output
+    for split, x in (("train", x_train), ("test", x_test)):
+        order = np.arange(len(x))
+        rng.shuffle(order)
+        texts = [raw[split].texts[i] for i in order]
+        assert tokenizer.texts_to_sequences(texts) == [list(s) for s in x]
+
+
+def test_tokenizer_json_round_trip(tmp_path, tiny_imdb_archive):
+    tokenizer = imdb.get_tokenizer(tiny_imdb_archive, num_words=30, oov_char=None)
+    tokenizer.save(tmp_path / "tokenizer.json")
+    again = Tokenizer.load(tmp_path / "tokenizer.json")
+    assert again == tokenizer
+    texts = ["What a wonderful, moving film!", "Boring. <br />The worst plot ever", ""]
+    assert again.texts_to_sequences(texts) == tokenizer.texts_to_sequences(texts)
+    assert json.loads((tmp_path / "tokenizer.json").read_text())["tokenizer_version"] == TOKENIZER_VERSION
+    assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temp file
+
+
+def test_tokenizer_decodes_ids_back_to_words():
+    tok = Tokenizer({"the": 1, "movie": 2, "great": 3}, num_words=7)
+    ids = tok.texts_to_sequences(["The movie was great!"])
+    assert ids == [[1, 4, 5, 2, 6]]
+    assert tok.sequences_to_texts(ids) == ["the movie great"]
+
+
+def test_tokenizer_errors_name_the_problem(tmp_path):
+    tok = Tokenizer({"a": 1})
+    with pytest.raises(DataError, match="expected a list of strings, got a single string"):
+        tok.texts_to_sequences("a review")
+    with pytest.raises(DataError, match="item 1 is int, expected str"):
+        tok.texts_to_sequences(["ok", 3])
+    with pytest.raises(ConfigError, match="num_words must be a positive integer or None, got 0"):
+        Tokenizer({"a": 1}, num_words=0)
+    with pytest.raises(ConfigError, match="skip_top must be a non-negative integer, got -1"):
+        Tokenizer({"a": 1}, skip_top=-1)
+    with pytest.raises(DataError, match=r"tokenizer file '.*missing\.json' does not exist"):
+        Tokenizer.load(tmp_path / "missing.json")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "lstmtext.tokenizer", "tokenizer_version": 99}))
+    with pytest.raises(DataError, match="tokenizer_version 99 is not supported"):
+        Tokenizer.load(tmp_path / "other.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"'.*bad\.json' is not readable JSON"):
+        Tokenizer.load(tmp_path / "bad.json")
