@@ -143,6 +143,7 @@ class Predictor:
 
         >>> Predictor.from_checkpoint("runs/imdb").predict(["a moving, beautiful film"])  # doctest: +SKIP
         """
+        import lstmtext.models  # noqa: F401  (registers Sequential for build_model)
         from lstmtext.checkpoint import build_model, load_checkpoint
 
         folder = Path(path)
