@@ -99,6 +99,8 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--field", default="text", help="key of the text in JSON-lines input (default: text)")
     p.add_argument("--format", choices=("table", "jsonl"), default="table", help="output format (default: table)")
     p.add_argument("--batch-size", type=int, default=1024, help="texts per model call (default: 1024)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="run the model with PyTorch (default) or onnxruntime (DIR may then be an exported .onnx)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -145,7 +147,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     texts = list(args.texts) if args.texts else list(_read_texts(args.input, args.input_format, args.field))
     if not texts:
         raise DataError(f"--input {args.input!r}: no texts in it (the file is empty)")
-    predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
+    if args.backend == "onnx":
+        from lstmtext.export import onnx_predictor
+
+        predictor = onnx_predictor(args.checkpoint, batch_size=args.batch_size)
+    else:
+        predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
     t0 = time.perf_counter()
     probs = predictor.predict_proba(texts)
     seconds = time.perf_counter() - t0
