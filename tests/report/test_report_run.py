@@ -136,3 +136,16 @@ def test_write_report_decodes_ids_with_tokenizer(tmp_path, run_dir):
     data = json.loads((page.parent / "report.json").read_text())
     for ex in data["test"]["misclassified"]:
         assert ex["text"] == tok.sequences_to_texts([x_test[ex["index"]]])[0]
+
+
+def test_report_from_run_json_with_nan_markers(tmp_path):
+    """A checkpoint's run.json stores NaN as {"__float__": "nan"}: the epoch stays in place, shown as n/a."""
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps(
+        {"seed": 7, "metrics": {"loss": [0.7, {"__float__": "nan"}, 0.5], "val_loss": [0.8, 0.75, 0.6]}}))
+    page = rebuild_report(folder).read_text()
+    assert "n/a" in page and "seed 7" in page
+    data = json.loads((folder / "report" / "report.json").read_text())
+    assert data["history"]["loss"] == [0.7, None, 0.5]
+    assert_png(folder / "report" / "loss.png")

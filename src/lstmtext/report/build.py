@@ -251,8 +251,17 @@ def _history_of(run: Any, trainer: Any) -> dict[str, list[float]] | None:
                     candidates.append(holder["train_state"].get("history"))
     for c in candidates:
         if isinstance(c, dict) and c and all(isinstance(v, list) for v in c.values()):
-            return {str(k): [float(x) for x in v if isinstance(x, (int, float))] for k, v in c.items()}
+            return {str(k): [_number(x) for x in v] for k, v in c.items()}
     return None
+
+
+def _number(x: Any) -> float:
+    """A history value: a number, a checkpoint's ``{"__float__": "nan"}`` marker, or NaN for anything else."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    if isinstance(x, dict) and x.get("__float__") in ("nan", "inf", "-inf"):
+        return float(x["__float__"])
+    return float("nan")
 
 
 def _read_folder(directory: Path) -> dict[str, Any]:
@@ -302,4 +311,5 @@ def rebuild_report(directory: str | os.PathLike[str]) -> Path:
         report["run"] = on_disk["run"]
     if report.get("test"):
         report["test"]["metrics"] = {k: _unfinite(v) for k, v in report["test"]["metrics"].items()}
+        report["test"]["probabilities"] = _unfinite(report["test"]["probabilities"])
     return _render(report, directory)
