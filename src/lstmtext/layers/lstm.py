@@ -226,6 +226,8 @@ class LSTMCell(Layer):
             dropout=self.dropout,
             recurrent_dropout=self.recurrent_dropout,
             seed=self.seed,
+            # Keras does not save it, but implementation 1 changes how input dropout is drawn.
+            implementation=self.implementation,
         )
         return cfg
 
