@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 from helpers import make_tiny_imdb_archive, make_tiny_imdb_folder, shared_imdb_archive_path
 
+from lstmtext.utils import clear_session
+
 
 @pytest.fixture(autouse=True)
 def _isolated_lstmtext_env(tmp_path_factory, monkeypatch):
     """Every test gets its own empty cache folder and never falls back to downloading the real archive."""
     monkeypatch.setenv("LSTMTEXT_CACHE_DIR", str(tmp_path_factory.mktemp("lstmtext-cache")))
     monkeypatch.delenv("LSTMTEXT_IMDB_ARCHIVE", raising=False)
+    clear_session()  # automatic layer names (lstm, lstm_1 ...) do not depend on which tests ran before
 
 
 @pytest.fixture(scope="session")
