@@ -234,6 +234,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext export``."""
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint to ONNX",
+        description=(
+            "Write a checkpoint folder as an ONNX graph (ONNX's native LSTM operator, masks included; dynamic "
+            "batch and sequence axes), checked against onnxruntime on padded inputs before it is written. The "
+            "tokenizer and padding go into the file's metadata and a sidecar <out>.json."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", help="checkpoint folder")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
+    p.add_argument("--out", metavar="FILE", default=None, help="output file (default: DIR/model.onnx)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset, 13 or newer (default: 17)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Run ``lstmtext export``."""
+    from lstmtext.export import DEFAULT_OPSET, to_onnx
+
+    t0 = time.perf_counter()
+    result = to_onnx(args.dir, args.out, opset=args.opset or DEFAULT_OPSET, check=not args.no_check)
+    print(f"wrote {result.path} (ONNX opset {result.opset}, {result.path.stat().st_size:,} bytes)")
+    if result.sidecar is not None:
+        print(f"wrote {result.sidecar} (tokenizer and padding)")
+    if result.max_abs_diff is not None:
+        print(f"checked against PyTorch with onnxruntime: max abs difference {result.max_abs_diff:.2e}")
+    print(f"time: {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmtext`` parser with every sub-command registered."""
     parser = argparse.ArgumentParser(prog="lstmtext", description="Keras-exact LSTM text classifiers on PyTorch.")
@@ -242,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stats_parser(subparsers)
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
+    add_export_parser(subparsers)
     return parser
 
 
