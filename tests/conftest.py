@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from helpers import make_tiny_imdb_archive, make_tiny_imdb_folder, shared_imdb_archive_path
 
+from lstmtext.kernels.build import kernel_dir
 from lstmtext.utils import clear_session
+
+# Data caches are per test (below), but the compiled LSTM kernel is built once and shared by every test
+# and every subprocess a test starts (a build takes tens of seconds).
+os.environ.setdefault("LSTMTEXT_KERNEL_DIR", str(kernel_dir()))
 
 
 @pytest.fixture(autouse=True)

@@ -98,7 +98,10 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="how to read --input (default: by extension; stdin is txt)")
     p.add_argument("--field", default="text", help="key of the text in JSON-lines input (default: text)")
     p.add_argument("--format", choices=("table", "jsonl"), default="table", help="output format (default: table)")
-    p.add_argument("--batch-size", type=int, default=1024, help="texts per model call (default: 1024)")
+    p.add_argument("--batch-size", type=int, default=256, help="texts per model call (default: 256)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for the model (default: 1; a small LSTM runs fastest on one thread while "
+                        "the texts of the next batch are tokenized on another core)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="run the model with PyTorch (default) or onnxruntime (DIR may then be an exported .onnx)")
     p.set_defaults(func=cmd_predict)
@@ -142,15 +145,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if bool(args.texts) == bool(args.input):
         raise DataError("give the texts either as arguments or with --input FILE, not both or neither")
-    if args.batch_size <= 0:
-        raise DataError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    for flag, value in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if value <= 0:
+            raise DataError(f"{flag} must be a positive integer, got {value}")
+    import torch
+
+    torch.set_num_threads(args.threads)
     texts = list(args.texts) if args.texts else list(_read_texts(args.input, args.input_format, args.field))
     if not texts:
         raise DataError(f"--input {args.input!r}: no texts in it (the file is empty)")
     if args.backend == "onnx":
         from lstmtext.export import onnx_predictor
 
-        predictor = onnx_predictor(args.checkpoint, batch_size=args.batch_size)
+        predictor = onnx_predictor(args.checkpoint, batch_size=args.batch_size, threads=args.threads)
     else:
         predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
     t0 = time.perf_counter()
