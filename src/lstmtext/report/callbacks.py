@@ -23,7 +23,9 @@ class ReportCallback(Callback):
         tokenizer: optional tokenizer to decode the test ids when ``texts`` is not given.
         labels: optional class names.
 
-    A missing matplotlib does not stop the run: the callback warns and writes nothing.
+    A missing matplotlib does not stop the run: the callback warns and writes nothing. Saving a checkpoint
+    replaces its whole folder, so save before the report is written (e.g. with ``ModelCheckpoint``), or call
+    :func:`~lstmtext.report.write_report` after the last save.
 
     >>> model.fit(x, y, epochs=3, validation_split=0.2,
     ...           callbacks=[ReportCallback("runs/imdb", test_data=(x_test, y_test))])  # doctest: +SKIP
