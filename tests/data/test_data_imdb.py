@@ -136,6 +136,12 @@ def test_folder_and_keras_npz_sources_equal_the_archive(tiny_imdb_archive, tiny_
     assert imdb.get_word_index(tiny_imdb_folder) == imdb.get_word_index(tiny_imdb_archive)
 
 
+def test_env_variable_may_name_a_keras_npz(keras_npz, tiny_imdb_archive, monkeypatch):
+    monkeypatch.setenv("LSTMTEXT_IMDB_ARCHIVE", str(keras_npz))
+    assert imdb.get_word_index() == imdb.get_word_index(tiny_imdb_archive)
+    _assert_same(imdb.load_data(num_words=20), imdb.load_data(tiny_imdb_archive, num_words=20))
+
+
 def test_env_variable_names_the_default_archive(tiny_imdb_archive, monkeypatch):
     monkeypatch.setenv("LSTMTEXT_IMDB_ARCHIVE", str(tiny_imdb_archive))
     _assert_same(imdb.load_data(), imdb.load_data(tiny_imdb_archive))

@@ -209,16 +209,15 @@ def get_word_index(
     >>> word_index["the"]  # doctest: +SKIP
     1
     """
-    if path is not None and os.path.isfile(path):
-        p = Path(path)
-        if p.suffix == ".json":
-            return _read_word_index_json(p)
-        if p.suffix == ".npz":
-            return _read_word_index_json(p.with_name("imdb_word_index.json"))
-    corpus = load_corpus(path, cache_dir=cache_dir, progress=progress)
-    if corpus.vocab is None:  # pragma: no cover  # only .npz sources lack a vocabulary, handled above
-        raise DataError(f"{os.fspath(path)!r} has no word index")
-    return corpus.vocab.word_index
+    src = resolve_source(path, cache=cache_dir, progress=progress)
+    if src.is_file() and src.suffix == ".json":
+        return _read_word_index_json(src)
+    if src.is_file() and src.suffix == ".npz":
+        return _read_word_index_json(src.with_name("imdb_word_index.json"))
+    vocab = load_corpus(src, cache_dir=cache_dir, progress=progress).vocab
+    if vocab is None:  # cannot happen: only .npz sources lack a vocabulary
+        raise DataError(f"{str(src)!r} has no word index")
+    return vocab.word_index
 
 
 def get_tokenizer(
