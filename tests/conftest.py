@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from helpers import make_tiny_imdb_archive, make_tiny_imdb_folder
+from helpers import make_tiny_imdb_archive, make_tiny_imdb_folder, shared_imdb_archive_path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from lstmtext.utils import clear_session
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +15,7 @@ def _isolated_lstmtext_env(tmp_path_factory, monkeypatch):
     """Every test gets its own empty cache folder and never falls back to downloading the real archive."""
     monkeypatch.setenv("LSTMTEXT_CACHE_DIR", str(tmp_path_factory.mktemp("lstmtext-cache")))
     monkeypatch.delenv("LSTMTEXT_IMDB_ARCHIVE", raising=False)
+    clear_session()  # automatic layer names (lstm, lstm_1 ...) do not depend on which tests ran before
 
 
 @pytest.fixture(scope="session")
@@ -28,21 +28,6 @@ def tiny_imdb_archive(tmp_path_factory) -> Path:
 def tiny_imdb_folder(tmp_path_factory) -> Path:
     """The same tiny dataset as `tiny_imdb_archive`, extracted (the returned path is the aclImdb/ folder)."""
     return make_tiny_imdb_folder(tmp_path_factory.mktemp("tiny-imdb-folder"), n_per_class=20, seed=0)
-
-
-def shared_imdb_archive_path() -> Path | None:
-    """The real archive: ``$LSTMTEXT_IMDB_ARCHIVE`` or ``../shared/datasets/aclImdb_v1.tar.gz`` from the repo root."""
-    env = os.environ.get("LSTMTEXT_IMDB_ARCHIVE")
-    candidate = Path(env) if env else REPO_ROOT.parent / "shared" / "datasets" / "aclImdb_v1.tar.gz"
-    return candidate if candidate.is_file() else None
-
-
-def shared_dir() -> Path:
-    """The shared material folder: the one holding ``datasets/`` with the archive, else ``../shared``."""
-    env = os.environ.get("LSTMTEXT_IMDB_ARCHIVE")
-    if env and Path(env).parent.name == "datasets":
-        return Path(env).resolve().parent.parent
-    return REPO_ROOT.parent / "shared"
 
 
 _SHARED = shared_imdb_archive_path()  # read before the autouse fixture clears the variable

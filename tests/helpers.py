@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import random
 import tarfile
 from pathlib import Path
@@ -210,3 +211,21 @@ def write_keras_imdb_npz(path: str | Path, corpus) -> Path:
     if corpus.vocab is not None:
         path.with_name("imdb_word_index.json").write_text(json.dumps(corpus.vocab.word_index))
     return path
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_imdb_archive_path() -> Path | None:
+    """The real archive: ``$LSTMTEXT_IMDB_ARCHIVE`` or ``../shared/datasets/aclImdb_v1.tar.gz`` from the repo root."""
+    env = os.environ.get("LSTMTEXT_IMDB_ARCHIVE")
+    candidate = Path(env) if env else REPO_ROOT.parent / "shared" / "datasets" / "aclImdb_v1.tar.gz"
+    return candidate if candidate.is_file() else None
+
+
+def shared_dir() -> Path:
+    """The shared material folder: the one holding ``datasets/`` with the archive, else ``../shared``."""
+    env = os.environ.get("LSTMTEXT_IMDB_ARCHIVE")
+    if env and Path(env).parent.name == "datasets":
+        return Path(env).resolve().parent.parent
+    return REPO_ROOT.parent / "shared"

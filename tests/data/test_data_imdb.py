@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_dir
-from helpers import make_tiny_imdb_archive, write_keras_imdb_npz
+from helpers import make_tiny_imdb_archive, shared_dir, write_keras_imdb_npz
 
 import lstmtext.data.imdb as imdb_module
 from lstmtext.data.imdb import load_corpus

@@ -1,17 +1,32 @@
 """Keras-style layers on PyTorch (``from lstmtext.layers import Embedding, LSTM, Dense``)."""
 
 from lstmtext.layers.base import Layer, deserialize, register_layer, registered_layers, serialize
+from lstmtext.layers.bidirectional import Bidirectional
 from lstmtext.layers.dense import Dense
 from lstmtext.layers.dropout import Dropout
 from lstmtext.layers.embedding import Embedding
+from lstmtext.layers.flatten import Flatten
+from lstmtext.layers.lstm import LSTM, LSTMCell
+from lstmtext.layers.lstm_ops import keras_to_torch_lstm_weights, torch_to_keras_lstm_weights
+from lstmtext.layers.masking import Masking
+from lstmtext.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 
 __all__ = [
+    "LSTM",
+    "Bidirectional",
     "Dense",
     "Dropout",
     "Embedding",
+    "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "LSTMCell",
     "Layer",
+    "Masking",
     "deserialize",
+    "keras_to_torch_lstm_weights",
     "register_layer",
     "registered_layers",
     "serialize",
+    "torch_to_keras_lstm_weights",
 ]

@@ -34,7 +34,43 @@ def leaky_relu(x: torch.Tensor) -> torch.Tensor:
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
-    return F.gelu(x, approximate="tanh")  # Keras's default approximate=True
+    return F.gelu(x)  # Keras 3's default approximate=False
+
+
+def log_softmax(x: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(x, dim=-1)
+
+
+def tanh_shrink(x: torch.Tensor) -> torch.Tensor:
+    return x - torch.tanh(x)
+
+
+def hard_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.hardtanh(x, -1.0, 1.0)
+
+
+def soft_shrink(x: torch.Tensor) -> torch.Tensor:
+    return F.softshrink(x, 0.5)
+
+
+def hard_shrink(x: torch.Tensor) -> torch.Tensor:
+    return F.hardshrink(x, 0.5)
+
+
+def squareplus(x: torch.Tensor) -> torch.Tensor:
+    return (x + torch.sqrt(x * x + 4.0)) / 2  # Keras's default b=4
+
+
+def sparse_plus(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= -1, torch.zeros_like(x), torch.where(x < 1, 0.25 * (x + 1) ** 2, x))
+
+
+def sparse_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(0.5 * (x + 1), 0.0, 1.0)
+
+
+def glu(x: torch.Tensor) -> torch.Tensor:
+    return F.glu(x, dim=-1)
 
 
 _ACTIVATIONS: dict[str, Activation] = {
@@ -48,15 +84,31 @@ _ACTIVATIONS: dict[str, Activation] = {
     "softplus": F.softplus,
     "softsign": F.softsign,
     "hard_sigmoid": hard_sigmoid,
-    "swish": F.silu,
     "silu": F.silu,
+    "swish": F.silu,
     "gelu": gelu,
     "exponential": exponential,
     "leaky_relu": leaky_relu,
     "relu6": F.relu6,
     "mish": F.mish,
+    "celu": F.celu,
+    "hard_silu": F.hardswish,
+    "hard_swish": F.hardswish,
+    "log_sigmoid": F.logsigmoid,
+    "log_softmax": log_softmax,
+    "tanh_shrink": tanh_shrink,
+    "hard_tanh": hard_tanh,
+    "soft_shrink": soft_shrink,
+    "hard_shrink": hard_shrink,
+    "squareplus": squareplus,
+    "sparse_plus": sparse_plus,
+    "sparse_sigmoid": sparse_sigmoid,
+    "glu": glu,
 }
-_NAMES = {id(fn): name for name, fn in _ACTIVATIONS.items()}
+# The first name wins for aliases (swish/silu, hard_silu/hard_swish), as Keras serializes them.
+_NAMES: dict[int, str] = {}
+for _name, _fn in _ACTIVATIONS.items():
+    _NAMES.setdefault(id(_fn), _name)
 
 
 def get(identifier: str | Activation | None) -> Activation:
@@ -79,3 +131,8 @@ def serialize(fn: Activation) -> str:
     if name is None:
         raise ConfigError(f"activation {fn!r} has no Keras name and cannot be saved in a config")
     return name
+
+
+def serialize_or_repr(fn: Activation) -> str:
+    """The Keras name of an activation if it has one, else its repr (for error messages)."""
+    return _NAMES.get(id(fn)) or repr(fn)

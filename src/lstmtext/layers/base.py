@@ -43,7 +43,9 @@ def registered_layers() -> dict[str, type[Layer]]:
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    # Keras's to_snake_case: LSTM -> lstm, GlobalAveragePooling1D -> global_average_pooling1d.
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(base: str) -> str:
@@ -51,6 +53,11 @@ def unique_name(base: str) -> str:
     n = _NAME_COUNTS[base]
     _NAME_COUNTS[base] += 1
     return base if n == 0 else f"{base}_{n}"
+
+
+def clear_session() -> None:
+    """Restart automatic layer names from ``lstm``, ``dense`` ... as ``keras.utils.clear_session()`` does."""
+    _NAME_COUNTS.clear()
 
 
 class Layer(nn.Module):
@@ -130,14 +137,18 @@ class Layer(nn.Module):
     def forward(
         self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool | None = None, **kwargs: Any
     ) -> Any:
+        if not isinstance(inputs, torch.Tensor):
+            inputs = torch.as_tensor(np.asarray(inputs))
         if not self.built:
             self._build_for(inputs)
         if training is None:
             training = self.training
         out = self.call(inputs, mask=mask, training=training, **kwargs)
         if self.activity_regularizer is not None:
-            first = out[0] if isinstance(out, (list, tuple)) else out
-            self._activity_losses = [self.activity_regularizer(first) / first.shape[0]]
+            # Keras: one penalty per output tensor (states included), each divided by its batch size.
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            self._activity_losses = [self.activity_regularizer(o) / o.shape[0] for o in outs
+                                     if isinstance(o, torch.Tensor)]
         return out
 
     def _build_for(self, inputs: torch.Tensor) -> None:

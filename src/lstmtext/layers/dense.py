@@ -74,7 +74,7 @@ class Dense(Layer):
             raise ConfigError(
                 f"{self.name}: expected inputs with last axis {self.kernel.shape[0]}, got shape {tuple(inputs.shape)}"
             )
-        y = torch.matmul(inputs, self.kernel)
+        y = torch.matmul(inputs.to(self.kernel.dtype), self.kernel)
         if self.use_bias:
             y = y + self.bias
         return self.activation(y)

@@ -1,0 +1,149 @@
+"""Forward+backward time of one LSTM layer per batch: fused path vs cell loop vs torch.nn.LSTM vs Keras 3.
+
+Shapes are those of the two reference models (../shared/peers/): seed 1 = Embedding(5000, 15) -> LSTM(10),
+B=128, T=300; seed 2 = LSTM(128, return_sequences) then LSTM(64) on 300-d embeddings, B=256, T=200.
+Conditions: no mask; a left-padded mask (Keras ``pad_sequences`` default, lengths uniform in [T/5, T]);
+``recurrent_dropout=0.2`` (training). Every implementation runs the same inputs in the same process,
+interleaved round by round so that machine noise hits all of them alike; the median over rounds is reported.
+
+Implementations:
+    fused       lstmtext.kernels.lstm_sequence (compiled CPU kernel on CPU)
+    layer       lstmtext.layers.LSTM (the user-facing layer; dispatches to ``fused``)
+    loop        lstmtext.kernels.lstm_sequence_reference (the pure-PyTorch cell loop)
+    nn.LSTM     torch.nn.LSTM (oneDNN on CPU); no masks, no recurrent dropout: n/a there
+    keras       keras.layers.LSTM, Keras 3 with the torch backend
+
+Run from the repository root:
+    PATH=/path/to/venv/bin:$PATH PYTHONPATH=src python bench/bench_lstm_layer.py [--rounds 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import torch
+
+from lstmtext.kernels import lstm_sequence, lstm_sequence_reference
+
+SHAPES = {
+    "seed1 LSTM(10)": dict(batch=128, steps=300, features=15, units=10, return_sequences=False),
+    "seed2 LSTM(128)": dict(batch=256, steps=200, features=300, units=128, return_sequences=True),
+    "seed2 LSTM(64)": dict(batch=256, steps=200, features=128, units=64, return_sequences=False),
+}
+CONDITIONS = ["no mask", "left-padded", "rec. dropout 0.2"]
+
+
+def _left_padded(batch: int, steps: int, gen: torch.Generator) -> torch.Tensor:
+    lengths = torch.randint(steps // 5, steps + 1, (batch, 1), generator=gen)
+    return torch.arange(steps).unsqueeze(0) >= steps - lengths
+
+
+def _loss(out: torch.Tensor, return_sequences: bool) -> torch.Tensor:
+    return out.sum() if return_sequences else out[:, -1].sum()
+
+
+def make_runners(shape: dict, condition: str, with_keras: bool) -> dict:
+    """name -> zero-argument callable running one forward+backward, or None where not applicable."""
+    b, t, f, u, seq = (shape[k] for k in ("batch", "steps", "features", "units", "return_sequences"))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(b, t, f, generator=gen, requires_grad=True)
+    kernel = (torch.randn(f, 4 * u, generator=gen) / f**0.5).requires_grad_()
+    recurrent = (torch.randn(u, 4 * u, generator=gen) / u**0.5).requires_grad_()
+    bias = torch.zeros(4 * u, requires_grad=True)
+    h0 = torch.zeros(b, u)
+    mask = _left_padded(b, t, gen) if condition == "left-padded" else None
+    rate = 0.2 if condition.startswith("rec. dropout") else 0.0
+    runners: dict = {}
+
+    def gate_masks():  # Keras draws four masks (one per gate) when recurrent_dropout > 0
+        return (torch.rand(4, b, u) >= rate).float() / (1 - rate) if rate else None
+
+    def kernel_runner(fn):
+        def run():
+            out, _, _ = fn(x, kernel, recurrent, bias, h0, h0, mask=mask, recurrent_dropout_mask=gate_masks())
+            _loss(out, seq).backward()
+
+        return run
+
+    runners["fused"] = kernel_runner(lstm_sequence)
+    try:
+        from lstmtext.layers import LSTM
+
+        layer = LSTM(u, return_sequences=True, recurrent_dropout=rate)
+        layer(x[:1, :1])
+
+        def run_layer():
+            out = layer(x, mask=mask, training=bool(rate))
+            _loss(out, seq).backward()
+
+        runners["layer"] = run_layer
+    except ImportError:
+        runners["layer"] = None
+    runners["loop"] = kernel_runner(lstm_sequence_reference)
+    if mask is None and not rate:
+        lstm = torch.nn.LSTM(f, u, batch_first=True)
+
+        def run_nn():
+            out, _ = lstm(x)
+            _loss(out, seq).backward()
+
+        runners["nn.LSTM"] = run_nn
+    else:
+        runners["nn.LSTM"] = None
+    if with_keras:
+        import keras
+
+        klayer = keras.layers.LSTM(u, return_sequences=True, recurrent_dropout=rate)
+        klayer.build((b, t, f))
+
+        def run_keras():
+            out = klayer(x, mask=mask, training=bool(rate))
+            _loss(out, seq).backward()
+
+        runners["keras"] = run_keras
+    return runners
+
+
+def measure(runners: dict, rounds: int) -> dict:
+    times: dict = {k: [] for k, r in runners.items() if r is not None}
+    for name in times:
+        runners[name]()  # warm-up (first call builds / allocates)
+    for _ in range(rounds):
+        for name in times:
+            start = time.perf_counter()
+            runners[name]()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds per cell (median reported)")
+    ap.add_argument("--quick", action="store_true", help="seed-1 shape only, 3 rounds")
+    ap.add_argument("--no-keras", action="store_true", help="skip Keras")
+    args = ap.parse_args()
+    shapes = {k: v for k, v in SHAPES.items() if not args.quick or k.startswith("seed1")}
+    rounds = 3 if args.quick else args.rounds
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads | load avg {os.getloadavg()[0]:.1f}")
+    names = ["fused", "layer", "loop", "nn.LSTM", "keras"]
+    print("| shape | condition | " + " | ".join(f"{n} ms" for n in names) + " | keras / fused | loop / fused |")
+    print("|---|---|" + "---|" * (len(names) + 2))
+    for label, shape in shapes.items():
+        for condition in CONDITIONS:
+            res = measure(make_runners(shape, condition, not args.no_keras), rounds)
+            cells = [f"{res[n]:.1f}" if n in res else "n/a" for n in names]
+            ratio_k = f"{res['keras'] / res['fused']:.1f}x" if "keras" in res else "n/a"
+            ratio_l = f"{res['loop'] / res['fused']:.1f}x"
+            print(f"| {label} | {condition} | " + " | ".join(cells) + f" | {ratio_k} | {ratio_l} |", flush=True)
+    print(f"# load avg at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Builds and loads the compiled CPU LSTM kernel at first use (never at install time).
+
+The C++ source ships with the package (``lstm_cpu.cpp``). On first use it is compiled with
+``torch.utils.cpp_extension.load`` into a per-user cache folder keyed by a hash of the source, the torch
+version, the compiler flags and the CPU's instruction-set flags (it is built with ``-march=native``), so a
+later process loads the cached library in milliseconds. A file lock (``fcntl.flock``, released by the OS if
+the process dies) makes concurrent first builds from several processes safe; a thread lock does the same
+within a process.
+
+Environment:
+    ``LSTMTEXT_DISABLE_KERNEL=1``: never build or load the kernel; the pure-PyTorch path is used.
+    ``LSTMTEXT_CACHE_DIR``: cache root (default ``$XDG_CACHE_HOME/lstmtext`` or ``~/.cache/lstmtext``).
+
+Any build or load failure gives one warning and the pure-PyTorch fallback, never an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import threading
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("lstm_cpu.cpp")
+_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+_LDFLAGS = ["-fopenmp"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}  # "ops" once loaded, "failed" once a build failed in this process
+
+
+def kernel_disabled() -> bool:
+    """Whether ``LSTMTEXT_DISABLE_KERNEL`` asks for the pure-PyTorch path."""
+    return os.environ.get("LSTMTEXT_DISABLE_KERNEL", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def cache_root() -> Path:
+    """The per-user folder holding compiled kernels."""
+    env = os.environ.get("LSTMTEXT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "lstmtext"
+
+
+def _cpu_flags() -> str:
+    # -march=native code must not be reused on a CPU with fewer instruction sets (shared home folders).
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def build_key() -> str:
+    """Hash of everything the compiled library depends on."""
+    h = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), torch.__version__.encode(), " ".join(_CFLAGS).encode(),
+                 _cpu_flags().encode(), sys.version.encode()):
+        h.update(part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+@contextmanager
+def _file_lock(path: Path):
+    import fcntl  # POSIX only; the caller turns an ImportError into the fallback
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _ninja_on_path() -> str:
+    # ``ninja`` is a Python dependency, but its executable is only on PATH when the venv is activated.
+    dirs = [os.path.dirname(sys.executable)]
+    try:
+        import ninja
+
+        dirs.insert(0, ninja.BIN_DIR)
+    except (ImportError, AttributeError):
+        pass
+    return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
+
+
+def _build(name: str, build_dir: Path) -> Path:
+    from torch.utils import cpp_extension
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stale = build_dir / "lock"  # torch's own build baton, left behind if a build was killed
+    if stale.exists():
+        stale.unlink()
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = _ninja_on_path()
+    try:
+        cpp_extension.load(
+            name=name,
+            sources=[str(SOURCE)],
+            extra_cflags=_CFLAGS,
+            extra_ldflags=_LDFLAGS,
+            build_directory=str(build_dir),
+            with_cuda=False,
+            is_python_module=False,
+            verbose=False,
+        )
+    finally:
+        os.environ["PATH"] = old_path
+    return build_dir / f"{name}.so"
+
+
+def load_ops():
+    """Returns ``torch.ops.lstmtext_kernels`` with the compiled kernel loaded, or ``None`` (fallback).
+
+    Builds on first use (tens of seconds), then loads from the cache. Thread- and process-safe.
+    """
+    if kernel_disabled():
+        return None
+    if "ops" in _state:
+        return _state["ops"]
+    if "failed" in _state:
+        return None
+    with _lock:
+        if "ops" in _state or "failed" in _state:
+            return _state.get("ops")
+        try:
+            key = build_key()
+            name = f"lstmtext_lstm_cpu_{key}"
+            build_dir = cache_root() / "kernels" / name
+            library = build_dir / f"{name}.so"
+            done = build_dir / "built.ok"
+            if not done.exists():
+                with _file_lock(build_dir.parent / f"{name}.lock"):
+                    if not done.exists():
+                        if build_dir.exists():
+                            shutil.rmtree(build_dir)  # a half-finished build
+                        library = _build(name, build_dir)
+                        done.write_text(torch.__version__ + "\n", encoding="utf-8")
+            if not hasattr(torch.ops.lstmtext_kernels, "lstm_forward"):
+                torch.ops.load_library(str(library))
+            ops = torch.ops.lstmtext_kernels
+            ops.lstm_forward  # noqa: B018  (raises if the library did not register the ops)
+        except Exception as exc:  # any compiler, linker or loader problem: fall back, once, loudly
+            _state["failed"] = True
+            detail = str(exc).strip()
+            if len(detail) > 1200:  # compiler errors come last in torch's message
+                detail = detail[:300] + " ... " + detail[-900:]
+            warnings.warn(
+                f"lstmtext: could not build or load the compiled CPU LSTM kernel ({type(exc).__name__}: "
+                f"{detail}); using the slower pure-PyTorch LSTM loop instead. "
+                "Set LSTMTEXT_DISABLE_KERNEL=1 to silence this.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        _state["ops"] = ops
+        return ops

@@ -1,0 +1,142 @@
+"""``lstm_sequence``: one Keras LSTM over a batch-major sequence, on the fastest exact path available.
+
+Paths, in order:
+
+* **CPU, float32, compiled kernel loaded** (``fused_available``): the C++ recurrence of ``lstm_cpu.cpp``
+  with the input projection and weight gradients as big GEMMs. Serves every mask (left-/right-padded,
+  holes, fully masked rows), ``zero_output_for_mask`` and recurrent dropout.
+* **CUDA, no recurrent dropout, mask ``None`` or one contiguous block of real steps per row**
+  (right-padded, left-padded, fully masked rows): cuDNN through ``torch._VF.lstm`` (packed sequences for
+  masks; see ``packed.py``).
+* **Otherwise** (float64, other dtypes, CUDA with recurrent dropout or masks with holes, no compiler,
+  ``LSTMTEXT_DISABLE_KERNEL=1``): the pure-PyTorch time loop of ``reference.py``.
+
+All paths compute the same function and are differentiable w.r.t. ``x``, the weights and the initial states.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lstmtext.errors import ConfigError
+from lstmtext.kernels.build import load_ops
+from lstmtext.kernels.fused import lstm_sequence_compiled
+from lstmtext.kernels.packed import contiguous_block_bounds, lstm_sequence_packed
+from lstmtext.kernels.reference import lstm_sequence_reference
+
+
+def fused_available(device: torch.device | str | None = None) -> bool:
+    """Whether a compiled or vendor-fused LSTM path serves ``device`` (default CPU).
+
+    CPU: the compiled kernel builds/loads (first call may compile it). CUDA: cuDNN is available.
+
+    >>> isinstance(fused_available("cpu"), bool)
+    True
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cpu":
+        return load_ops() is not None
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and torch.backends.cudnn.is_available()
+    return False
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def _check(x, kernel, recurrent_kernel, bias, h0, c0, mask, rdmask) -> None:
+    if x.dim() != 3:
+        raise ConfigError(f"lstm_sequence: x must be 3-D (batch, timesteps, features), got shape {_shape(x)}")
+    batch, steps, features = x.shape
+    if recurrent_kernel.dim() != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+        raise ConfigError(
+            f"lstm_sequence: recurrent_kernel must have shape (units, 4*units), got {_shape(recurrent_kernel)}"
+        )
+    units = recurrent_kernel.shape[0]
+    if _shape(kernel) != (features, 4 * units):
+        raise ConfigError(f"lstm_sequence: kernel must have shape {(features, 4 * units)}, got {_shape(kernel)}")
+    if bias is not None and _shape(bias) != (4 * units,):
+        raise ConfigError(f"lstm_sequence: bias must have shape {(4 * units,)}, got {_shape(bias)}")
+    for name, s in (("h0", h0), ("c0", c0)):
+        if _shape(s) != (batch, units):
+            raise ConfigError(f"lstm_sequence: {name} must have shape {(batch, units)}, got {_shape(s)}")
+    if mask is not None and _shape(mask) != (batch, steps):
+        raise ConfigError(f"lstm_sequence: mask must have shape {(batch, steps)}, got {_shape(mask)}")
+    if rdmask is not None and _shape(rdmask) not in ((batch, units), (4, batch, units)):
+        raise ConfigError(
+            "lstm_sequence: recurrent_dropout_mask must have shape "
+            f"{(batch, units)} (shared by the gates) or {(4, batch, units)} (one per gate i, f, c, o), "
+            f"got {_shape(rdmask)}"
+        )
+
+
+def lstm_sequence(
+    x: torch.Tensor,
+    kernel: torch.Tensor,
+    recurrent_kernel: torch.Tensor,
+    bias: torch.Tensor | None,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    recurrent_dropout_mask: torch.Tensor | None = None,
+    zero_output_for_mask: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Runs a Keras LSTM (tanh / sigmoid) over a batch-major sequence on the fastest exact path.
+
+    Each step computes ``z = x_t @ kernel + (h_{t-1} * rdmask) @ recurrent_kernel + bias``, splits it into
+    gates i, f, c, o (Keras order), ``c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(c)`` and
+    ``h_t = sigmoid(o) * tanh(c_t)``. At a masked step (mask False) h and c are carried unchanged and the
+    output repeats the previous output (zeros before the first real step, as Keras's ``rnn`` loop), or
+    is zeros when ``zero_output_for_mask``.
+
+    Args:
+        x: ``(B, T, F)`` inputs, input dropout already applied.
+        kernel: ``(F, 4u)`` Keras kernel.
+        recurrent_kernel: ``(u, 4u)`` Keras recurrent kernel.
+        bias: ``(4u,)`` or ``None``.
+        h0, c0: ``(B, u)`` initial states.
+        mask: ``(B, T)`` bool, True where the step is real, or ``None``.
+        recurrent_dropout_mask: multiplier of ``h_{t-1}`` before the recurrent product (already scaled by
+            ``1 / (1 - rate)``; the carried h itself is not dropped): ``(B, u)`` shared by the four gates,
+            or ``(4, B, u)`` one mask per gate as Keras's ``LSTMCell`` draws it; ``None`` for none.
+        zero_output_for_mask: output zeros at masked steps. Defaults to False.
+
+    Returns:
+        ``(outputs, h_T, c_T)``: ``(B, T, u)`` outputs and the final carried ``(B, u)`` states.
+
+    Raises:
+        ConfigError: a tensor has the wrong shape.
+
+    >>> B, T, F, u = 2, 4, 3, 5
+    >>> out, h, c = lstm_sequence(torch.randn(B, T, F), torch.randn(F, 4 * u), torch.randn(u, 4 * u),
+    ...                           torch.zeros(4 * u), torch.zeros(B, u), torch.zeros(B, u),
+    ...                           mask=torch.tensor([[False, True, True, True], [True, True, False, False]]))
+    >>> tuple(out.shape), bool(out[0, 0].eq(0).all())
+    ((2, 4, 5), True)
+    """
+    _check(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask)
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.to(torch.bool)
+    tensors = [x, kernel, recurrent_kernel, h0, c0] + ([bias] if bias is not None else [])
+    dev = x.device
+    all_f32 = all(t.dtype == torch.float32 for t in tensors)
+    if dev.type == "cpu" and all_f32 and all(t.device.type == "cpu" for t in tensors):
+        ops = load_ops()
+        if ops is not None:
+            rd = recurrent_dropout_mask
+            if rd is not None:
+                rd = rd.to(torch.float32)
+                rd = rd.contiguous() if rd.dim() == 2 else rd.transpose(0, 1).contiguous()  # (B, 4, u)
+            return lstm_sequence_compiled(
+                x.contiguous(), kernel, recurrent_kernel, bias, h0, c0, mask, rd, zero_output_for_mask
+            )
+    if dev.type == "cuda" and recurrent_dropout_mask is None and torch.backends.cudnn.is_available():
+        bounds = contiguous_block_bounds(mask) if mask is not None else None
+        if mask is None or bounds is not None:
+            return lstm_sequence_packed(
+                x, kernel, recurrent_kernel, bias, h0, c0, mask, zero_output_for_mask, bounds
+            )
+    return lstm_sequence_reference(
+        x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask, zero_output_for_mask
+    )

@@ -1,0 +1,107 @@
+"""Autograd wrapper of the compiled CPU LSTM kernel (``lstm_cpu.cpp``).
+
+Only the time recurrence runs in C++. Everything that is not sequential in time is one big GEMM over all
+(batch, step) rows: the input projection ``x @ kernel + bias`` in the forward, and ``dx = dZ @ kernel^T``,
+``dkernel = X^T dZ``, ``drecurrent = H_{t-1}^T dZ`` and ``dbias = sum dZ`` in the backward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lstmtext.kernels.build import load_ops
+
+# Which C++ strategy runs the recurrence: 0 picks by shape (AVX-512 per-row loop for u <= 48 when the CPU
+# has it, else the plain per-row loop; one GEMM per step above), 1 plain rows, 2 per-step GEMM, 3 AVX-512.
+# Tests set it to check every strategy against the reference.
+IMPL_AUTO, IMPL_ROWS, IMPL_GEMM, IMPL_VECTOR = 0, 1, 2, 3
+forced_impl = IMPL_AUTO
+
+
+_onednn: list[bool] = []
+
+
+def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ w.T (+ bias)`` for CPU float32, through oneDNN's matmul when torch has it, else ``torch.mm``.
+
+    On the AMD CPUs measured, ``torch.mm`` (MKL sgemm) reaches about half of oneDNN's speed on the LSTM's
+    shapes (bench/RESULTS.md). Strided (transposed) ``a`` and ``w`` are accepted as they are.
+    """
+    if not _onednn:
+        _onednn.append(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    if _onednn[0]:
+        return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [None], "")
+    return torch.addmm(bias, a, w.t()) if bias is not None else a @ w.t()
+
+
+def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor | None) -> torch.Tensor:
+    """``sum_t (h_{t-1} * mask)^T dz_t`` as one GEMM over all (batch, step) rows. Shape (u, 4u)."""
+    units = hprev.shape[-1]
+    dz2 = dz.reshape(-1, 4 * units)
+    if rdmask is None or rdmask.dim() == 2:
+        hm = hprev if rdmask is None else hprev * rdmask.unsqueeze(1)  # (B, T, u)
+        return linear(hm.reshape(-1, units).t(), dz2.t())
+    # (B, 4, u): gate k's block of columns sees h * mask_k
+    hm = hprev.unsqueeze(2) * rdmask.unsqueeze(1)  # (B, T, 4, u)
+    hm = hm.reshape(-1, 4, units).permute(1, 2, 0)  # (4, u, B*T)
+    dzk = dz2.reshape(-1, 4, units).transpose(0, 1)  # (4, B*T, u)
+    return torch.bmm(hm, dzk).permute(1, 0, 2).reshape(units, 4 * units)
+
+
+class _FusedLSTM(torch.autograd.Function):
+    """(x, kernel, recurrent_kernel, bias, h0, c0) -> (outputs, h_T, c_T); masks are constants."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, recurrent_kernel, bias, h0, c0, mask, rdmask, zero_output):
+        ops = load_ops()
+        batch, steps, features = x.shape
+        units = recurrent_kernel.shape[0]
+        x2 = x.reshape(batch * steps, features)
+        # (B*T, 4u): the input projection of every step in one GEMM
+        xz = linear(x2, kernel.t().contiguous(), bias).view(batch, steps, 4 * units)
+        save = any(ctx.needs_input_grad[:6])
+        out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
+            xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, forced_impl
+        )
+        ctx.impl = forced_impl
+        ctx.zero_output = zero_output
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x2, kernel, recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask)
+        return out, h_t, c_t
+
+    @staticmethod
+    def backward(ctx, dout, dh_t, dc_t):
+        x2, kernel, recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask = ctx.saved_tensors
+        ops = load_ops()
+        dz, dh0, dc0 = ops.lstm_backward(
+            dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq,
+            c0, mask, rdmask, ctx.zero_output, ctx.impl,
+        )
+        need = ctx.needs_input_grad
+        dz2 = dz.view(-1, dz.shape[-1])
+        dx = linear(dz2, kernel).view(gates.shape[0], gates.shape[1], -1) if need[0] else None
+        d_kernel = linear(x2.t(), dz2.t()) if need[1] else None
+        d_recurrent = _recurrent_grad(hprev, dz, rdmask) if need[2] else None
+        d_bias = dz2.sum(0) if ctx.has_bias and need[3] else None
+        return dx, d_kernel, d_recurrent, d_bias, dh0, dc0, None, None, None
+
+
+def lstm_sequence_compiled(
+    x: torch.Tensor,
+    kernel: torch.Tensor,
+    recurrent_kernel: torch.Tensor,
+    bias: torch.Tensor | None,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    mask: torch.Tensor | None,
+    rdmask: torch.Tensor | None,
+    zero_output_for_mask: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The compiled CPU float32 path of ``lstm_sequence``; ``rdmask`` is None, (B, u) or (B, 4, u).
+
+    The caller has checked that the kernel is loaded and every tensor is a CPU float32 tensor.
+    """
+    return _FusedLSTM.apply(
+        x.contiguous(), kernel, recurrent_kernel.contiguous(), bias, h0.contiguous(), c0.contiguous(), mask,
+        rdmask, bool(zero_output_for_mask),
+    )

@@ -1,0 +1,796 @@
+// Fused Keras-LSTM recurrence for CPU float32, forward and backward.
+//
+// The input projection xz = x @ kernel + bias (B, T, 4u) and every weight gradient are big GEMMs done
+// outside (torch ops); this file only runs the part that is sequential in time: the recurrent product
+// h_{t-1} @ recurrent_kernel, the gates and the state update, with Keras masking and recurrent dropout.
+//
+// Rows of the batch are independent, so the batch is split across threads and each thread runs the whole
+// time loop on its rows with no per-step synchronisation. Three strategies for one thread's rows:
+//   * kVector (AVX-512, u <= 48): per row, each gate's pre-activations live in ceil(u/16) registers;
+//     z += h[l] * R[l] as broadcast FMAs, activations as vector polynomials, no per-step allocation;
+//   * kRows: the same per-row algorithm in plain C++ loops (any CPU; the compiler vectorises what it can);
+//   * kGemm (large u): per step one single-threaded GEMM (rows x u) @ (u x 4u) through at::mm_out.
+// Masked steps (mask false) carry h and c and repeat the previous output (zeros before the first real
+// step, or always zeros with zero_output_for_mask), exactly as keras/src/backend/torch/rnn.py.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define LSTMTEXT_HAVE_AVX512 1
+#endif
+
+namespace {
+
+// ---- scalar activations (Cephes single-precision polynomials, ~1 ulp on the used range) ---------------
+
+inline float exp_approx(float x) {
+  // Clamp so that 2^n stays a normal float; sigmoid/tanh saturate long before these bounds.
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  float fx = std::floor(x * 1.44269504088896341f + 0.5f);
+  x = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+  const float z = x * x;
+  float y = 1.9875691500e-4f;
+  y = y * x + 1.3981999507e-3f;
+  y = y * x + 8.3334519073e-3f;
+  y = y * x + 4.1665795894e-2f;
+  y = y * x + 1.6666665459e-1f;
+  y = y * x + 5.0000001201e-1f;
+  y = y * z + x + 1.0f;
+  const int32_t n = static_cast<int32_t>(fx);
+  const int32_t bits = (n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+
+inline float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+inline float tanh_approx(float x) {
+  const float ax = std::fabs(x);
+  // |x| >= 0.625: 1 - 2 / (exp(2|x|) + 1); tanh(9) rounds to 1 in float32.
+  const float e = exp_approx(2.0f * std::min(ax, 9.0f));
+  const float big = std::copysign(1.0f - 2.0f / (e + 1.0f), x);
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = x + x * z * p;
+  return ax < 0.625f ? small : big;
+}
+
+// ---- arguments shared by the strategies ----------------------------------------------------------------
+
+// Recurrent dropout: none, one (B, u) mask shared by the gates, or one per gate (B, 4, u).
+enum class DropMode { kNone = 0, kShared = 1, kPerGate = 2 };
+enum Impl : int64_t { kAuto = 0, kRows = 1, kGemm = 2, kVector = 3 };
+
+// Largest u served by the per-row strategies; above it one GEMM per step is faster.
+constexpr int64_t kRowMaxUnits = 48;
+// Rows run through the whole time loop in blocks of this many: enough independent rows to hide the
+// latency of one step, few enough that their streams over T stay in cache and the prefetchers follow.
+constexpr int64_t kRowBlock = 8;
+
+struct Common {
+  int64_t B, T, u, G;
+  DropMode mode;
+  int64_t rdm_stride;  // floats per row of the dropout mask: u (shared) or 4u (per gate)
+  const bool* mask;    // (B, T) or null
+  const float* rdm;    // (B, u) / (B, 4, u) or null
+  bool zero_output;
+};
+
+struct FwdArgs {
+  Common k;
+  const float* xz;  // (B, T, 4u)
+  const float* R;   // (u, 4u)
+  float* out;       // (B, T, u)
+  float* h;         // (B, u) running state, ends as h_T
+  float* c;         // (B, u)
+  bool save;
+  float* gates;  // (B, T, 4u) activated i, f, g, o
+  float* cseq;   // (B, T, u) carried c after each step
+  float* hprev;  // (B, T, u) carried h before each step
+};
+
+struct BwdArgs {
+  Common k;
+  const float* dout;   // (B, T, u)
+  const float* R;      // (u, 4u)
+  const float* RT;     // (4u, u)
+  const float* gates;  // (B, T, 4u)
+  const float* cseq;   // (B, T, u)
+  const float* c0;     // (B, u)
+  float* dz;           // (B, T, 4u) out
+  float* dh;           // (B, u) in: dh_T, out: dh_0
+  float* dc;           // (B, u)
+};
+
+inline bool is_real(const Common& k, int64_t bt) { return k.mask == nullptr || k.mask[bt]; }
+
+// A masked step's output: zeros before any real step (t == 0 here means "the previous output is the
+// zeros Keras starts from") or with zero_output_for_mask, else a copy of the previous output.
+inline void masked_output(const Common& k, float* o_out, int64_t t) {
+  if (k.zero_output || t == 0) {
+    std::fill(o_out, o_out + k.u, 0.0f);
+  } else {
+    std::memcpy(o_out, o_out - k.u, k.u * sizeof(float));
+  }
+}
+
+// a (m, k) @ w^T for w (n, k), through oneDNN's matmul (mkldnn::_linear_pointwise, about twice as fast
+// as at::mm's MKL sgemm for these shapes on AMD CPUs) when torch has it, else at::mm.
+using LinearFn = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::string_view,
+                            c10::List<std::optional<c10::Scalar>>, std::optional<c10::string_view>);
+
+at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w) {
+  static const auto handle = []() -> std::optional<c10::TypedOperatorHandle<LinearFn>> {
+    auto op = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+    if (!op.has_value() || !at::hasMKLDNN()) return std::nullopt;
+    return op->typed<LinearFn>();
+  }();
+  if (handle.has_value()) {
+    c10::List<std::optional<c10::Scalar>> scalars;
+    scalars.push_back(std::nullopt);
+    return handle->call(a, w, std::nullopt, "none", scalars, std::nullopt);
+  }
+  return at::mm(a, w.t());
+}
+
+// ---- kRows / kGemm forward ------------------------------------------------------------------------------
+
+// z[0:G] += sum_l hm[l] * R[l, 0:G], with hm = h (* mask), for one row.
+inline void recurrent_row(float* __restrict z, const float* __restrict h, const float* __restrict R,
+                          const float* __restrict m, DropMode mode, int64_t u, float* __restrict hm) {
+  const int64_t G = 4 * u;
+  if (mode == DropMode::kPerGate) {
+    for (int64_t k = 0; k < 4; ++k) {
+      const float* mk = m + k * u;
+      float* zk = z + k * u;
+      for (int64_t l = 0; l < u; ++l) {
+        const float hl = h[l] * mk[l];
+        const float* r = R + l * G + k * u;
+        for (int64_t j = 0; j < u; ++j) zk[j] += hl * r[j];
+      }
+    }
+    return;
+  }
+  const float* hv = h;
+  if (mode == DropMode::kShared) {
+    for (int64_t l = 0; l < u; ++l) hm[l] = h[l] * m[l];
+    hv = hm;
+  }
+  for (int64_t l = 0; l < u; ++l) {
+    const float hl = hv[l];
+    const float* r = R + l * G;
+    for (int64_t j = 0; j < G; ++j) z[j] += hl * r[j];
+  }
+}
+
+// Activated gates z (i f g o) -> new c, h; writes state, output and the saved tensors.
+inline void finish_row(const FwdArgs& a, float* __restrict z, int64_t b, int64_t bt) {
+  const int64_t u = a.k.u, G = a.k.G;
+  for (int64_t j = 0; j < 2 * u; ++j) z[j] = sigmoid_approx(z[j]);
+  for (int64_t j = 2 * u; j < 3 * u; ++j) z[j] = tanh_approx(z[j]);
+  for (int64_t j = 3 * u; j < 4 * u; ++j) z[j] = sigmoid_approx(z[j]);
+  float* h = a.h + b * u;
+  float* c = a.c + b * u;
+  float* o_out = a.out + bt * u;
+  for (int64_t j = 0; j < u; ++j) {
+    const float cn = z[u + j] * c[j] + z[j] * z[2 * u + j];
+    c[j] = cn;
+    const float hn = z[3 * u + j] * tanh_approx(cn);
+    h[j] = hn;
+    o_out[j] = hn;
+  }
+  if (a.save) {
+    std::memcpy(a.gates + bt * G, z, G * sizeof(float));
+    std::memcpy(a.cseq + bt * u, c, u * sizeof(float));
+  }
+}
+
+// Bookkeeping common to every strategy at the start of a step; returns whether the step is real.
+inline bool begin_step(const FwdArgs& a, int64_t b, int64_t t) {
+  const int64_t u = a.k.u, bt = b * a.k.T + t;
+  if (a.save) std::memcpy(a.hprev + bt * u, a.h + b * u, u * sizeof(float));
+  if (is_real(a.k, bt)) return true;
+  masked_output(a.k, a.out + bt * u, t);
+  if (a.save) std::memcpy(a.cseq + bt * u, a.c + b * u, u * sizeof(float));
+  return false;
+}
+
+void forward_rows(const FwdArgs& a, int64_t b0, int64_t b1) {
+  const Common& k = a.k;
+  std::vector<float> z(k.G), hm(k.u);
+  for (int64_t t = 0; t < k.T; ++t) {
+    for (int64_t b = b0; b < b1; ++b) {
+      if (!begin_step(a, b, t)) continue;
+      const int64_t bt = b * k.T + t;
+      std::memcpy(z.data(), a.xz + bt * k.G, k.G * sizeof(float));
+      recurrent_row(z.data(), a.h + b * k.u, a.R, k.rdm == nullptr ? nullptr : k.rdm + b * k.rdm_stride, k.mode,
+                    k.u, hm.data());
+      finish_row(a, z.data(), b, bt);
+    }
+  }
+}
+
+void forward_gemm(const FwdArgs& a, const at::Tensor& RT, const std::vector<at::Tensor>& RTg, int64_t b0,
+                  int64_t b1) {
+  const Common& k = a.k;
+  const int64_t rows = b1 - b0;
+  std::vector<float> hm(rows * k.u);
+  auto hmt = at::from_blob(hm.data(), {rows, k.u}, at::kFloat);
+  auto ht = at::from_blob(a.h + b0 * k.u, {rows, k.u}, at::kFloat);
+  at::Tensor zt;
+  for (int64_t t = 0; t < k.T; ++t) {
+    // zt = (h_{t-1} * mask) @ R for the slice; single-threaded since we are inside parallel_for.
+    if (k.mode == DropMode::kNone) {
+      zt = onednn_linear(ht, RT);
+    } else {
+      const int64_t blocks = k.mode == DropMode::kPerGate ? 4 : 1;
+      if (blocks == 4) zt = at::empty({rows, k.G}, at::kFloat);
+      for (int64_t g = 0; g < blocks; ++g) {
+        for (int64_t b = 0; b < rows; ++b) {
+          const float* h = a.h + (b0 + b) * k.u;
+          const float* m = k.rdm + (b0 + b) * k.rdm_stride + g * k.u;
+          for (int64_t l = 0; l < k.u; ++l) hm[b * k.u + l] = h[l] * m[l];
+        }
+        if (blocks == 1) {
+          zt = onednn_linear(hmt, RT);
+        } else {
+          zt.narrow(1, g * k.u, k.u).copy_(onednn_linear(hmt, RTg[g]));
+        }
+      }
+    }
+    float* zall = zt.data_ptr<float>();
+    for (int64_t b = b0; b < b1; ++b) {
+      if (!begin_step(a, b, t)) continue;
+      const int64_t bt = b * k.T + t;
+      float* z = zall + (b - b0) * k.G;
+      const float* xrow = a.xz + bt * k.G;
+      for (int64_t j = 0; j < k.G; ++j) z[j] += xrow[j];
+      finish_row(a, z, b, bt);
+    }
+  }
+}
+
+// ---- kRows / kGemm backward -----------------------------------------------------------------------------
+
+// Gate gradients of one real step; updates dc in place and returns nothing. dhv = dL/dh_t in total.
+inline void gate_grads(const BwdArgs& a, const float* __restrict dhv, int64_t b, int64_t t, float* __restrict dzr) {
+  const int64_t u = a.k.u, bt = b * a.k.T + t;
+  const float* g = a.gates + bt * a.k.G;
+  const float* ct = a.cseq + bt * u;
+  const float* cprev = t > 0 ? a.cseq + (bt - 1) * u : a.c0 + b * u;
+  float* dc = a.dc + b * u;
+  for (int64_t j = 0; j < u; ++j) {
+    const float gi = g[j], gf = g[u + j], gg = g[2 * u + j], go = g[3 * u + j];
+    const float tc = tanh_approx(ct[j]);
+    const float dct = dc[j] + dhv[j] * go * (1.0f - tc * tc);
+    dzr[j] = dct * gg * gi * (1.0f - gi);
+    dzr[u + j] = dct * cprev[j] * gf * (1.0f - gf);
+    dzr[2 * u + j] = dct * gi * (1.0f - gg * gg);
+    dzr[3 * u + j] = dhv[j] * tc * go * (1.0f - go);
+    dc[j] = dct * gf;
+  }
+}
+
+// Output gradient owed to step t of row b (its own plus those of the masked steps repeating it), or
+// false for a masked step (whose output gradient is added to acc, owed to the previous real step).
+inline bool step_dh(const BwdArgs& a, int64_t b, int64_t t, float* __restrict acc, float* __restrict dhv) {
+  const int64_t u = a.k.u, bt = b * a.k.T + t;
+  const float* dout = a.dout + bt * u;
+  if (!is_real(a.k, bt)) {
+    if (!a.k.zero_output) {
+      for (int64_t j = 0; j < u; ++j) acc[j] += dout[j];
+    }
+    std::fill(a.dz + bt * a.k.G, a.dz + (bt + 1) * a.k.G, 0.0f);
+    return false;
+  }
+  const float* dh = a.dh + b * u;
+  for (int64_t j = 0; j < u; ++j) {
+    dhv[j] = dh[j] + dout[j] + acc[j];
+    acc[j] = 0.0f;
+  }
+  return true;
+}
+
+void backward_rows(const BwdArgs& a, int64_t b0, int64_t b1) {
+  const Common& k = a.k;
+  const int64_t u = k.u;
+  std::vector<float> acc((b1 - b0) * u, 0.0f), dhv(u), part(u), sum(u);
+  for (int64_t t = k.T - 1; t >= 0; --t) {
+    for (int64_t b = b0; b < b1; ++b) {
+      if (!step_dh(a, b, t, acc.data() + (b - b0) * u, dhv.data())) continue;
+      float* dzr = a.dz + (b * k.T + t) * k.G;
+      gate_grads(a, dhv.data(), b, t, dzr);
+      // dh_{t-1} = sum over gates g of mask_g * (dz_g @ R_g^T), as u-wide axpys over rows of R^T.
+      const float* m = k.rdm == nullptr ? nullptr : k.rdm + b * k.rdm_stride;
+      std::fill(sum.begin(), sum.end(), 0.0f);
+      for (int64_t g = 0; g < 4; ++g) {
+        std::fill(part.begin(), part.end(), 0.0f);
+        for (int64_t j = g * u; j < (g + 1) * u; ++j) {
+          const float d = dzr[j];
+          const float* r = a.RT + j * u;
+          for (int64_t l = 0; l < u; ++l) part[l] += d * r[l];
+        }
+        const float* mg = k.mode == DropMode::kPerGate ? m + g * u : (k.mode == DropMode::kShared ? m : nullptr);
+        for (int64_t l = 0; l < u; ++l) sum[l] += mg == nullptr ? part[l] : part[l] * mg[l];
+      }
+      std::memcpy(a.dh + b * u, sum.data(), u * sizeof(float));
+    }
+  }
+}
+
+void backward_gemm(const BwdArgs& a, const at::Tensor& R, const std::vector<at::Tensor>& Rg, int64_t b0,
+                   int64_t b1) {
+  const Common& k = a.k;
+  const int64_t u = k.u, rows = b1 - b0;
+  std::vector<float> acc(rows * u, 0.0f), dhv(u);
+  std::vector<float> dzbuf(rows * k.G);
+  std::vector<uint8_t> real(rows);
+  auto dzt = at::from_blob(dzbuf.data(), {rows, k.G}, at::kFloat);
+  for (int64_t t = k.T - 1; t >= 0; --t) {
+    for (int64_t b = b0; b < b1; ++b) {
+      float* dzl = dzbuf.data() + (b - b0) * k.G;
+      real[b - b0] = step_dh(a, b, t, acc.data() + (b - b0) * u, dhv.data());
+      if (!real[b - b0]) {
+        std::fill(dzl, dzl + k.G, 0.0f);
+        continue;
+      }
+      float* dzr = a.dz + (b * k.T + t) * k.G;
+      gate_grads(a, dhv.data(), b, t, dzr);
+      std::memcpy(dzl, dzr, k.G * sizeof(float));
+    }
+    // dh_{t-1} for the slice: one GEMM (rows x 4u) @ (4u x u), one per gate when masks differ by gate.
+    at::Tensor dht;
+    if (k.mode == DropMode::kPerGate) {
+      dht = at::zeros({rows, u}, at::kFloat);
+      for (int64_t g = 0; g < 4; ++g) {
+        auto part = onednn_linear(dzt.narrow(1, g * u, u).contiguous(), Rg[g]);
+        const float* pp = part.data_ptr<float>();
+        float* dp = dht.data_ptr<float>();
+        for (int64_t b = 0; b < rows; ++b) {
+          const float* mg = k.rdm + (b0 + b) * k.rdm_stride + g * u;
+          for (int64_t l = 0; l < u; ++l) dp[b * u + l] += pp[b * u + l] * mg[l];
+        }
+      }
+    } else {
+      dht = onednn_linear(dzt, R);
+    }
+    const float* dhbuf = dht.data_ptr<float>();
+    for (int64_t b = 0; b < rows; ++b) {
+      if (!real[b]) continue;  // masked step: dh passes through unchanged
+      float* dh = a.dh + (b0 + b) * u;
+      const float* src = dhbuf + b * u;
+      if (k.mode == DropMode::kShared) {
+        const float* m = k.rdm + (b0 + b) * k.rdm_stride;
+        for (int64_t l = 0; l < u; ++l) dh[l] = src[l] * m[l];
+      } else {
+        std::memcpy(dh, src, u * sizeof(float));
+      }
+    }
+  }
+}
+
+#ifdef LSTMTEXT_HAVE_AVX512
+// ---- kVector: AVX-512, one row at a time, NV = ceil(u / 16) registers per gate --------------------------
+
+using V = __m512;
+
+inline V v1(float x) { return _mm512_set1_ps(x); }
+
+inline V exp_v(V x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, v1(-87.0f)), v1(88.0f));
+  const V fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, v1(1.44269504088896341f), v1(0.5f)),
+                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(fx, v1(0.693359375f), x);
+  x = _mm512_fnmadd_ps(fx, v1(-2.12194440e-4f), x);
+  const V z = _mm512_mul_ps(x, x);
+  V y = v1(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, x, v1(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, x, v1(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, x, v1(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, x, v1(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, x, v1(5.0000001201e-1f));
+  y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), v1(1.0f));
+  return _mm512_scalef_ps(y, fx);  // y * 2^fx
+}
+
+inline V sigmoid_v(V x) { return _mm512_div_ps(v1(1.0f), _mm512_add_ps(v1(1.0f), exp_v(_mm512_sub_ps(v1(0.0f), x)))); }
+
+inline V tanh_v(V x) {
+  const V sign = v1(-0.0f);
+  const V ax = _mm512_andnot_ps(sign, x);
+  const V e = exp_v(_mm512_mul_ps(v1(2.0f), _mm512_min_ps(ax, v1(9.0f))));
+  V big = _mm512_sub_ps(v1(1.0f), _mm512_div_ps(v1(2.0f), _mm512_add_ps(e, v1(1.0f))));
+  big = _mm512_or_ps(big, _mm512_and_ps(sign, x));
+  const V z = _mm512_mul_ps(x, x);
+  V p = v1(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, z, v1(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, z, v1(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, z, v1(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, z, v1(-3.33332819422e-1f));
+  const V small = _mm512_fmadd_ps(_mm512_mul_ps(x, z), p, x);
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, v1(0.625f), _CMP_LT_OQ), big, small);
+}
+
+// R (u, 4u) -> (u, 4, P) and R^T (4u, u) -> (4u, P), P = 16 * NV, zero padded.
+std::vector<float> pad_rows(const float* src, int64_t rows, int64_t cols_per_block, int64_t blocks, int64_t P) {
+  std::vector<float> dst(rows * blocks * P, 0.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < blocks; ++g)
+      std::memcpy(&dst[(r * blocks + g) * P], src + r * cols_per_block * blocks + g * cols_per_block,
+                  cols_per_block * sizeof(float));
+  return dst;
+}
+
+template <int NV>
+struct Lanes {
+  __mmask16 m[NV];
+  explicit Lanes(int64_t u) {
+    for (int v = 0; v < NV; ++v) {
+      const int64_t n = std::clamp<int64_t>(u - 16 * v, 0, 16);
+      m[v] = static_cast<__mmask16>((1u << n) - 1u);
+    }
+  }
+};
+
+// One step of RB rows in lock-step: a row's step is a long dependency chain (recurrent FMAs, then the
+// gate activations, then tanh(c)), so independent rows are interleaved to keep the vector units busy.
+// Masked rows are computed too (finite, discarded): stores use an all-off lane mask for them.
+template <int NV, int RB>
+inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L, int64_t b, int64_t t) {
+  const Common& k = a.k;
+  const int64_t u = k.u, G = k.G, P = 16 * NV;
+  bool real[RB];
+  bool any = false;
+  for (int r = 0; r < RB; ++r) any |= (real[r] = begin_step(a, b + r, t));
+  if (!any) return;
+  V z[RB][4][NV];
+  for (int r = 0; r < RB; ++r) {
+    const float* xrow = a.xz + ((b + r) * k.T + t) * G;
+    for (int g = 0; g < 4; ++g)
+      for (int v = 0; v < NV; ++v) z[r][g][v] = _mm512_maskz_loadu_ps(L.m[v], xrow + g * u + 16 * v);
+  }
+  for (int64_t l = 0; l < u; ++l) {
+    const float* rl = Rp + l * 4 * P;
+    for (int r = 0; r < RB; ++r) {
+      const float hl = a.h[(b + r) * u + l];
+      const float* m = k.rdm == nullptr ? nullptr : k.rdm + (b + r) * k.rdm_stride;
+      for (int g = 0; g < 4; ++g) {
+        const float mult = k.mode == DropMode::kPerGate ? m[g * u + l] : (k.mode == DropMode::kShared ? m[l] : 1.0f);
+        const V hv = v1(hl * mult);
+        for (int v = 0; v < NV; ++v) z[r][g][v] = _mm512_fmadd_ps(hv, _mm512_loadu_ps(rl + g * P + 16 * v), z[r][g][v]);
+      }
+    }
+  }
+  for (int v = 0; v < NV; ++v) {
+    V gi[RB], gf[RB], gg[RB], go[RB], cn[RB], hn[RB];
+    for (int r = 0; r < RB; ++r) {
+      gi[r] = sigmoid_v(z[r][0][v]);
+      gf[r] = sigmoid_v(z[r][1][v]);
+      gg[r] = tanh_v(z[r][2][v]);
+      go[r] = sigmoid_v(z[r][3][v]);
+      cn[r] = _mm512_fmadd_ps(gf[r], _mm512_maskz_loadu_ps(L.m[v], a.c + (b + r) * u + 16 * v), _mm512_mul_ps(gi[r], gg[r]));
+    }
+    for (int r = 0; r < RB; ++r) hn[r] = _mm512_mul_ps(go[r], tanh_v(cn[r]));
+    for (int r = 0; r < RB; ++r) {
+      const __mmask16 mk = real[r] ? L.m[v] : static_cast<__mmask16>(0);
+      const int64_t br = b + r, bt = br * k.T + t, o = 16 * v;
+      _mm512_mask_storeu_ps(a.c + br * u + o, mk, cn[r]);
+      _mm512_mask_storeu_ps(a.h + br * u + o, mk, hn[r]);
+      _mm512_mask_storeu_ps(a.out + bt * u + o, mk, hn[r]);
+      if (a.save) {
+        float* gr = a.gates + bt * G + o;
+        _mm512_mask_storeu_ps(gr, mk, gi[r]);
+        _mm512_mask_storeu_ps(gr + u, mk, gf[r]);
+        _mm512_mask_storeu_ps(gr + 2 * u, mk, gg[r]);
+        _mm512_mask_storeu_ps(gr + 3 * u, mk, go[r]);
+        _mm512_mask_storeu_ps(a.cseq + bt * u + o, mk, cn[r]);
+      }
+    }
+  }
+}
+
+template <int NV, int RB>
+void forward_vector(const FwdArgs& a, const float* Rp, int64_t b0, int64_t b1) {
+  const Lanes<NV> L(a.k.u);
+  for (int64_t bb = b0; bb < b1; bb += kRowBlock) {
+    const int64_t be = std::min(bb + kRowBlock, b1);
+    for (int64_t t = 0; t < a.k.T; ++t) {
+      int64_t b = bb;
+      for (; b + RB <= be; b += RB) forward_group<NV, RB>(a, Rp, L, b, t);
+      for (; b < be; ++b) forward_group<NV, 1>(a, Rp, L, b, t);
+    }
+  }
+}
+
+template <int NV, int RB>
+inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& L, float* acc, int64_t b,
+                           int64_t t) {
+  const Common& k = a.k;
+  const int64_t u = k.u, G = k.G, P = 16 * NV;
+  bool real[RB];
+  bool any = false;
+  for (int r = 0; r < RB; ++r) {
+    const int64_t bt = (b + r) * k.T + t;
+    real[r] = is_real(k, bt);
+    any |= real[r];
+    if (!real[r]) {
+      // Masked step: its output gradient is owed to the last real step; dz is zero, dh and dc pass through.
+      float* ac = acc + r * u;
+      const float* dout = a.dout + bt * u;
+      if (!k.zero_output) {
+        for (int64_t j = 0; j < u; ++j) ac[j] += dout[j];
+      }
+      std::fill(a.dz + bt * G, a.dz + (bt + 1) * G, 0.0f);
+    }
+  }
+  if (!any) return;
+  alignas(64) float dzl[RB][4][P];
+  const V one = v1(1.0f);
+  for (int v = 0; v < NV; ++v) {
+    const int64_t o = 16 * v;
+    for (int r = 0; r < RB; ++r) {
+      const __mmask16 lm = L.m[v];
+      const __mmask16 mk = real[r] ? lm : static_cast<__mmask16>(0);
+      const int64_t br = b + r, bt = br * k.T + t;
+      float* ac = acc + r * u;
+      const float* gr = a.gates + bt * G;
+      const float* cprev = t > 0 ? a.cseq + (bt - 1) * u : a.c0 + br * u;
+      const V dht = _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(lm, a.dh + br * u + o),
+                                                _mm512_maskz_loadu_ps(lm, a.dout + bt * u + o)),
+                                  _mm512_maskz_loadu_ps(lm, ac + o));
+      _mm512_mask_storeu_ps(ac + o, mk, _mm512_setzero_ps());
+      const V gi = _mm512_maskz_loadu_ps(mk, gr + o);
+      const V gf = _mm512_maskz_loadu_ps(mk, gr + u + o);
+      const V gg = _mm512_maskz_loadu_ps(mk, gr + 2 * u + o);
+      const V go = _mm512_maskz_loadu_ps(mk, gr + 3 * u + o);
+      const V tc = tanh_v(_mm512_maskz_loadu_ps(mk, a.cseq + bt * u + o));
+      const V dct = _mm512_fmadd_ps(_mm512_mul_ps(dht, go), _mm512_fnmadd_ps(tc, tc, one),
+                                    _mm512_maskz_loadu_ps(lm, a.dc + br * u + o));
+      const V dzi = _mm512_mul_ps(_mm512_mul_ps(dct, gg), _mm512_mul_ps(gi, _mm512_sub_ps(one, gi)));
+      const V dzf = _mm512_mul_ps(_mm512_mul_ps(dct, _mm512_maskz_loadu_ps(mk, cprev + o)),
+                                  _mm512_mul_ps(gf, _mm512_sub_ps(one, gf)));
+      const V dzg = _mm512_mul_ps(_mm512_mul_ps(dct, gi), _mm512_fnmadd_ps(gg, gg, one));
+      const V dzo = _mm512_mul_ps(_mm512_mul_ps(dht, tc), _mm512_mul_ps(go, _mm512_sub_ps(one, go)));
+      _mm512_mask_storeu_ps(a.dc + br * u + o, mk, _mm512_mul_ps(dct, gf));
+      _mm512_store_ps(&dzl[r][0][o], dzi);
+      _mm512_store_ps(&dzl[r][1][o], dzf);
+      _mm512_store_ps(&dzl[r][2][o], dzg);
+      _mm512_store_ps(&dzl[r][3][o], dzo);
+      float* dzr = a.dz + bt * G + o;
+      _mm512_mask_storeu_ps(dzr, mk, dzi);
+      _mm512_mask_storeu_ps(dzr + u, mk, dzf);
+      _mm512_mask_storeu_ps(dzr + 2 * u, mk, dzg);
+      _mm512_mask_storeu_ps(dzr + 3 * u, mk, dzo);
+    }
+  }
+  // dh_{t-1}[l] = sum_g mask_g[l] * sum_j dz_g[j] * R[l, g*u + j], as broadcast FMAs over rows of R^T.
+  V sum[RB][NV];
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) sum[r][v] = _mm512_setzero_ps();
+  for (int g = 0; g < 4; ++g) {
+    V part[RB][NV];
+    for (int r = 0; r < RB; ++r)
+      for (int v = 0; v < NV; ++v) part[r][v] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < u; ++j) {
+      const float* rj = RTp + (g * u + j) * P;
+      for (int r = 0; r < RB; ++r) {
+        const V d = v1(dzl[r][g][j]);
+        for (int v = 0; v < NV; ++v) part[r][v] = _mm512_fmadd_ps(d, _mm512_loadu_ps(rj + 16 * v), part[r][v]);
+      }
+    }
+    for (int r = 0; r < RB; ++r) {
+      const float* m = k.rdm == nullptr ? nullptr : k.rdm + (b + r) * k.rdm_stride;
+      for (int v = 0; v < NV; ++v) {
+        if (k.mode == DropMode::kPerGate) {
+          sum[r][v] = _mm512_fmadd_ps(part[r][v], _mm512_maskz_loadu_ps(L.m[v], m + g * u + 16 * v), sum[r][v]);
+        } else {
+          sum[r][v] = _mm512_add_ps(sum[r][v], part[r][v]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    const float* m = k.rdm == nullptr ? nullptr : k.rdm + (b + r) * k.rdm_stride;
+    for (int v = 0; v < NV; ++v) {
+      V s = sum[r][v];
+      if (k.mode == DropMode::kShared) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(L.m[v], m + 16 * v));
+      _mm512_mask_storeu_ps(a.dh + (b + r) * u + 16 * v, real[r] ? L.m[v] : static_cast<__mmask16>(0), s);
+    }
+  }
+}
+
+template <int NV, int RB>
+void backward_vector(const BwdArgs& a, const float* RTp, int64_t b0, int64_t b1) {
+  const Lanes<NV> L(a.k.u);
+  std::vector<float> acc((b1 - b0) * a.k.u, 0.0f);  // output grads of masked steps, owed to the last real step
+  for (int64_t bb = b0; bb < b1; bb += kRowBlock) {
+    const int64_t be = std::min(bb + kRowBlock, b1);
+    for (int64_t t = a.k.T - 1; t >= 0; --t) {
+      int64_t b = bb;
+      for (; b + RB <= be; b += RB) backward_group<NV, RB>(a, RTp, L, acc.data() + (b - b0) * a.k.u, b, t);
+      for (; b < be; ++b) backward_group<NV, 1>(a, RTp, L, acc.data() + (b - b0) * a.k.u, b, t);
+    }
+  }
+}
+#endif  // LSTMTEXT_HAVE_AVX512
+
+// ---- dispatch -------------------------------------------------------------------------------------------
+
+bool vector_available() {
+#ifdef LSTMTEXT_HAVE_AVX512
+  return true;
+#else
+  return false;
+#endif
+}
+
+int64_t resolve_impl(int64_t impl, int64_t u) {
+  if (impl == kVector && (!vector_available() || u > kRowMaxUnits)) impl = kAuto;
+  if (impl != kAuto) return impl;
+  if (u > kRowMaxUnits) return kGemm;
+  return vector_available() ? kVector : kRows;
+}
+
+Common make_common(int64_t B, int64_t T, int64_t u, const std::optional<at::Tensor>& mask,
+                   const std::optional<at::Tensor>& rdmask, bool zero_output, at::Tensor& mask_keep,
+                   at::Tensor& rdm_keep) {
+  Common k{B, T, u, 4 * u, DropMode::kNone, 0, nullptr, nullptr, zero_output};
+  if (mask.has_value() && mask->defined()) {
+    TORCH_CHECK(mask->dim() == 2 && mask->size(0) == B && mask->size(1) == T, "lstm kernel: mask must be (B, T)");
+    mask_keep = mask->to(at::kBool).contiguous();
+    k.mask = mask_keep.data_ptr<bool>();
+  }
+  if (rdmask.has_value() && rdmask->defined()) {
+    rdm_keep = rdmask->to(at::kFloat).contiguous();
+    const bool shared = rdm_keep.dim() == 2;
+    TORCH_CHECK(rdm_keep.size(0) == B && rdm_keep.numel() == B * u * (shared ? 1 : 4),
+                "lstm kernel: rdmask must be (B, u) or (B, 4, u)");
+    k.mode = shared ? DropMode::kShared : DropMode::kPerGate;
+    k.rdm_stride = shared ? u : 4 * u;
+    k.rdm = rdm_keep.data_ptr<float>();
+  }
+  return k;
+}
+
+std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, const at::Tensor& h0,
+                                     const at::Tensor& c0, const std::optional<at::Tensor>& mask,
+                                     const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
+                                     int64_t impl) {
+  TORCH_CHECK(xz.device().is_cpu() && xz.scalar_type() == at::kFloat && xz.dim() == 3 && xz.is_contiguous(),
+              "lstm kernel: xz must be a contiguous CPU float32 (B, T, 4u) tensor");
+  TORCH_CHECK(R.dim() == 2 && R.size(1) == 4 * R.size(0) && R.is_contiguous() && R.scalar_type() == at::kFloat,
+              "lstm kernel: recurrent_kernel must be a contiguous float32 (u, 4u) tensor");
+  TORCH_CHECK(xz.size(2) == R.size(1), "lstm kernel: xz last dim must be 4u");
+  TORCH_CHECK(h0.size(0) == xz.size(0) && h0.size(1) == R.size(0) && c0.sizes() == h0.sizes(),
+              "lstm kernel: h0 and c0 must be (B, u)");
+  const int64_t B = xz.size(0), T = xz.size(1), u = R.size(0);
+  at::Tensor mask_keep, rdm_keep;
+  FwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
+  auto out = at::empty({B, T, u}, xz.options());
+  auto hT = h0.to(at::kFloat).contiguous().clone();
+  auto cT = c0.to(at::kFloat).contiguous().clone();
+  // Without autograd nothing is kept for the backward (empty tensors, not undefined ones, cross to Python).
+  at::Tensor gates = at::empty({0}, xz.options()), cseq = gates, hprev = gates;
+  if (save) {
+    gates = at::empty({B, T, 4 * u}, xz.options());
+    cseq = at::empty({B, T, u}, xz.options());
+    hprev = at::empty({B, T, u}, xz.options());
+  }
+  a.xz = xz.data_ptr<float>();
+  a.R = R.data_ptr<float>();
+  a.out = out.data_ptr<float>();
+  a.h = hT.data_ptr<float>();
+  a.c = cT.data_ptr<float>();
+  a.save = save;
+  a.gates = save ? gates.data_ptr<float>() : nullptr;
+  a.cseq = save ? cseq.data_ptr<float>() : nullptr;
+  a.hprev = save ? hprev.data_ptr<float>() : nullptr;
+  const int64_t how = resolve_impl(impl, u);
+#ifdef LSTMTEXT_HAVE_AVX512
+  const int64_t nv = (u + 15) / 16;
+  std::vector<float> Rp;
+  if (how == kVector) Rp = pad_rows(a.R, u, u, 4, 16 * nv);
+#endif
+  // Weights in the (n, k) layout of onednn_linear(): R^T for the forward, one (u, u) block per gate.
+  at::Tensor RT;
+  std::vector<at::Tensor> RTg;
+  if (how == kGemm) {
+    RT = R.t().contiguous();
+    for (int64_t g = 0; g < 4; ++g) RTg.push_back(RT.narrow(0, g * u, u).contiguous());
+  }
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    if (how == kGemm) return forward_gemm(a, RT, RTg, b0, b1);
+#ifdef LSTMTEXT_HAVE_AVX512
+    if (how == kVector) {
+      if (nv == 1) return forward_vector<1, 4>(a, Rp.data(), b0, b1);
+      if (nv == 2) return forward_vector<2, 2>(a, Rp.data(), b0, b1);
+      return forward_vector<3, 1>(a, Rp.data(), b0, b1);
+    }
+#endif
+    forward_rows(a, b0, b1);
+  });
+  return {out, hT, cT, gates, cseq, hprev};
+}
+
+std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
+                                      const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
+                                      const at::Tensor& c0, const std::optional<at::Tensor>& mask,
+                                      const std::optional<at::Tensor>& rdmask, bool zero_output, int64_t impl) {
+  const int64_t B = gates.size(0), T = gates.size(1), u = R.size(0);
+  TORCH_CHECK(gates.is_contiguous() && cseq.is_contiguous() && gates.size(2) == 4 * u,
+              "lstm kernel: saved tensors do not match");
+  at::Tensor mask_keep, rdm_keep;
+  BwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
+  auto dout_c = dout.contiguous();
+  auto c0_c = c0.contiguous();
+  auto R_c = R.contiguous();
+  auto RT = R_c.t().contiguous();
+  auto dz = at::empty({B, T, 4 * u}, gates.options());
+  auto dh0 = dhT.contiguous().clone();
+  auto dc0 = dcT.contiguous().clone();
+  a.dout = dout_c.data_ptr<float>();
+  a.R = R_c.data_ptr<float>();
+  a.RT = RT.data_ptr<float>();
+  a.gates = gates.data_ptr<float>();
+  a.cseq = cseq.data_ptr<float>();
+  a.c0 = c0_c.data_ptr<float>();
+  a.dz = dz.data_ptr<float>();
+  a.dh = dh0.data_ptr<float>();
+  a.dc = dc0.data_ptr<float>();
+  const int64_t how = resolve_impl(impl, u);
+#ifdef LSTMTEXT_HAVE_AVX512
+  const int64_t nv = (u + 15) / 16;
+  std::vector<float> RTp;
+  if (how == kVector) RTp = pad_rows(a.RT, 4 * u, u, 1, 16 * nv);
+#endif
+  std::vector<at::Tensor> Rg;
+  if (how == kGemm) {
+    for (int64_t g = 0; g < 4; ++g) Rg.push_back(R_c.narrow(1, g * u, u).contiguous());
+  }
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    if (how == kGemm) return backward_gemm(a, R_c, Rg, b0, b1);
+#ifdef LSTMTEXT_HAVE_AVX512
+    if (how == kVector) {
+      if (nv == 1) return backward_vector<1, 4>(a, RTp.data(), b0, b1);
+      if (nv == 2) return backward_vector<2, 2>(a, RTp.data(), b0, b1);
+      return backward_vector<3, 1>(a, RTp.data(), b0, b1);
+    }
+#endif
+    backward_rows(a, b0, b1);
+  });
+  return {dz, dh0, dc0};
+}
+
+bool has_vector_impl() { return vector_available(); }
+
+}  // namespace
+
+TORCH_LIBRARY(lstmtext_kernels, m) {
+  m.def(
+      "lstm_forward(Tensor xz, Tensor recurrent_kernel, Tensor h0, Tensor c0, Tensor? mask, Tensor? rdmask, "
+      "bool zero_output, bool save, int impl=0) -> Tensor[]");
+  m.def(
+      "lstm_backward(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
+      "Tensor c0, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) -> Tensor[]");
+  m.def("has_vector_impl() -> bool", &has_vector_impl);
+}
+
+TORCH_LIBRARY_IMPL(lstmtext_kernels, CPU, m) {
+  m.impl("lstm_forward", &lstm_forward);
+  m.impl("lstm_backward", &lstm_backward);
+}

@@ -1,0 +1,354 @@
+"""Predictor: raw texts in, labels and probabilities out — the one inference API of the CLI and the service.
+
+A :class:`Predictor` holds a model, the text encoder it was trained with and the padding it was trained
+with. :meth:`Predictor.predict` tokenizes, pads exactly as in training (``maxlen``, ``padding``,
+``truncating``), runs the model in batches under ``torch.inference_mode`` and turns its output into
+:class:`Prediction` objects: a sigmoid output of shape ``(B, 1)`` is a binary classifier, a softmax
+output of shape ``(B, C)`` a ``C``-class one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lstmtext.errors import CheckpointError, ConfigError, DataError
+from lstmtext.preprocessing.sequence import pad_sequences
+from lstmtext.text import Tokenizer
+
+#: Maps a batch of raw texts to a batch of id lists (the tokenizer + vocabulary used in training).
+Encoder = Callable[[Sequence[str]], Sequence[Sequence[int]]]
+
+_PAD_SIDES = ("pre", "post")
+#: ``vocab.json`` of a checkpoint written by :meth:`Predictor.save`: tokenizer + padding + class names.
+INFERENCE_FORMAT = "lstmtext.inference"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's prediction.
+
+    Attributes:
+        label: name of the predicted class.
+        label_id: index of the predicted class (``0``/``1`` for a binary model).
+        probability: the model's probability of ``label``.
+        probabilities: probability of every class, in class-index order (two for a binary model).
+    """
+
+    label: str
+    label_id: int
+    probability: float
+    probabilities: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"label", "label_id", "probability", "probabilities"}``."""
+        return {
+            "label": self.label,
+            "label_id": self.label_id,
+            "probability": self.probability,
+            "probabilities": list(self.probabilities),
+        }
+
+
+class Predictor:
+    """Batched inference on raw text with the tokenization and padding a model was trained with.
+
+    Args:
+        model: a module (e.g. a ``lstmtext.models.Sequential``) mapping int64 ids ``(B, T)`` to
+            probabilities ``(B, 1)`` (sigmoid) or ``(B, C)`` (softmax); logits when ``from_logits``.
+        encode: the :class:`~lstmtext.text.Tokenizer` used in training, or any function mapping a list of
+            texts to a list of id lists.
+        maxlen: sequences are padded/truncated to this length (``None``: to the longest of each batch).
+        padding: ``"pre"`` (Keras's default) or ``"post"``: where padding goes.
+        truncating: ``"pre"`` or ``"post"``: which end of a long sequence is cut.
+        pad_value: id used for padding (``0``).
+        labels: class names in index order; default ``"0"``, ``"1"``, ...
+        from_logits: the model outputs logits; a sigmoid/softmax is applied here.
+        batch_size: most texts per model call (bounds memory for long inputs).
+        metadata: facts reported by :attr:`metadata` (config, vocabulary size, metrics, versions).
+        version: an identifier of these weights (a checkpoint's manifest hash).
+
+    >>> p = Predictor(model, tokenizer, maxlen=300)       # doctest: +SKIP
+    >>> p.predict(["a wonderful film", "dull"])[0].label   # doctest: +SKIP
+    '1'
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
+        encode: Tokenizer | Encoder,
+        *,
+        maxlen: int | None,
+        padding: str = "pre",
+        truncating: str = "pre",
+        pad_value: int = 0,
+        labels: Sequence[str] | None = None,
+        from_logits: bool = False,
+        batch_size: int = 512,
+        metadata: Mapping[str, Any] | None = None,
+        version: str = "unversioned",
+    ) -> None:
+        if maxlen is not None and (not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen <= 0):
+            raise ConfigError(f"Predictor: maxlen must be a positive integer or None, got {maxlen!r}")
+        for name, side in (("padding", padding), ("truncating", truncating)):
+            if side not in _PAD_SIDES:
+                raise ConfigError(f"Predictor: {name} must be one of {_PAD_SIDES}, got {side!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise ConfigError(f"Predictor: batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(model, torch.nn.Module):
+            model.eval()
+        self.model = model
+        self.tokenizer = encode if isinstance(encode, Tokenizer) else None
+        self.encode: Encoder = encode.texts_to_sequences if isinstance(encode, Tokenizer) else encode
+        self.maxlen = maxlen
+        self.padding, self.truncating, self.pad_value = padding, truncating, int(pad_value)
+        self.labels = tuple(str(x) for x in labels) if labels is not None else None
+        self.from_logits = bool(from_logits)
+        self.batch_size = batch_size
+        self.version = str(version)
+        self._metadata = dict(metadata or {})
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str], *, batch_size: int = 512,
+                        device: str | torch.device | None = None, maxlen: int | None = None) -> Predictor:
+        """Load a checkpoint folder, verified file by file against its ``manifest.json``.
+
+        The model is rebuilt from ``config.json`` (registered lstmtext classes only) and given the
+        weights of ``model.safetensors``; ``vocab.json`` gives the tokenizer, and, when written by
+        :meth:`save`, the padding/truncation the model was trained with and the class names. A bare
+        tokenizer ``vocab.json`` gets Keras's defaults (``"pre"``/``"pre"``) and the length of the
+        model's declared input (``Input(shape=(300,))`` or ``Embedding(input_length=300)``).
+
+        Args:
+            path: the checkpoint folder.
+            batch_size: most texts per model call.
+            device: where to run the model (default: CPU).
+            maxlen: overrides the sequence length found in the checkpoint.
+
+        Returns:
+            A Predictor whose ``version`` is a hash of the verified manifest.
+
+        Raises:
+            CheckpointError: missing, uncommitted, corrupt or hostile files, or weights that do not fit
+                the config; the message names the file.
+
+        >>> Predictor.from_checkpoint("runs/imdb").predict(["a moving, beautiful film"])  # doctest: +SKIP
+        """
+        import lstmtext.models  # noqa: F401  (registers Sequential for build_model)
+        from lstmtext.checkpoint import build_model, load_checkpoint
+
+        folder = Path(path)
+        ckpt = load_checkpoint(folder, device=device or "cpu", load_training_state=False)
+        model = build_model(ckpt)
+        _load_weights(model, ckpt.weights, folder / "model.safetensors")
+        record = _inference_record(ckpt.vocab, folder / "vocab.json")
+        seq = record.get("sequence", {})
+        length = maxlen if maxlen is not None else seq.get("maxlen", _declared_length(model))
+        run = ckpt.run_info or {}
+        version = hashlib.sha256(json.dumps(ckpt.manifest, sort_keys=True).encode()).hexdigest()[:16]
+        tokenizer = record["tokenizer"]
+        metadata = {
+            "source": str(folder),
+            "config": ckpt.config,
+            "vocab_size": len(tokenizer.vocab),
+            "tokenizer": tokenizer.get_config(),
+            "metrics": run.get("metrics"),
+            "run": {k: run[k] for k in ("seed", "saved_at", "device", "command") if k in run},
+            "versions": run.get("library_versions", {}),
+        }
+        try:
+            return cls(model, tokenizer, maxlen=length, padding=seq.get("padding", "pre"),
+                       truncating=seq.get("truncating", "pre"), pad_value=seq.get("value", 0),
+                       labels=record.get("labels"), from_logits=_outputs_logits(ckpt.config),
+                       batch_size=batch_size, metadata=metadata, version=version)
+        except ConfigError as e:
+            raise CheckpointError(f"{folder / 'vocab.json'}: {e}") from None
+
+    def save(self, path: str | os.PathLike[str], *, run_info: Mapping[str, Any] | None = None) -> Path:
+        """Write model, tokenizer, padding and class names as a checkpoint folder :meth:`from_checkpoint` reads.
+
+        Args:
+            path: the folder (written atomically, committed by its manifest).
+            run_info: the ``run.json`` record (default: command line, versions and no metrics).
+
+        Returns:
+            The folder.
+        """
+        from lstmtext.checkpoint import make_run_info, save_checkpoint
+        from lstmtext.layers import serialize
+
+        if self.tokenizer is None or not hasattr(self.model, "get_config"):
+            raise ConfigError("Predictor.save: needs an lstmtext model and a lstmtext.text.Tokenizer "
+                              f"(got {type(self.model).__name__} and an encode function)")
+        record = {
+            "format": INFERENCE_FORMAT,
+            "version": 1,
+            "tokenizer": self.tokenizer.to_json_dict(),
+            "sequence": {"maxlen": self.maxlen, "padding": self.padding, "truncating": self.truncating,
+                         "value": self.pad_value},
+            "labels": list(self.labels) if self.labels is not None else None,
+        }
+        return save_checkpoint(path, config=serialize(self.model), weights=self.model.state_dict(), vocab=record,
+                               run_info=run_info if run_info is not None else make_run_info())
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model's weights live on (CPU for a callable without parameters)."""
+        if isinstance(self.model, torch.nn.Module):
+            for p in self.model.parameters():
+                return p.device
+        return torch.device("cpu")
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Config, vocabulary size, metrics and versions of the model, plus the padding used here."""
+        out = dict(self._metadata)
+        out.update(version=self.version, maxlen=self.maxlen, padding=self.padding, truncating=self.truncating,
+                   labels=list(self.labels) if self.labels is not None else None, from_logits=self.from_logits)
+        return out
+
+    def pad(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """Pad/truncate id lists as in training (Keras ``pad_sequences``). Returns int64 ``(N, maxlen)``."""
+        if self.maxlen is None and not any(len(seq) for seq in sequences):
+            return np.full((len(sequences), 1), self.pad_value, dtype=np.int64)  # the model needs one step
+        return pad_sequences(sequences, maxlen=self.maxlen, dtype="int64", padding=self.padding,
+                             truncating=self.truncating, value=self.pad_value)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities of each text.
+
+        Args:
+            texts: raw texts.
+
+        Returns:
+            float32 array ``(len(texts), C)``: ``C = 2`` for a binary model (``[1 - p, p]``).
+        """
+        texts = _check_texts(texts)
+        chunks = [self._predict_chunk(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        if not chunks:
+            return np.zeros((0, len(self.labels) if self.labels else 2), dtype=np.float32)
+        return np.concatenate(chunks, axis=0)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Labels and probabilities of each text.
+
+        Args:
+            texts: raw texts (any length; each is tokenized and padded as in training).
+
+        Returns:
+            One :class:`Prediction` per text, in order.
+
+        >>> predictor.predict(["a wonderful film"])  # doctest: +SKIP
+        [Prediction(label='1', label_id=1, probability=0.93, probabilities=(0.07, 0.93))]
+        """
+        return self.to_predictions(self.predict_proba(texts))
+
+    def to_predictions(self, probs: np.ndarray) -> list[Prediction]:
+        """Turn a ``(N, C)`` probability array into Predictions (argmax; a binary tie goes to class 0)."""
+        names = self.labels or tuple(str(i) for i in range(probs.shape[1]))
+        ids = probs.argmax(axis=1)
+        rows = probs.tolist()
+        return [Prediction(names[k], int(k), float(row[k]), tuple(row)) for k, row in zip(ids.tolist(), rows)]
+
+    def _predict_chunk(self, texts: Sequence[str]) -> np.ndarray:
+        ids = self.pad(self.encode(texts))
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(ids).to(self.device))
+        out = torch.as_tensor(out).detach().to("cpu", torch.float32)
+        if out.ndim == 1:
+            out = out[:, None]
+        if out.ndim != 2 or out.shape[0] != len(texts):
+            raise ConfigError(f"Predictor: the model returned shape {tuple(out.shape)} for {len(texts)} texts; "
+                              f"expected (batch, 1) for a binary or (batch, classes) for a multi-class model")
+        if out.shape[1] == 1:
+            p = torch.sigmoid(out) if self.from_logits else out
+            # argmax of [1 - p, p] picks class 1 only when p > 0.5, as Keras's binary accuracy does
+            probs = torch.cat([1.0 - p, p], dim=1)
+        else:
+            probs = torch.softmax(out, dim=1) if self.from_logits else out
+        if self.labels is not None and probs.shape[1] != len(self.labels):
+            raise ConfigError(f"Predictor: {len(self.labels)} labels {list(self.labels)} for a model with "
+                              f"{probs.shape[1]} output classes")
+        return probs.numpy()
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise DataError("Predictor.predict: texts must be a list of strings, got a single string; wrap it in a list")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise DataError(f"Predictor.predict: texts[{i}] must be a string, got {type(t).__name__}")
+    return out
+
+
+def finite_probabilities(probs: np.ndarray) -> bool:
+    """True when every probability is a finite number in [0, 1] and each row sums to 1 (smoke check)."""
+    if probs.size == 0:
+        return True
+    if not np.all(np.isfinite(probs)) or probs.min() < 0.0 or probs.max() > 1.0:
+        return False
+    return bool(np.all(np.abs(probs.sum(axis=1) - 1.0) <= 1e-3 * max(1.0, math.sqrt(probs.shape[1]))))
+
+
+def _load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], file: Path) -> None:
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    if missing or extra:
+        raise CheckpointError(f"{file}: weights do not match config.json: missing {missing}, unexpected {extra}")
+    for name, t in weights.items():
+        if tuple(t.shape) != tuple(own[name].shape):
+            raise CheckpointError(f"{file}: weight {name!r} has shape {tuple(t.shape)}, config.json's model "
+                                  f"expects {tuple(own[name].shape)}")
+    model.load_state_dict(dict(weights))
+
+
+def _inference_record(vocab: Any, file: Path) -> dict[str, Any]:
+    """``{"tokenizer": Tokenizer, "sequence": {...}, "labels": [...] | None}`` from a checkpoint's vocab.json."""
+    if vocab is None:
+        raise CheckpointError(f"{file}: missing; a checkpoint needs its tokenizer to predict on raw text")
+    if not isinstance(vocab, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(vocab).__name__}")
+    try:
+        if vocab.get("format") == INFERENCE_FORMAT:
+            if vocab.get("version") != 1:
+                raise CheckpointError(f"{file}: {INFERENCE_FORMAT} version {vocab.get('version')!r} is not "
+                                      "supported (this lstmtext reads version 1)")
+            seq, labels = vocab.get("sequence", {}), vocab.get("labels")
+            if not isinstance(seq, dict) or not set(seq) <= {"maxlen", "padding", "truncating", "value"}:
+                raise CheckpointError(f'{file}: "sequence" must be an object with maxlen, padding, truncating, value')
+            if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+                raise CheckpointError(f'{file}: "labels" must be a list of strings or null')
+            tokenizer = Tokenizer.from_json_dict(vocab.get("tokenizer"), source=str(file))
+            return {"tokenizer": tokenizer, "sequence": seq, "labels": labels}
+        return {"tokenizer": Tokenizer.from_json_dict(vocab, source=str(file)), "sequence": {}, "labels": None}
+    except DataError as e:
+        raise CheckpointError(str(e)) from None
+
+
+def _declared_length(model: Any) -> int | None:
+    """The time axis of the model's declared input shape, when it is fixed (``(None, 300)`` -> 300)."""
+    for attr in ("build_input_shape", "batch_input_shape"):
+        shape = getattr(model, attr, None)
+        if shape is not None and len(shape) == 2 and isinstance(shape[1], int):
+            return shape[1]
+    return None
+
+
+def _outputs_logits(config: Mapping[str, Any]) -> bool:
+    """Whether the last layer of a Sequential config has no squashing activation (its outputs are logits)."""
+    layers = config.get("config", {}).get("layers", []) if config.get("class_name") == "Sequential" else [config]
+    last = layers[-1].get("config", {}) if layers and isinstance(layers[-1], dict) else {}
+    activation = last.get("activation", "linear")
+    if isinstance(activation, dict):
+        activation = activation.get("config", {}).get("name", activation.get("class_name"))
+    return activation in (None, "linear")

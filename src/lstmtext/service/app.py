@@ -1,0 +1,290 @@
+"""The FastAPI app factory: prediction, health, model info, metrics and admin reload over one Predictor.
+
+Layers, outermost first: metrics + JSON access log (:class:`ObserveMiddleware`), the body cap
+(:class:`BodyLimitMiddleware`, before any parsing), then FastAPI's validation of the JSON document
+(count and length of texts), then the micro-batcher that runs the model on its own thread.
+"""
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+
+from lstmtext.predictor import Predictor
+from lstmtext.service.batcher import MicroBatcher, Overloaded, RequestTimeout
+from lstmtext.service.config import ServiceConfig
+from lstmtext.service.limits import BodyLimitMiddleware
+from lstmtext.service.observe import ObserveMiddleware, ServiceMetrics
+from lstmtext.service.reload import Loader, ModelManager, ReloadError, ReloadInProgress
+from lstmtext.utils.versions import library_versions
+
+logger = logging.getLogger("lstmtext.service")
+
+_ROUTES = ("/v1/predict", "/v1/model", "/healthz", "/livez", "/readyz", "/metrics", "/admin/reload",
+           "/openapi.json", "/docs", "/redoc")
+
+
+class PredictionOut(BaseModel):
+    """One text's prediction."""
+
+    label: str = Field(description="Name of the predicted class.")
+    label_id: int = Field(description="Index of the predicted class.")
+    probability: float = Field(description="Probability of the predicted class.")
+    probabilities: list[float] = Field(description="Probability of every class, in class-index order.")
+
+
+class PredictResponse(BaseModel):
+    """Predictions, one per input text, in order."""
+
+    predictions: list[PredictionOut]
+    model_version: str = Field(description="Version (manifest hash) of the model that answered.")
+
+
+class ErrorOut(BaseModel):
+    """An error answer."""
+
+    detail: str
+
+
+class InvalidOut(BaseModel):
+    """A request that is not a valid prediction request (malformed JSON, wrong types, over a limit)."""
+
+    detail: list[dict[str, Any]] = Field(description="pydantic's errors: loc, msg, type, ctx.")
+    message: str = Field(description="The first errors in one line, naming the limit when one was exceeded.")
+
+
+class ReloadRequest(BaseModel):
+    """Which checkpoint folder to load (default: the one being served, re-read)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+
+
+def _predict_request_model(config: ServiceConfig) -> type[BaseModel]:
+    text = Annotated[str, StringConstraints(max_length=config.max_text_chars)]
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Raw texts to classify.",
+        texts=(list[text], Field(max_length=config.max_texts,
+                                 description=f"Raw texts: at most {config.max_texts} (max_texts), each at most "
+                                             f"{config.max_text_chars} characters (max_text_chars).")),
+    )
+
+
+def _limit_hint(err: dict[str, Any], config: ServiceConfig) -> str:
+    loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+    if err.get("type") == "json_invalid":
+        return f"body is not valid JSON: {err.get('msg', '')}"
+    msg = f"{loc}: {err.get('msg', 'invalid')}"
+    if err.get("type") == "too_long" and tuple(err.get("loc", ()))[-1:] == ("texts",):
+        msg += f" (limit max_texts={config.max_texts})"
+    elif err.get("type") == "string_too_long":
+        msg += f" (limit max_text_chars={config.max_text_chars})"
+    return msg
+
+
+def _install_sigterm_drain(manager: ModelManager, delay_s: float) -> None:
+    """Make SIGTERM turn readiness to 503 at once, then (after ``delay_s``) hand over to the server's handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def forward(sig: int, frame: Any) -> None:
+        if callable(previous):
+            previous(sig, frame)
+        else:
+            signal.signal(sig, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    def on_sigterm(sig: int, frame: Any) -> None:
+        first = not manager.draining
+        manager.begin_drain()
+        if first and delay_s > 0:
+            loop.call_soon_threadsafe(loop.call_later, delay_s, forward, sig, frame)
+        else:
+            forward(sig, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def create_app(
+    model: Predictor | str | os.PathLike[str],
+    config: ServiceConfig | None = None,
+    *,
+    load: Loader | None = None,
+    source: str | os.PathLike[str] | None = None,
+    handle_sigterm: bool = False,
+) -> FastAPI:
+    """Build the prediction service.
+
+    Args:
+        model: a ready :class:`~lstmtext.predictor.Predictor`, or a checkpoint folder loaded in the
+            background at startup (``/readyz`` answers 503 until it is loaded and warmed up).
+        config: limits, batching and shutdown settings (default :class:`ServiceConfig`).
+        load: loads a checkpoint folder (first load and ``/admin/reload``); default
+            ``Predictor.from_checkpoint``.
+        source: the folder a ready ``model`` was loaded from (what a reload without a path and
+            ``watch_interval_s`` re-read); ignored when ``model`` is a folder.
+        handle_sigterm: on SIGTERM turn ``/readyz`` to 503 at once and hand over to the server's
+            graceful shutdown after ``config.shutdown_delay_s`` (set by ``lstmtext serve``).
+
+    Returns:
+        A FastAPI app: ``POST /v1/predict``, ``GET /healthz``, ``/livez``, ``/readyz``, ``/v1/model``,
+        ``/metrics``, ``/openapi.json`` and, when ``config.admin_token`` is set, ``POST /admin/reload``.
+
+    >>> app = create_app(predictor)                    # doctest: +SKIP
+    >>> TestClient(app).post("/v1/predict", json={"texts": ["great film"]}).json()  # doctest: +SKIP
+    """
+    config = config or ServiceConfig()
+    if load is None:
+        load = getattr(Predictor, "from_checkpoint", None)
+    initial = model if isinstance(model, Predictor) else None
+    if initial is None:
+        source = os.fspath(model)
+    elif source is not None:
+        source = os.fspath(source)
+    metrics = ServiceMetrics()
+    batcher = MicroBatcher(initial, max_batch_size=config.max_batch_size, window_s=config.batch_window_ms / 1000,
+                           max_queue_texts=config.max_queue_texts, torch_threads=config.torch_threads,
+                           on_batch=metrics.observe_batch)
+    manager = ModelManager(batcher, metrics, load, source, warmup=config.warmup)
+    metrics.queue_depth.set_function(lambda: batcher.queued_texts)
+    retry_after = {"Retry-After": str(config.retry_after_s)}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if handle_sigterm:
+            _install_sigterm_drain(manager, config.shutdown_delay_s)
+        tasks = [asyncio.create_task(manager.start(initial))]
+        if config.watch_interval_s is not None and source is not None:
+            tasks.append(asyncio.create_task(manager.watch(config.watch_interval_s)))
+        try:
+            yield
+        finally:
+            manager.begin_drain()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(batcher.stop)
+
+    app = FastAPI(title="lstmtext", version=library_versions()["lstmtext"], lifespan=lifespan,
+                  description="Text classification with an lstmtext LSTM model.")
+    app.state.manager, app.state.batcher, app.state.metrics, app.state.config = manager, batcher, metrics, config
+    PredictRequest = _predict_request_model(config)
+
+    def _invalid_response(errors: Sequence[Any]) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in errors]  # do not echo inputs back
+        message = "; ".join(_limit_hint(e, config) for e in errors[:5])
+        return JSONResponse({"detail": jsonable_encoder(errors), "message": message}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _invalid_response(exc.errors())
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        metrics.rejected.labels("queue_full").inc()
+        return JSONResponse({"detail": f"overloaded: {exc}; retry later"}, status_code=503, headers=retry_after)
+
+    @app.exception_handler(RequestTimeout)
+    async def _timeout(request: Request, exc: RequestTimeout) -> JSONResponse:
+        metrics.rejected.labels("timeout").inc()
+        return JSONResponse({"detail": f"overloaded: {exc}; retry later"}, status_code=503, headers=retry_after)
+
+    errors = {413: {"model": ErrorOut, "description": "Body larger than max_body_bytes"},
+              422: {"model": InvalidOut, "description": "Malformed JSON, wrong types, too many or too long texts"},
+              503: {"model": ErrorOut, "description": "Not ready, queue full or timed out (see Retry-After)"}}
+
+    request_schema = PredictRequest.model_json_schema()
+
+    # The body is parsed here (pydantic's JSON parser, whatever the Content-Type) rather than by FastAPI, so that
+    # `curl -d` (form Content-Type) works and malformed JSON / non-UTF-8 bytes get the same 422 as wrong types.
+    @app.post("/v1/predict", response_model=PredictResponse, responses=errors, openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request_schema}}}})
+    async def predict(request: Request) -> Response:
+        """Classify raw texts: a label and probabilities for each."""
+        try:
+            texts = PredictRequest.model_validate_json(await request.body()).texts  # type: ignore[attr-defined]
+        except ValidationError as e:
+            return _invalid_response(e.errors(include_url=False))
+        if not texts and batcher.predictor is not None:
+            preds, version = [], batcher.predictor.version
+        else:
+            preds, version = await batcher.predict(texts, config.request_timeout_s)
+        payload = {"predictions": [p.to_dict() for p in preds], "model_version": version}
+        return Response(json.dumps(payload), media_type="application/json")
+
+    def _status() -> JSONResponse:
+        body = {"status": manager.state, "model_version": batcher.predictor.version if batcher.predictor else None}
+        if manager.error:
+            body["detail"] = manager.error
+        return JSONResponse(body, status_code=200 if manager.ready else 503,
+                            headers=None if manager.ready else retry_after)
+
+    @app.get("/livez")
+    async def livez() -> dict[str, str]:
+        """The process is up (200 as long as it can answer)."""
+        return {"status": "alive"}
+
+    @app.get("/readyz", responses={503: {"description": "Loading, warming up, failed or shutting down"}})
+    async def readyz() -> JSONResponse:
+        """200 once the model is loaded and warmed up; 503 before that and from the start of shutdown."""
+        return _status()
+
+    @app.get("/healthz", responses={503: {"description": "Loading, warming up, failed or shutting down"}})
+    async def healthz() -> JSONResponse:
+        """Same answer as ``/readyz``: 200 when the service can predict."""
+        return _status()
+
+    @app.get("/v1/model", responses={503: {"model": ErrorOut}})
+    async def model_info() -> JSONResponse:
+        """The model being served: config, vocabulary size, metrics, padding, labels and versions."""
+        p = batcher.predictor
+        if p is None:
+            return JSONResponse({"detail": f"no model loaded yet ({manager.state})"}, 503, headers=retry_after)
+        info = p.metadata
+        info.update(source=manager.source, loaded_at=manager.loaded_at, service=config.to_dict(),
+                    versions={**library_versions(), **info.get("versions", {})})
+        return JSONResponse(jsonable_encoder(info))
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics_endpoint() -> Response:
+        """Prometheus text exposition of the service's metrics."""
+        data, content_type = metrics.render()
+        return Response(data, media_type=content_type)
+
+    if config.admin_token is not None:
+        token = config.admin_token.encode()
+
+        @app.post("/admin/reload", responses={401: {"model": ErrorOut}, 409: {"model": ErrorOut},
+                                              422: {"model": ErrorOut}})
+        async def reload(body: ReloadRequest | None = None,
+                         authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+            """Load a checkpoint, verify it and a smoke prediction, then swap it in (the old model stays on failure)."""
+            given = (authorization or "").removeprefix("Bearer ").encode()
+            if not hmac.compare_digest(given, token):
+                return JSONResponse({"detail": "missing or wrong admin token (Authorization: Bearer ...)"}, 401)
+            try:
+                return JSONResponse(await manager.reload(body.path if body else None))
+            except ReloadError as e:
+                version = batcher.predictor.version if batcher.predictor else None
+                code = 409 if isinstance(e, ReloadInProgress) else 422
+                return JSONResponse({"detail": f"reload failed, still serving version {version}: {e}"}, code)
+
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(ObserveMiddleware, metrics=metrics, routes=_ROUTES, access_log=config.access_log)
+    return app

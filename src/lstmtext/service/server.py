@@ -1,0 +1,96 @@
+"""Run the service under uvicorn: one process, or ``workers`` processes sharing the listening socket.
+
+Logging: JSON access lines go to stdout (one per request), everything else to stderr. SIGTERM turns
+``/readyz`` to 503 at once, keeps serving for ``shutdown_delay_s``, then stops accepting connections and
+finishes every request in flight before the process exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+import uvicorn
+
+from lstmtext.errors import ConfigError
+from lstmtext.predictor import Predictor
+from lstmtext.service.app import create_app
+from lstmtext.service.config import ServiceConfig
+from lstmtext.service.reload import Loader
+
+_SPEC_ENV = "LSTMTEXT_SERVE_SPEC"
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """``logging.config`` dict: uvicorn's messages on stderr, JSON access lines on stdout."""
+    lvl = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(message)s"},
+            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s",
+                        "use_colors": False},
+        },
+        "handlers": {
+            "stdout": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"},
+            "stderr": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+            "lstmtext.service": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+            "lstmtext.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def app_from_env() -> Any:
+    """App factory of each worker process when ``workers > 1`` (settings come through the environment)."""
+    spec = json.loads(os.environ[_SPEC_ENV])
+    return create_app(spec["source"], ServiceConfig(**spec["config"]), handle_sigterm=True)
+
+
+def serve(
+    model: Predictor | str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    config: ServiceConfig | None = None,
+    load: Loader | None = None,
+    log_level: str = "info",
+    limit_concurrency: int | None = 1024,
+    source: str | os.PathLike[str] | None = None,
+) -> None:
+    """Serve ``model`` over HTTP until SIGINT/SIGTERM.
+
+    Args:
+        model: a Predictor, or a checkpoint folder (required when ``workers > 1``: each worker loads it).
+        host: address to listen on (default loopback only).
+        port: TCP port (0: any free port).
+        workers: server processes; each holds its own model copy.
+        config: service settings.
+        load: checkpoint loader (default ``Predictor.from_checkpoint``; single-process only).
+        log_level: uvicorn's log level.
+        limit_concurrency: most connections + requests at once; past it uvicorn answers 503.
+        source: the folder an in-memory ``model`` came from (for reloads and watching).
+    """
+    config = config or ServiceConfig()
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"serve: workers must be a positive integer, got {workers!r}")
+    common = dict(host=host, port=port, access_log=False, log_config=log_config(log_level), log_level=log_level,
+                  limit_concurrency=limit_concurrency, timeout_graceful_shutdown=int(config.request_timeout_s) + 5,
+                  lifespan="on")
+    if workers == 1:
+        app = create_app(model, config, load=load, source=source, handle_sigterm=True)
+        uvicorn.Server(uvicorn.Config(app, **common)).run()
+        return
+    if isinstance(model, Predictor) and source is not None:
+        model = source  # each worker process loads its own copy
+    if isinstance(model, Predictor) or load is not None:
+        raise ConfigError("serve: workers > 1 needs a checkpoint folder (each worker process loads its own copy), "
+                          "not an in-memory Predictor or a custom loader")
+    os.environ[_SPEC_ENV] = json.dumps({"source": os.fspath(model), "config": asdict(config)})
+    uvicorn.run("lstmtext.service.server:app_from_env", factory=True, workers=workers, **common)

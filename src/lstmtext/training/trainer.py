@@ -1,0 +1,481 @@
+"""Keras's training API as a mixin: ``compile``, ``fit``, ``evaluate``, ``predict`` and the on-batch variants.
+
+A model class (``Sequential``) inherits :class:`Trainer`. The loop follows Keras 3 on its torch
+backend step for step: forward in training mode, compiled loss (+ regularization losses), backward,
+optimizer update (clip -> weight decay -> update), constraints, then stateful metrics over the epoch.
+
+Resumable state lives in :class:`TrainState` (epoch, step in the epoch, global step, the shuffle seed,
+history); dropout draws from PyTorch's global generator, whose state :meth:`Trainer.training_state`
+captures, and epoch orders come from :func:`~lstmtext.training.data.epoch_permutation`, so a run
+restored from a checkpoint replays exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lstmtext.errors import ConfigError
+from lstmtext.training import losses as losses_mod
+from lstmtext.training import metrics as metrics_mod
+from lstmtext.training import optimizers as optimizers_mod
+from lstmtext.training.callbacks import Callback, CallbackList, History
+from lstmtext.training.data import ArrayData, epoch_permutation, make_data, split_validation, unpack_validation_data
+from lstmtext.training.fit_config import FitConfig, check_positive_int, resolve_verbose
+from lstmtext.training.progress import ProgbarLogger
+
+_KERAS_ONLY_COMPILE_ARGS = {"run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss", "loss_weights"}
+
+
+@dataclass
+class TrainState:
+    """Where training stands; everything a resumed run needs besides weights, optimizer and RNG states."""
+
+    epoch: int = 0  #: epochs completed
+    step_in_epoch: int = 0  #: steps completed in the current epoch
+    global_step: int = 0  #: optimizer steps since the first fit
+    shuffle_seed: int | None = None  #: seed of the epoch permutations of the current fit
+    epochs: int | None = None  #: the ``epochs`` argument of the current fit
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+class LazyLogs(Mapping[str, float]):
+    """Batch logs computed on first access (a host sync), so callbacks that don't read them cost nothing."""
+
+    def __init__(self, compute: Callable[[], dict[str, float]]) -> None:
+        self._compute, self._value = compute, None
+
+    def _get(self) -> dict[str, float]:
+        if self._value is None:
+            self._value = self._compute()
+        return self._value
+
+    def __getitem__(self, key: str) -> float:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+class Trainer:
+    """Mixin giving a model Keras's ``compile``/``fit``/``evaluate``/``predict``."""
+
+    def _init_trainer(self) -> None:
+        self.optimizer: optimizers_mod.Optimizer | None = None
+        self.loss: losses_mod.Loss | None = None
+        self.compiled = False
+        self.stop_training = False
+        self.history: History | None = None
+        self.train_state = TrainState()
+        self._metric_specs: list[Any] = []
+        self._weighted_metric_specs: list[Any] = []
+        self.compiled_metrics: list[metrics_mod.Metric] = []
+        self._weighted_metrics: list[metrics_mod.Metric] = []
+        self._metrics_built = False
+        self._loss_tracker = metrics_mod.Mean(name="loss")
+        self._device_request: torch.device | None = None
+        self._constrained = False
+        # What the train step calls; distributed training swaps in a DistributedDataParallel wrapper.
+        self._forward_module: Callable[..., torch.Tensor] | None = None
+
+    # -- compile --------------------------------------------------------------------------------
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Sequence[Any] | None = None,
+                weighted_metrics: Sequence[Any] | None = None, device: str | torch.device | None = None,
+                **kwargs: Any) -> None:
+        """Configure training, as ``keras.Model.compile``.
+
+        Args:
+            optimizer: an optimizer object or Keras name (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adamw"``).
+            loss: a loss object, Keras name (``"binary_crossentropy"`` ...) or function ``(y_true, y_pred)``.
+            metrics: metric objects or names; ``"accuracy"`` picks binary/sparse/categorical accuracy
+                from the targets and outputs, like Keras.
+            weighted_metrics: metrics that also take ``sample_weight``/``class_weight`` into account.
+            device: where to train (default: the model's device if moved, else CUDA when present, else CPU).
+            **kwargs: Keras-only switches (``jit_compile``, ``run_eagerly``, ``steps_per_execution``) are
+                accepted and have no effect; anything else is an error.
+
+        >>> model.compile(optimizer=Adam(), loss=BinaryCrossentropy(), metrics=["accuracy"])  # doctest: +SKIP
+        """
+        unknown = set(kwargs) - _KERAS_ONLY_COMPILE_ARGS
+        if unknown:
+            raise ConfigError(f"compile: unexpected argument(s) {sorted(unknown)}")
+        if kwargs.get("loss_weights") not in (None, 1, 1.0, [1], [1.0]):
+            raise ConfigError("compile: loss_weights is only meaningful for multi-output models, which lstmtext "
+                              f"does not have; got {kwargs['loss_weights']!r}")
+        self.optimizer = optimizers_mod.get(optimizer)
+        if loss is None:
+            raise ConfigError("compile: loss is required, e.g. loss='binary_crossentropy'")
+        self.loss = losses_mod.get(loss)
+        for arg, specs in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if specs is not None and (isinstance(specs, (str, dict)) or not isinstance(specs, Sequence)):
+                raise ConfigError(f"compile: {arg} must be a list, got {specs!r}")
+        self._metric_specs = list(metrics or [])
+        self._weighted_metric_specs = list(weighted_metrics or [])
+        # Unknown names fail now, not at the first batch.
+        for spec in self._metric_specs + self._weighted_metric_specs:
+            metrics_mod.get(spec)
+        self._device_request = torch.device(device) if device is not None else None
+        self.compiled_metrics, self._weighted_metrics, self._metrics_built = [], [], False
+        self.compiled = True
+
+    def _require_compiled(self, method: str) -> None:
+        if not self.compiled or self.loss is None or self.optimizer is None:
+            raise ConfigError(
+                f"{method}: the model must be compiled first: "
+                "call model.compile(optimizer=..., loss=..., metrics=[...])"
+            )
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss", *[m.name for m in self.compiled_metrics + self._weighted_metrics]]
+
+    # -- preparation ----------------------------------------------------------------------------
+    def _target_device(self) -> torch.device:
+        if self._device_request is not None:
+            return self._device_request
+        params = list(self.parameters())  # type: ignore[attr-defined]
+        if params and params[0].device.type != "cpu":
+            return params[0].device
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def _prepare(self, data: ArrayData, method: str, training: bool, arg: str = "x") -> torch.device:
+        """Build the model for ``data``, check inputs and targets, move to the device, build metrics."""
+        self.check_input(data.x, arg)  # type: ignore[attr-defined]
+        if not self.built:  # type: ignore[attr-defined]
+            self.build((None, *data.x.shape[1:]))  # type: ignore[attr-defined]
+        device = self._target_device()
+        self.to(device)  # type: ignore[attr-defined]
+        out_shape = self.compute_output_shape((None, *data.x.shape[1:]))  # type: ignore[attr-defined]
+        if data.y_array is not None and self.loss is not None:
+            self.loss.check_targets(data.y_array, out_shape)
+            if not self._metrics_built:
+                y_shape = (None, *data.y_array.shape[1:])
+                self.compiled_metrics = self._resolve_metrics(self._metric_specs, y_shape, out_shape, set())
+                taken = {m.name for m in self.compiled_metrics}
+                self._weighted_metrics = self._resolve_metrics(self._weighted_metric_specs, y_shape, out_shape, taken)
+                self._metrics_built = True
+        if training:
+            self._constrained = self.has_constraints()  # type: ignore[attr-defined]
+            opt = self.optimizer
+            params = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
+            if not params:
+                raise ConfigError(f"{method}: the model has no trainable weights")
+            if not opt.built or len(opt.params) != len(params) or any(a is not b for a, b in zip(opt.params, params)):
+                opt.build(params)
+        return device
+
+    @staticmethod
+    def _resolve_metrics(specs: list[Any], y_shape: tuple, out_shape: tuple, taken: set[str]) -> list[Any]:
+        out = []
+        for spec in specs:
+            m = metrics_mod.get(spec, y_shape, out_shape)
+            if m.name in taken:
+                m.name = f"weighted_{m.name}" if f"weighted_{m.name}" not in taken else f"{m.name}_{len(taken)}"
+            taken.add(m.name)
+            out.append(m)
+        return out
+
+    def _all_metrics(self) -> list[metrics_mod.Metric]:
+        return [self._loss_tracker, *self.compiled_metrics, *self._weighted_metrics]
+
+    def reset_metrics(self) -> None:
+        for m in self._all_metrics():
+            m.reset_state()
+
+    def _results(self) -> dict[str, float]:
+        ms = self._all_metrics()
+        # One host sync for all metrics.
+        values = torch.stack([m.result().to(torch.float32).cpu().reshape(()) for m in ms]).tolist()
+        return dict(sorted(zip((m.name for m in ms), values)))
+
+    # -- one step -------------------------------------------------------------------------------
+    def compute_loss(self, y: torch.Tensor, y_pred: torch.Tensor, sample_weight: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """The compiled loss plus the layers' regularization losses, as Keras's ``compute_loss``."""
+        loss = self.loss(y, y_pred, sample_weight)  # type: ignore[misc]
+        reg = self.losses  # type: ignore[attr-defined]
+        if reg:
+            loss = loss + torch.stack([r.to(loss.dtype) for r in reg]).sum()
+        return loss
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss, backward, update, constraints. Returns the detached loss and predictions."""
+        forward = self._forward_module or self
+        y_pred = forward(x, training=True)  # type: ignore[operator]
+        loss = self.compute_loss(y, y_pred, sample_weight)
+        self.optimizer.zero_grad()  # type: ignore[union-attr]
+        loss.backward()
+        self.optimizer.step()  # type: ignore[union-attr]
+        if self._constrained:
+            self.apply_constraints()  # type: ignore[attr-defined]
+        return loss.detach(), y_pred.detach()
+
+    def _update_metrics(self, loss: torch.Tensor, y: torch.Tensor, y_pred: torch.Tensor,
+                        sample_weight: torch.Tensor | None) -> None:
+        # The loss tracker is a Keras Mean weighted by the batch size; updated in place, no new tensors.
+        st = self._loss_tracker._states(loss.device)
+        st["total"].add_(loss, alpha=y_pred.shape[0])
+        st["count"].add_(y_pred.shape[0])
+        for m in self.compiled_metrics:
+            m.update_state(y, y_pred)
+        for m in self._weighted_metrics:
+            m.update_state(y, y_pred, sample_weight)
+
+    # -- fit ------------------------------------------------------------------------------------
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None,
+            validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
+            class_weight: Mapping[int, float] | None = None, sample_weight: Any = None, initial_epoch: int = 0,
+            steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            validation_batch_size: int | None = None, validation_freq: int = 1,
+            resume_from: str | None = None) -> History:
+        """Train for ``epochs`` epochs, as ``keras.Model.fit``; returns the :class:`History`.
+
+        Args:
+            x: inputs, ``(samples, ...)`` (token ids ``(samples, time)`` for an Embedding model).
+            y: targets, one row per sample.
+            batch_size: samples per step (32); the last batch of an epoch may be smaller.
+            epochs: index of the last epoch (with ``initial_epoch``, Keras's meaning).
+            verbose: ``"auto"``/1 progress bar, 2 one line per epoch, 0 silent.
+            callbacks: :class:`Callback` objects.
+            validation_split: fraction of the data, taken from the *end* before shuffling, held out.
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``; overrides the split.
+            shuffle: reshuffle the training samples every epoch.
+            class_weight: ``{class: weight}`` turned into per-sample loss weights.
+            sample_weight: per-sample loss weights ``(samples,)``.
+            initial_epoch: epoch to start from.
+            steps_per_epoch: cap on steps per epoch.
+            validation_steps, validation_batch_size, validation_freq: as Keras.
+            resume_from: a checkpoint folder written by ``model.save``/``ModelCheckpoint``: weights,
+                optimizer, RNG and loop position are restored and training continues exactly there.
+
+        Returns:
+            :class:`History` with ``history.history[name]`` = one float per epoch.
+        """
+        self._require_compiled("fit")
+        verbose = resolve_verbose(verbose)
+        batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+            raise ConfigError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
+        data = make_data(x, y, sample_weight, class_weight)
+        if data.y is None:
+            raise ConfigError("fit: y (the targets) is required")
+        val: ArrayData | None = None
+        if validation_data is not None:
+            val = unpack_validation_data(validation_data)
+        elif validation_split:
+            data, val = split_validation(data, validation_split)
+        device = self._prepare(data, "fit", training=True)
+        if val is not None:
+            self._prepare(val, "fit", training=False, arg="validation_data[0]" if validation_data is not None else "x")
+        data = data.to(device)
+        val = val.to(device) if val is not None else None
+        steps = data.num_batches(batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, check_positive_int("steps_per_epoch", steps_per_epoch))
+
+        state = self.train_state
+        if resume_from is not None:
+            from lstmtext.models.saving import restore_training  # the checkpoint format lives there
+
+            restore_training(self, resume_from)
+            state = self.train_state
+            start_epoch, start_step = state.epoch, state.step_in_epoch
+        else:
+            start_epoch, start_step = int(initial_epoch), 0
+            # Drawn from the global generator, so set_random_seed fixes it; kept for resuming.
+            state.shuffle_seed = int(torch.randint(0, 2**62, (1,)).item())
+            state.epochs, state.epoch, state.step_in_epoch = epochs, start_epoch, 0
+        config = FitConfig.resolve(self, data, val, batch_size, epochs, start_epoch, steps, shuffle,
+                                   state.shuffle_seed, class_weight, validation_split, device)
+        if verbose:
+            print(config.format(), flush=True)
+
+        history = History()
+        history.history = {k: list(v) for k, v in state.history.items()} if resume_from is not None else {}
+        history.epoch = list(range(len(next(iter(history.history.values()), []))))
+        cbs = [ProgbarLogger(verbose)] if verbose else []
+        cbs += list(callbacks or []) + [history]
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": epochs, "steps": steps})
+        want_batch_end = cb.wants("on_train_batch_end")
+        want_batch_begin = cb.wants("on_train_batch_begin")
+        self.stop_training = False
+        if resume_from is None:
+            state.history = {}
+        cb.on_train_begin()
+        epoch_logs: dict[str, float] = {}
+        for epoch in range(start_epoch, epochs):
+            if not (epoch == start_epoch and start_step > 0):
+                self.reset_metrics()
+            cb.on_epoch_begin(epoch)
+            self.train()  # type: ignore[attr-defined]
+            order = epoch_permutation(state.shuffle_seed, epoch, len(data)).to(device) if shuffle else None
+            first = start_step if epoch == start_epoch else 0
+            for step, (xb, yb, swb) in enumerate(data.batches(batch_size, order, first, steps), start=first):
+                if want_batch_begin:
+                    cb.on_train_batch_begin(step)
+                loss, y_pred = self.train_step(xb, yb, swb)  # type: ignore[arg-type]
+                self._update_metrics(loss, yb, y_pred, swb)  # type: ignore[arg-type]
+                state.step_in_epoch, state.global_step = step + 1, state.global_step + 1
+                if want_batch_end:
+                    cb.on_train_batch_end(step, LazyLogs(self._results))
+                if self.stop_training:
+                    break
+            epoch_logs = self._results()
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_data(val, validation_batch_size or batch_size, validation_steps, cb)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            state.epoch, state.step_in_epoch = epoch + 1, 0
+            for k, v in epoch_logs.items():
+                state.history.setdefault(k, []).append(v)
+            cb.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        self.eval()  # type: ignore[attr-defined]
+        cb.on_train_end(epoch_logs)
+        self.history = history
+        return history
+
+    # -- evaluate / predict ---------------------------------------------------------------------
+    def _evaluate_data(self, data: ArrayData, batch_size: int, steps: int | None, cb: CallbackList | None
+                       ) -> dict[str, float]:
+        self.reset_metrics()
+        self.eval()  # type: ignore[attr-defined]
+        stop = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
+        want_end = cb is not None and cb.wants("on_test_batch_end")
+        if cb is not None:
+            cb.on_test_begin()
+        with torch.no_grad():
+            for step, (xb, yb, swb) in enumerate(data.batches(batch_size, None, 0, stop)):
+                y_pred = self(xb, training=False)  # type: ignore[operator]
+                loss = self.compute_loss(yb, y_pred, swb)  # type: ignore[arg-type]
+                self._update_metrics(loss, yb, y_pred, swb)  # type: ignore[arg-type]
+                if want_end:
+                    cb.on_test_batch_end(step, LazyLogs(self._results))  # type: ignore[union-attr]
+        logs = self._results()
+        if cb is not None:
+            cb.on_test_end(logs)
+        return logs
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: int | str = "auto",
+                 sample_weight: Any = None, steps: int | None = None, callbacks: Sequence[Callback] | None = None,
+                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss and metrics over ``(x, y)``, as ``keras.Model.evaluate``.
+
+        Returns:
+            ``[loss, *metrics]`` in compile order (a plain float when there are no metrics), or a dict
+            with ``return_dict=True``.
+        """
+        self._require_compiled("evaluate")
+        verbose = resolve_verbose(verbose)
+        batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
+        data = make_data(x, y, sample_weight)
+        if data.y is None:
+            raise ConfigError("evaluate: y (the targets) is required")
+        data = data.to(self._prepare(data, "evaluate", training=False))
+        n_steps = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
+        cbs = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1, "steps": n_steps})
+        logs = self._evaluate_data(data, batch_size, steps, cb)
+        if return_dict:
+            return logs
+        ordered = [logs[n] for n in self.metrics_names]
+        return ordered[0] if len(ordered) == 1 else ordered
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto", steps: int | None = None,
+                callbacks: Sequence[Callback] | None = None) -> np.ndarray:
+        """Model outputs for ``x`` in batches (inference mode: no dropout), as a NumPy array."""
+        verbose = resolve_verbose(verbose)
+        batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
+        data = make_data(x)
+        data = data.to(self._prepare(data, "predict", training=False))
+        stop = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
+        cbs = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1, "steps": stop})
+        self.eval()  # type: ignore[attr-defined]
+        cb.on_predict_begin()
+        outs = []
+        with torch.no_grad():
+            for step, (xb, _, _) in enumerate(data.batches(batch_size, None, 0, stop)):
+                outs.append(self(xb, training=False))  # type: ignore[operator]
+                cb.on_predict_batch_end(step, None)
+        cb.on_predict_end()
+        if not outs:
+            return np.zeros((0,), dtype=np.float32)
+        return torch.cat(outs).cpu().numpy()
+
+    def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None, class_weight: Mapping[int, float] | None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """One optimizer step on one batch; returns the running ``[loss, *metrics]`` like Keras."""
+        self._require_compiled("train_on_batch")
+        data = make_data(x, y, sample_weight, class_weight)
+        data = data.to(self._prepare(data, "train_on_batch", training=True))
+        self.train()  # type: ignore[attr-defined]
+        loss, y_pred = self.train_step(data.x, data.y, data.sample_weight)  # type: ignore[arg-type]
+        self._update_metrics(loss, data.y, y_pred, data.sample_weight)  # type: ignore[arg-type]
+        self.train_state.global_step += 1
+        self.eval()  # type: ignore[attr-defined]
+        logs = self._results()
+        if return_dict:
+            return logs
+        ordered = [logs[n] for n in self.metrics_names]
+        return ordered[0] if len(ordered) == 1 else ordered
+
+    def test_on_batch(self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
+                      ) -> float | list[float] | dict[str, float]:
+        """Loss and metrics on one batch (metrics reset first)."""
+        return self.evaluate(x, y, batch_size=len(make_data(x)), verbose=0, sample_weight=sample_weight,
+                             return_dict=return_dict)
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """Model outputs for one batch."""
+        return self.predict(x, batch_size=max(1, len(make_data(x))), verbose=0)
+
+    # -- resumable state ------------------------------------------------------------------------
+    def training_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """``(json_state, tensors)``: the loop position, history, RNG states and metric sums.
+
+        ``json_state`` is JSON-able (``trainer.json``); ``tensors`` is safetensors-ready. With the model
+        weights and ``optimizer.state_dict()`` this is everything an exact resume needs.
+        """
+        js: dict[str, Any] = {"train_state": dataclasses.asdict(self.train_state),
+                              "rng": {"torch_cpu": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}}
+        if torch.cuda.is_available():
+            js["rng"]["torch_cuda"] = [base64.b64encode(s.numpy().tobytes()).decode()
+                                       for s in torch.cuda.get_rng_state_all()]
+        tensors: dict[str, torch.Tensor] = {}
+        for m in self._all_metrics():
+            for i, v in enumerate(m.variables):
+                tensors[f"metrics.{m.name}.{i}"] = v.detach().cpu().contiguous()
+        return js, tensors
+
+    def load_training_state(self, js: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
+        """Restore :meth:`training_state`'s output (call after the metrics are built, e.g. in ``fit``)."""
+        try:
+            self.train_state = TrainState(**js["train_state"])
+            cpu = np.frombuffer(base64.b64decode(js["rng"]["torch_cpu"]), dtype=np.uint8).copy()
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"trainer state: missing or malformed field ({e})") from e
+        torch.set_rng_state(torch.from_numpy(cpu))
+        if torch.cuda.is_available() and "torch_cuda" in js["rng"]:
+            states = [torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
+                      for s in js["rng"]["torch_cuda"]]
+            if len(states) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(states)
+        device = self._target_device()
+        for m in self._all_metrics():
+            m.build_state(device)
+            vals = [tensors.get(f"metrics.{m.name}.{i}") for i in range(len(m.variables))]
+            if all(v is not None for v in vals):
+                for var, v in zip(m.variables, vals):
+                    var.copy_(v.to(var.device))  # type: ignore[union-attr]

@@ -1,0 +1,284 @@
+"""The fused LSTM paths compute exactly what the reference cell loop computes: outputs and gradients."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from lstmtext.errors import ConfigError
+from lstmtext.kernels import build, fused, fused_available, lstm_sequence, lstm_sequence_packed, lstm_sequence_reference
+
+ATOL = 1e-5
+
+
+def _compiled_or_skip():
+    if build.kernel_disabled():
+        pytest.skip("LSTMTEXT_DISABLE_KERNEL is set")
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler on this machine")
+    # With a compiler present the kernel must build: a silent fallback here would hide a broken kernel.
+    assert build.load_ops() is not None, "the compiled LSTM kernel failed to build"
+
+
+def _mask(kind: str, batch: int, steps: int, gen: torch.Generator) -> torch.Tensor | None:
+    if kind == "none":
+        return None
+    idx = torch.arange(steps).unsqueeze(0)
+    lengths = torch.randint(1, steps + 1, (batch, 1), generator=gen)
+    if kind == "left":  # Keras pad_sequences default padding='pre'
+        m = idx >= steps - lengths
+    elif kind == "right":
+        m = idx < lengths
+    elif kind == "holes":
+        m = torch.rand(batch, steps, generator=gen) > 0.4
+    elif kind == "fully_masked_row":
+        m = idx >= steps - lengths
+        m[batch // 2] = False
+    else:
+        raise ValueError(kind)
+    return m
+
+
+def _inputs(batch, steps, features, units, *, bias=True, states=True, dtype=torch.float32, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=dtype) * scale).requires_grad_()
+
+    x = rnd(batch, steps, features)
+    kernel = rnd(features, 4 * units, scale=0.5 / features**0.5)
+    recurrent = rnd(units, 4 * units, scale=1.0 / units**0.5)
+    b = rnd(4 * units, scale=0.3) if bias else None
+    h0 = rnd(batch, units, scale=0.5) if states else torch.zeros(batch, units, dtype=dtype, requires_grad=True)
+    c0 = rnd(batch, units, scale=0.5) if states else torch.zeros(batch, units, dtype=dtype, requires_grad=True)
+    return x, kernel, recurrent, b, h0, c0, gen
+
+
+def _outputs_and_grads(fn, x, kernel, recurrent, b, h0, c0, **kw):
+    out, h, c = fn(x, kernel, recurrent, b, h0, c0, **kw)
+    wrt = [x, kernel, recurrent, h0, c0] + ([b] if b is not None else [])
+    # Distinct weights per output element so that every gradient path is exercised.
+    w = torch.linspace(-1.0, 1.0, out.numel(), dtype=out.dtype).view_as(out)
+    loss = (out * w).sum() + (h * 1.3).sum() - (c * 0.7).sum()
+    return [out, h, c, *torch.autograd.grad(loss, wrt)]
+
+
+def _assert_same(fn, args, **kw):
+    got = _outputs_and_grads(fn, *args, **kw)
+    want = _outputs_and_grads(lstm_sequence_reference, *args, **kw)
+    names = ["outputs", "h_T", "c_T", "d_x", "d_kernel", "d_recurrent", "d_h0", "d_c0", "d_bias"]
+    for name, g, w in zip(names, got, want):
+        assert g.shape == w.shape, name
+        torch.testing.assert_close(g, w, atol=ATOL, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}")
+
+
+# (batch, steps, features, units): small u (row loop), u not a multiple of the vector width, large u
+# (per-step GEMM), batch not divisible by the thread count, batch 1, one step.
+SHAPES = [(6, 9, 5, 10), (7, 5, 3, 3), (5, 6, 4, 17), (3, 4, 6, 33), (5, 6, 4, 64), (3, 4, 5, 130),
+          (1, 7, 3, 10), (4, 1, 3, 10), (1, 1, 2, 70)]
+MASKS = ["none", "left", "right", "holes", "fully_masked_row"]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("mask_kind", MASKS)
+def test_compiled_matches_reference_on_masks(shape, mask_kind):
+    _compiled_or_skip()
+    *args, gen = _inputs(*shape, seed=sum(shape))
+    mask = _mask(mask_kind, shape[0], shape[1], gen)
+    _assert_same(lstm_sequence, args, mask=mask)
+
+
+@pytest.mark.parametrize("shape", [(6, 9, 5, 10), (5, 6, 4, 17), (5, 6, 4, 64)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("per_gate", [False, True], ids=["shared", "per_gate"])
+@pytest.mark.parametrize("mask_kind", ["none", "holes"])
+def test_compiled_recurrent_dropout(shape, per_gate, mask_kind):
+    _compiled_or_skip()
+    batch, steps, _, units = shape
+    *args, gen = _inputs(*shape, seed=3)
+    keep = (torch.rand((4, batch, units) if per_gate else (batch, units), generator=gen) > 0.2).float() / 0.8
+    _assert_same(lstm_sequence, args, mask=_mask(mask_kind, batch, steps, gen), recurrent_dropout_mask=keep)
+
+
+@pytest.mark.parametrize("shape", [(6, 9, 5, 10), (5, 6, 4, 64)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("mask_kind", ["left", "holes", "fully_masked_row"])
+def test_compiled_zero_output_for_mask(shape, mask_kind):
+    _compiled_or_skip()
+    *args, gen = _inputs(*shape, seed=5)
+    mask = _mask(mask_kind, shape[0], shape[1], gen)
+    _assert_same(lstm_sequence, args, mask=mask, zero_output_for_mask=True)
+    out, _, _ = lstm_sequence(*args, mask=mask, zero_output_for_mask=True)
+    assert torch.all(out[~mask] == 0)
+
+
+@pytest.mark.parametrize("impl", [fused.IMPL_ROWS, fused.IMPL_GEMM, fused.IMPL_VECTOR], ids=["rows", "gemm", "vector"])
+@pytest.mark.parametrize("units", [3, 10, 20, 40])
+@pytest.mark.parametrize("rd", ["none", "shared", "per_gate"])
+def test_every_cpu_strategy_matches_reference(monkeypatch, impl, units, rd):
+    # Each C++ strategy (plain rows, per-step GEMM, AVX-512 rows) on shapes the automatic choice would not
+    # give it, so that all of them stay correct whatever the dispatch thresholds become.
+    _compiled_or_skip()
+    monkeypatch.setattr(fused, "forced_impl", impl)
+    batch, steps = 7, 6
+    *args, gen = _inputs(batch, steps, 4, units, seed=units)
+    keep = None
+    if rd != "none":
+        keep = (torch.rand((4, batch, units) if rd == "per_gate" else (batch, units), generator=gen) > 0.2) / 0.8
+    mask = _mask("holes", batch, steps, gen)
+    mask[2] = False
+    _assert_same(lstm_sequence, args, mask=mask, recurrent_dropout_mask=keep)
+
+
+@pytest.mark.parametrize("units", [10, 64])
+def test_compiled_without_bias_and_zero_states(units):
+    _compiled_or_skip()
+    *args, gen = _inputs(4, 6, 3, units, bias=False, states=False)
+    _assert_same(lstm_sequence, args, mask=_mask("holes", 4, 6, gen))
+
+
+def test_compiled_path_is_taken_for_cpu_float32():
+    _compiled_or_skip()
+    *args, _ = _inputs(2, 3, 4, 5)
+    out, _, _ = lstm_sequence(*args)
+    assert "FusedLSTM" in type(out.grad_fn).__name__
+    assert fused_available("cpu")
+
+
+def test_masked_steps_follow_keras_rnn_loop():
+    # keras/src/backend/torch/rnn.py: a masked step carries h and c and repeats the previous output,
+    # which starts at zeros (not h0) before the first real step.
+    *args, _ = _inputs(2, 4, 3, 5)
+    mask = torch.tensor([[False, True, False, True], [True, True, False, False]])
+    for fn in (lstm_sequence, lstm_sequence_reference):
+        out, h, c = fn(*args, mask=mask)
+        assert torch.all(out[0, 0] == 0)
+        torch.testing.assert_close(out[0, 2], out[0, 1])
+        torch.testing.assert_close(out[1, 3], out[1, 1])
+        torch.testing.assert_close(h[1], out[1, 1])
+        torch.testing.assert_close(h[0], out[0, 3])
+
+
+def test_fully_masked_row_returns_initial_states_and_zero_outputs():
+    x, kernel, recurrent, b, h0, c0, _ = _inputs(3, 5, 4, 6)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[1] = False
+    for fn in (lstm_sequence, lstm_sequence_reference):
+        out, h, c = fn(x, kernel, recurrent, b, h0, c0, mask=mask)
+        assert torch.all(out[1] == 0)
+        torch.testing.assert_close(h[1], h0[1])
+        torch.testing.assert_close(c[1], c0[1])
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "left", "right", "fully_masked_row"])
+@pytest.mark.parametrize("zero_output", [False, True])
+def test_packed_torch_lstm_matches_reference(mask_kind, zero_output):
+    # The cuDNN route (torch._VF.lstm with packing) runs here on CPU through oneDNN: same transformation.
+    *args, gen = _inputs(5, 7, 4, 6, seed=11)
+    mask = _mask(mask_kind, 5, 7, gen)
+    got = _outputs_and_grads(lstm_sequence_packed, *args, mask=mask, zero_output_for_mask=zero_output)
+    want = _outputs_and_grads(lstm_sequence_reference, *args, mask=mask, zero_output_for_mask=zero_output)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=ATOL, rtol=1e-4)
+
+
+def test_packed_refuses_masks_with_holes():
+    *args, _ = _inputs(2, 4, 3, 5)
+    with pytest.raises(ValueError, match="contiguous block"):
+        lstm_sequence_packed(*args, mask=torch.tensor([[True, False, True, True], [True] * 4]),
+                             zero_output_for_mask=False)
+
+
+def test_reference_gradcheck_float64():
+    x, kernel, recurrent, b, h0, c0, gen = _inputs(3, 4, 2, 3, dtype=torch.float64)
+    mask = torch.tensor([[False, True, True, False], [True, False, True, True], [False] * 4])
+    keep = (torch.rand(4, 3, 3, generator=gen) > 0.3).double() / 0.7
+
+    def fn(*t):
+        return lstm_sequence(*t, mask=mask, recurrent_dropout_mask=keep)
+
+    assert torch.autograd.gradcheck(fn, (x, kernel, recurrent, b, h0, c0))
+
+
+def test_disable_env_forces_reference_loop(monkeypatch):
+    monkeypatch.setenv("LSTMTEXT_DISABLE_KERNEL", "1")
+    *args, _ = _inputs(2, 3, 4, 5)
+    out, _, _ = lstm_sequence(*args)
+    assert "FusedLSTM" not in type(out.grad_fn).__name__
+    assert not fused_available("cpu")
+    torch.testing.assert_close(out, lstm_sequence_reference(*args)[0])
+
+
+def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path):
+    broken = tmp_path / "lstm_cpu.cpp"
+    broken.write_text("this is not C++\n")
+    monkeypatch.setattr(build, "SOURCE", broken)
+    monkeypatch.setattr(build, "_state", {})
+    monkeypatch.setenv("LSTMTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.warns(RuntimeWarning, match="could not build or load the compiled CPU LSTM kernel"):
+        assert build.load_ops() is None
+    assert build.load_ops() is None  # no second attempt, no second warning
+    *args, _ = _inputs(2, 3, 4, 5)
+    out, _, _ = lstm_sequence(*args)
+    torch.testing.assert_close(out, lstm_sequence_reference(*args)[0])
+
+
+def test_bad_shapes_raise_config_error():
+    x, kernel, recurrent, b, h0, c0, _ = _inputs(2, 3, 4, 5)
+    with pytest.raises(ConfigError, match=r"kernel must have shape \(4, 20\), got \(3, 20\)"):
+        lstm_sequence(x, kernel[:3], recurrent, b, h0, c0)
+    with pytest.raises(ConfigError, match=r"mask must have shape \(2, 3\), got \(2, 4\)"):
+        lstm_sequence(x, kernel, recurrent, b, h0, c0, mask=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ConfigError, match="recurrent_dropout_mask must have shape"):
+        lstm_sequence(x, kernel, recurrent, b, h0, c0, recurrent_dropout_mask=torch.ones(3, 5))
+    with pytest.raises(ConfigError, match="x must be 3-D"):
+        lstm_sequence(x[0], kernel, recurrent, b, h0, c0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mask_kind", ["none", "left", "right", "holes", "fully_masked_row"])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_cuda_matches_reference(mask_kind, dropout):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    *args, gen = _inputs(5, 8, 4, 16, seed=2)
+    mask = _mask(mask_kind, 5, 8, gen)
+    keep = (torch.rand(4, 5, 16, generator=gen) > 0.2).float() / 0.8 if dropout else None
+    want = _outputs_and_grads(lstm_sequence_reference, *args, mask=mask, recurrent_dropout_mask=keep)
+    cuda_args = [a.detach().cuda().requires_grad_() if a is not None else None for a in args]
+    got = _outputs_and_grads(
+        lstm_sequence, *cuda_args,
+        mask=None if mask is None else mask.cuda(),
+        recurrent_dropout_mask=None if keep is None else keep.cuda(),
+    )
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.cpu(), w, atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_concurrent_first_builds_share_one_cache_entry(tmp_path):
+    # Two processes building into an empty cache at once: the file lock lets one compile while the other
+    # waits, then both load the same library and compute the same numbers.
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler on this machine")
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; from lstmtext.kernels import build, lstm_sequence; assert build.load_ops() is not None; "
+        "g = torch.Generator().manual_seed(0); x = torch.randn(3, 4, 2, generator=g); "
+        "out, _, _ = lstm_sequence(x, torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g), None, "
+        "torch.zeros(3, 2), torch.zeros(3, 2)); print(repr(out.sum().item()))"
+    )
+    env = {**os.environ, "LSTMTEXT_CACHE_DIR": str(tmp_path), "LSTMTEXT_DISABLE_KERNEL": ""}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    assert results[0][0] == results[1][0]
+    built = list((tmp_path / "kernels").glob("*/built.ok"))
+    assert len(built) == 1
