@@ -166,6 +166,7 @@ def load_data(
 
     >>> (x_train, y_train), (x_test, y_test) = load_data(num_words=5000)  # doctest: +SKIP
     >>> x_train[0][:4], y_train[0]  # doctest: +SKIP
+    ([1, 12, 559, 886], np.int64(1))
     """
     check_options(num_words, skip_top, maxlen, start_char, oov_char, index_from)
     corpus = load_corpus(path, cache_dir=cache_dir, progress=progress)
@@ -244,7 +245,7 @@ def get_tokenizer(
 
     >>> tok = get_tokenizer(num_words=5000)  # doctest: +SKIP
     >>> tok.texts_to_sequences(["A wonderful film."])  # doctest: +SKIP
-    [[1, 6, 387, 22]]
+    [[1, 6, 385, 21]]
     """
     check_options(num_words, skip_top, None, start_char, oov_char, index_from, caller="get_tokenizer")
     vocab = Vocab.from_word_index(get_word_index(path, cache_dir=cache_dir), source="IMDB word index")
