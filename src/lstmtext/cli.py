@@ -197,8 +197,11 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="reload the checkpoint when its manifest changes, checking every SECONDS")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log level (default: info)")
-    from lstmtext.service.config import ServiceConfig
-
+    try:
+        from lstmtext.service.config import ServiceConfig
+    except ImportError:  # the serve extra is not installed: the other commands work, `serve` says what to install
+        p.set_defaults(func=cmd_serve)
+        return
     docs = ServiceConfig.field_help()
     for f in _service_config_fields():
         flag = "--" + f.name.replace("_", "-")
