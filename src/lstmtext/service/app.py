@@ -126,6 +126,7 @@ def create_app(
     config: ServiceConfig | None = None,
     *,
     load: Loader | None = None,
+    source: str | os.PathLike[str] | None = None,
     handle_sigterm: bool = False,
 ) -> FastAPI:
     """Build the prediction service.
@@ -136,6 +137,8 @@ def create_app(
         config: limits, batching and shutdown settings (default :class:`ServiceConfig`).
         load: loads a checkpoint folder (first load and ``/admin/reload``); default
             ``Predictor.from_checkpoint``.
+        source: the folder a ready ``model`` was loaded from (what a reload without a path and
+            ``watch_interval_s`` re-read); ignored when ``model`` is a folder.
         handle_sigterm: on SIGTERM turn ``/readyz`` to 503 at once and hand over to the server's
             graceful shutdown after ``config.shutdown_delay_s`` (set by ``lstmtext serve``).
 
@@ -150,7 +153,10 @@ def create_app(
     if load is None:
         load = getattr(Predictor, "from_checkpoint", None)
     initial = model if isinstance(model, Predictor) else None
-    source = None if initial is not None else os.fspath(model)
+    if initial is None:
+        source = os.fspath(model)
+    elif source is not None:
+        source = os.fspath(source)
     metrics = ServiceMetrics()
     batcher = MicroBatcher(initial, max_batch_size=config.max_batch_size, window_s=config.batch_window_ms / 1000,
                            max_queue_texts=config.max_queue_texts, torch_threads=config.torch_threads,
