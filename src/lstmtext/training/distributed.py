@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import sys
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -34,6 +35,7 @@ from lstmtext.errors import ConfigError, DistributedError
 DEFAULT_TIMEOUT_S = 300.0
 _ENV_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 _owned_group = False  # True when init_distributed created the process group (and so tears it down)
+_failed = False  # a collective failed: another rank is gone or stuck
 
 
 def _env_int(name: str, default: int) -> int:
@@ -166,12 +168,14 @@ def shutdown_distributed() -> None:
     """Destroy the process group :func:`init_distributed` created (no-op otherwise; safe to call twice)."""
     global _owned_group
     if _owned_group and is_initialized():
-        # Leave together: a rank that tears its connections down while a peer still uses them can make
-        # gloo's worker threads abort the process at exit. A dead peer makes the barrier fail at once.
-        try:
-            dist.barrier()
-        except (RuntimeError, dist.DistBackendError):
-            pass
+        # After a clean run, leave together: a rank that tears its gloo connections down while a peer still
+        # uses them can make gloo's threads abort that peer at exit. After a failure (ours, or an uncaught
+        # exception: sys.last_value), leave at once: the peers may be gone or stuck in another collective.
+        if not _failed and getattr(sys, "last_value", None) is None and dist.get_backend() == "gloo":
+            try:
+                dist.monitored_barrier(timeout=default_timeout())
+            except (RuntimeError, dist.DistBackendError):
+                pass
         dist.destroy_process_group()
     _owned_group = False
 
@@ -302,7 +306,9 @@ def _collective(op, what: str) -> None:
 
 
 def lost_peer_message(what: str, error: BaseException) -> str:
-    """The message of a failed collective: which rank, doing what, and what to look at."""
+    """The message of a failed collective: which rank, doing what, and what to look at (marks the run failed)."""
+    global _failed
+    _failed = True
     return (
         f"rank {rank()} of {world_size()}: {what} failed: another process of the distributed run died, was "
         f"killed or stopped answering (timeout {default_timeout().total_seconds():.0f} s, set "
