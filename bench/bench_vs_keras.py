@@ -216,8 +216,10 @@ def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path,
         if bucket:
             fit_kwargs["bucket_by_length"] = True
     t_ready = time.perf_counter()
+    cpu0 = time.process_time()
     net.fit(d["x_train"], d["y_train"], callbacks=[Hook()], **fit_kwargs)
     t_fit = time.perf_counter() - t_ready
+    cpu_fit = time.process_time() - cpu0
     t0 = time.perf_counter()
     test_loss, test_acc = net.evaluate(d["x_test"], d["y_test"], batch_size=spec["batch"], verbose=0)
     t_eval = time.perf_counter() - t0
@@ -230,7 +232,7 @@ def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path,
     steady = ep[1:] if len(ep) > 1 else ep
     return dict(
         framework=framework, model=model, seed=seed, epochs=epochs, bucket=bucket, versions=versions,
-        threads=threads, setup_s=t_ready - t_start, fit_s=t_fit,
+        threads=threads, setup_s=t_ready - t_start, fit_s=t_fit, fit_cpu_s=cpu_fit,
         s_per_epoch=t_fit / max(1, len(ep)),
         s_per_epoch_steady=statistics.median(e["wall"] for e in steady),
         train_s_per_epoch=statistics.median(e["train"] for e in steady),
@@ -264,7 +266,8 @@ def _child(python: str, framework: str, args, data_path: Path, seed: int, bucket
 
 def _fmt_row(r: dict) -> str:
     return (f"| {r['framework']}{' +bucket' if r.get('bucket') else ''} | {r['seed']} | {r['s_per_epoch']:.2f} | "
-            f"{r['s_per_epoch_steady']:.2f} | {r['ms_per_step']:.1f} | {r['tokens_per_s']:,.0f} | "
+            f"{r['s_per_epoch_steady']:.2f} | {r['ms_per_step']:.1f} | {r['fit_cpu_s']:.1f} | "
+            f"{r['tokens_per_s']:,.0f} | "
             f"{100 * r['test_accuracy']:.2f} | {r['predict_s']:.2f} | {r['load_avg'][0]:.1f}-{r['load_avg'][1]:.1f} |")
 
 
@@ -274,8 +277,8 @@ def compare(args) -> None:
     results: list[dict] = []
     print(f"# {args.model}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"data {data_path.name}", flush=True)
-    header = ("| framework | seed | s/epoch | s/epoch (steady) | ms/step | tokens/s | test acc % | predict s | "
-              "load avg |\n|---|---|---|---|---|---|---|---|---|")
+    header = ("| framework | seed | s/epoch | s/epoch (steady) | ms/step | fit CPU s | tokens/s | test acc % | "
+              "predict s | load avg |\n|---|---|---|---|---|---|---|---|---|---|")
     print(header, flush=True)
     pairs = []
     for rnd in range(args.rounds):
@@ -297,7 +300,7 @@ def compare(args) -> None:
             pairs.append(pair)
     print()
     ratio = {k: [p["keras"][k] / p["lstmtext"][k] for p in pairs]
-             for k in ("s_per_epoch", "s_per_epoch_steady", "ms_per_step", "predict_s")}
+             for k in ("s_per_epoch", "s_per_epoch_steady", "ms_per_step", "fit_cpu_s", "predict_s")}
     for k, v in ratio.items():
         print(f"Keras / lstmtext {k}: median {statistics.median(v):.2f}x, per pair "
               + ", ".join(f"{x:.2f}" for x in v))
