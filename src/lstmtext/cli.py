@@ -1,22 +1,28 @@
 """The ``lstmtext`` command line: one sub-command per job, each a thin layer over the Python API.
 
-Sub-commands: ``stats`` (dataset statistics). Each has an ``add_<name>_parser(subparsers)`` that
+Sub-commands: ``stats`` (dataset statistics), ``predict`` (labels for raw texts from a checkpoint),
+``serve`` (the HTTP prediction service). Each has an ``add_<name>_parser(subparsers)`` that
 declares its options and a ``cmd_<name>(args) -> int`` that runs it; `build_parser` registers them.
 A lstmtext error (bad data, bad option) ends the command with its message and exit status 1.
 
     lstmtext stats --data ../shared/datasets/aclImdb_v1.tar.gz
+    lstmtext predict runs/imdb "A moving, beautiful film." "Two hours I will never get back."
+    lstmtext serve runs/imdb --port 8000
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from lstmtext import __version__
-from lstmtext.errors import LstmtextError
+from lstmtext.errors import DataError, LstmtextError
 
 
 def add_stats_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -74,12 +80,203 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext predict``."""
+    p = subparsers.add_parser(
+        "predict",
+        help="predict labels of raw texts with a checkpoint",
+        description=(
+            "Load a checkpoint folder and print a label and probabilities for each text: the texts given on "
+            "the command line, or one per line of --input (a .txt file, a .jsonl file whose objects hold "
+            "the text in --field, or - for standard input). Texts are tokenized and padded as in training."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="DIR", help="checkpoint folder (config.json, model.safetensors, vocab.json)")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("--input", metavar="FILE", help="read texts from FILE (.txt: one per line; .jsonl; - for stdin)")
+    p.add_argument("--input-format", choices=("auto", "txt", "jsonl"), default="auto",
+                   help="how to read --input (default: by extension; stdin is txt)")
+    p.add_argument("--field", default="text", help="key of the text in JSON-lines input (default: text)")
+    p.add_argument("--format", choices=("table", "jsonl"), default="table", help="output format (default: table)")
+    p.add_argument("--batch-size", type=int, default=256, help="texts per model call (default: 256)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for the model (default: 1; a small LSTM runs fastest on one thread while "
+                        "the texts of the next batch are tokenized on another core)")
+    p.set_defaults(func=cmd_predict)
+
+
+def _read_texts(path: str, fmt: str, field: str) -> Iterator[str]:
+    """Texts of a .txt/.jsonl file or stdin (``-``); a bad line raises DataError naming file and line."""
+    if fmt == "auto":
+        fmt = "jsonl" if path.endswith((".jsonl", ".ndjson")) else "txt"
+    try:
+        f = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"--input {path!r}: cannot open ({e.strerror})") from None
+    try:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if fmt == "txt":
+                yield line
+                continue
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"--input {path!r} line {n}: not valid JSON ({e.msg})") from None
+            text = obj.get(field) if isinstance(obj, dict) else obj
+            if not isinstance(text, str):
+                raise DataError(f"--input {path!r} line {n}: expected a string or an object with a string "
+                                f"{field!r} field, got {type(text).__name__}")
+            yield text
+    except UnicodeDecodeError as e:
+        raise DataError(f"--input {path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    finally:
+        if f is not sys.stdin:
+            f.close()
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Run ``lstmtext predict``."""
+    from lstmtext.predictor import Predictor
+
+    if bool(args.texts) == bool(args.input):
+        raise DataError("give the texts either as arguments or with --input FILE, not both or neither")
+    for flag, value in (("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if value <= 0:
+            raise DataError(f"{flag} must be a positive integer, got {value}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    texts = list(args.texts) if args.texts else list(_read_texts(args.input, args.input_format, args.field))
+    if not texts:
+        raise DataError(f"--input {args.input!r}: no texts in it (the file is empty)")
+    predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
+    t0 = time.perf_counter()
+    probs = predictor.predict_proba(texts)
+    seconds = time.perf_counter() - t0
+    preds = predictor.to_predictions(probs)
+    out = sys.stdout
+    if args.format == "jsonl":
+        out.writelines(json.dumps({"index": i, **p.to_dict()}) + "\n" for i, p in enumerate(preds))
+    else:
+        width = max(5, *(len(p.label) for p in preds))
+        out.write(f"{'#':>6}  {'label':<{width}}  {'prob':>6}  text\n")
+        for i, (p, t) in enumerate(zip(preds, texts)):
+            preview = " ".join(t.split())
+            preview = preview if len(preview) <= 60 else preview[:57] + "..."
+            out.write(f"{i:>6}  {p.label:<{width}}  {p.probability:6.4f}  {preview}\n")
+    print(f"{len(texts)} texts in {seconds:.2f} s ({len(texts) / max(seconds, 1e-9):,.0f} texts/s, "
+          f"tokenization included)", file=sys.stderr)
+    return 0
+
+
+def _service_config_fields() -> list[dataclasses.Field]:
+    from lstmtext.service.config import ServiceConfig
+
+    return [f for f in dataclasses.fields(ServiceConfig) if f.name not in ("admin_token", "watch_interval_s")]
+
+
+def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext serve`` (service options come from ``ServiceConfig``'s field docs)."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a checkpoint over HTTP",
+        description=(
+            "Serve POST /v1/predict, /healthz, /livez, /readyz, /v1/model, /metrics and /openapi.json for a "
+            "checkpoint folder (needs the serve extra: pip install 'lstmtext[serve]'). JSON access logs go to "
+            "stdout. SIGTERM turns /readyz to 503 and finishes every request in flight before exiting."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="DIR", help="checkpoint folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
+    p.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default: 1)")
+    p.add_argument("--watch", type=float, metavar="SECONDS", default=None,
+                   help="reload the checkpoint when its manifest changes, checking every SECONDS")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="server log level (default: info)")
+    from lstmtext.service.config import ServiceConfig
+
+    docs = ServiceConfig.field_help()
+    for f in _service_config_fields():
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                           help=f"turn off: {docs[f.name]}")
+        else:
+            kind = int if isinstance(f.default, int) else float
+            p.add_argument(flag, dest=f.name, type=kind, default=f.default,
+                           help=f"{docs[f.name]} (default: {f.default})")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run ``lstmtext serve`` (admin reload is enabled by the LSTMTEXT_ADMIN_TOKEN environment variable)."""
+    try:
+        from lstmtext.service.config import ServiceConfig
+        from lstmtext.service.server import serve
+    except ImportError as e:
+        raise DataError(str(e)) from None
+    from lstmtext.predictor import Predictor
+
+    config = ServiceConfig(
+        **{f.name: getattr(args, f.name) for f in _service_config_fields()},
+        admin_token=os.environ.get("LSTMTEXT_ADMIN_TOKEN") or None,  # not a flag: argv is visible to every user
+        watch_interval_s=args.watch,
+    )
+    folder = Path(args.checkpoint)
+    # Load once here so a bad folder fails at once with its message, before any port is opened.
+    predictor = Predictor.from_checkpoint(folder)
+    serve(predictor, host=args.host, port=args.port, workers=args.workers, config=config, log_level=args.log_level,
+          source=folder)
+    return 0
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext export``."""
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint to ONNX",
+        description=(
+            "Write a checkpoint folder as an ONNX graph (ONNX's native LSTM operator, masks included; dynamic "
+            "batch and sequence axes), checked against onnxruntime on padded inputs before it is written. The "
+            "tokenizer and padding go into the file's metadata and a sidecar <out>.json."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", help="checkpoint folder")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
+    p.add_argument("--out", metavar="FILE", default=None, help="output file (default: DIR/model.onnx)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset, 13 or newer (default: 17)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Run ``lstmtext export``."""
+    from lstmtext.export import DEFAULT_OPSET, to_onnx
+
+    t0 = time.perf_counter()
+    result = to_onnx(args.dir, args.out, opset=args.opset or DEFAULT_OPSET, check=not args.no_check)
+    print(f"wrote {result.path} (ONNX opset {result.opset}, {result.path.stat().st_size:,} bytes)")
+    if result.sidecar is not None:
+        print(f"wrote {result.sidecar} (tokenizer and padding)")
+    if result.max_abs_diff is not None:
+        print(f"checked against PyTorch with onnxruntime: max abs difference {result.max_abs_diff:.2e}")
+    print(f"time: {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmtext`` parser with every sub-command registered."""
     parser = argparse.ArgumentParser(prog="lstmtext", description="Keras-exact LSTM text classifiers on PyTorch.")
     parser.add_argument("--version", action="version", version=f"lstmtext {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_stats_parser(subparsers)
+    add_predict_parser(subparsers)
+    add_serve_parser(subparsers)
+    add_export_parser(subparsers)
     return parser
 
 

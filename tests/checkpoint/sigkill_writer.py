@@ -66,6 +66,8 @@ def main(root: Path) -> None:
                         trainer_state={"step": step, "rng": capture_rng_state()},
                         vocab={"step": step}, run_info=make_run_info(seed=step))
         rotate(root, keep_last=KEEP_LAST)
+        # A fixed path saved over and over (as ModelCheckpoint(save_best_only=True) does).
+        save_checkpoint(root / "best", config=CONFIG, weights=expected_weights(step), trainer_state={"step": step})
         step += 1
 
 

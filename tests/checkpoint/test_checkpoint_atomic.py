@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import lstmtext
-from lstmtext.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from lstmtext.checkpoint import CheckpointNotFoundError, latest_checkpoint, list_checkpoints, load_checkpoint
 
 WRITER = Path(__file__).with_name("sigkill_writer.py")
 KILLS = 12
@@ -42,6 +42,7 @@ def test_sigkill_at_random_moments_never_breaks_a_committed_checkpoint(tmp_path)
     root.mkdir()
     last_step = -1
     interrupted_writes = 0
+    best_before = -1
     for kill in range(KILLS):
         proc, start_step = start_writer(root)
         assert start_step == last_step + 1, "resume must continue right after the newest valid checkpoint"
@@ -56,9 +57,9 @@ def test_sigkill_at_random_moments_never_breaks_a_committed_checkpoint(tmp_path)
         proc.stdout.close()
 
         folders = list_checkpoints(root)
-        temp = [p for f in [root, *folders] for p in f.iterdir() if p.name.endswith(".tmp")]
+        leftovers = [p for f in [root, *folders] for p in f.iterdir() if p.name.startswith(".")]
         committed = [f for f in folders if (f / "manifest.json").exists()]
-        interrupted_writes += bool(temp) or len(committed) < len(folders)
+        interrupted_writes += bool(leftovers) or len(committed) < len(folders)
         if not committed:  # killed before the very first commit: nothing to lose yet
             assert last_step == -1, f"kill {kill}: no committed checkpoint left"
             continue
@@ -73,13 +74,26 @@ def test_sigkill_at_random_moments_never_breaks_a_committed_checkpoint(tmp_path)
             assert ckpt.optimizer_state["param_groups"] == want["param_groups"]
             assert all(torch.equal(ckpt.optimizer_state["state"][0][k], v) for k, v in want["state"][0].items())
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # "a save was interrupted; the previous checkpoint was put back"
+            try:  # replaced in place every step: complete whenever it exists, and it is never lost
+                best = load_checkpoint(root / "best")
+            except CheckpointNotFoundError:
+                best = None
             latest = latest_checkpoint(root)
         assert latest == committed[-1]
+        latest_step = int(latest.name[-6:])
+        if best is None:
+            assert latest_step == 0, "the fixed-path checkpoint was lost"
+        else:
+            best_step = best.trainer_state["step"]
+            # Never older than what it held before (an interrupted replacement puts the previous one back).
+            assert best_before <= best_step <= latest_step
+            best_before = best_step
+            assert torch.equal(best.weights["kernel"], expected_weights(best_step)["kernel"])
         step = load_checkpoint(latest).trainer_state["step"]
         assert step >= last_step, "a kill must never lose the previous checkpoint"
         last_step = step
-        assert not [p for f in [root, *list_checkpoints(root)] for p in f.iterdir() if p.name.endswith(".tmp")]
+        assert not [p for f in [root, *list_checkpoints(root)] for p in f.iterdir() if p.name.startswith(".")]
     # The kills must have hit writes in progress, or the test shows nothing.
     assert interrupted_writes >= KILLS // 3, f"only {interrupted_writes} of {KILLS} kills interrupted a write"
     assert last_step >= KILLS // 2, "the writer must make progress between kills"

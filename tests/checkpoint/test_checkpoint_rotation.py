@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lstmtext.checkpoint import (
+    CheckpointError,
     CheckpointNotFoundError,
     CheckpointWarning,
     checkpoint_name,
@@ -103,3 +104,35 @@ def test_resolve_accepts_a_checkpoint_or_a_root(tmp_path):
         os.unlink(path / "manifest.json")
     with pytest.warns(CheckpointWarning), pytest.raises(CheckpointNotFoundError, match="no valid checkpoint"):
         resolve_checkpoint(tmp_path)
+
+
+def test_saving_never_replaces_a_folder_of_other_files(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(CheckpointError, match=r"mine: exists and holds files that are not part of a checkpoint "
+                                              r"\(thesis\.tex\)"):
+        save_checkpoint(tmp_path / "mine", config=CONFIG, weights={"w": torch.zeros(1)})
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        save_checkpoint(tmp_path / "file", config=CONFIG, weights={"w": torch.zeros(1)})
+
+
+def test_a_crash_between_the_swap_renames_is_undone(tmp_path):
+    target = save_step(tmp_path, 0, 1)
+    os.rename(target, tmp_path / f".{target.name}.k3x9q2ab.old")  # the old one moved aside, the new one lost
+    (tmp_path / f".{target.name}.zz81kq0p.staging").mkdir()  # and a half-written new one
+    with pytest.warns(CheckpointWarning, match="previous checkpoint was put back"):
+        assert latest_checkpoint(tmp_path) == target
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    os.rename(target, tmp_path / ".best.k3x9q2ab.old")
+    with pytest.warns(CheckpointWarning, match="previous checkpoint was put back"):
+        assert load_checkpoint(tmp_path / "best").trainer_state == {"step": 1}
+
+
+def test_replacing_a_checkpoint_leaves_no_leftovers(tmp_path):
+    save_step(tmp_path, 0, 1)
+    path = save_checkpoint(tmp_path / "best", config=CONFIG, weights={"w": torch.ones(1)})
+    save_checkpoint(path, config=CONFIG, weights={"w": torch.full((1,), 2.0)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", checkpoint_name(0, 1)]
+    assert torch.equal(load_checkpoint(path).weights["w"], torch.full((1,), 2.0))

@@ -18,8 +18,10 @@ from lstmtext.checkpoint.folder import (
     Checkpoint,
     build_model,
     check_model_config,
+    delete_checkpoint,
     load_checkpoint,
     make_run_info,
+    recover_interrupted_save,
     save_checkpoint,
 )
 from lstmtext.checkpoint.manifest import verify_checkpoint
@@ -27,7 +29,6 @@ from lstmtext.checkpoint.rng import capture_rng_state, restore_rng_state
 from lstmtext.checkpoint.rotation import (
     checkpoint_name,
     clean_temp_files,
-    delete_checkpoint,
     latest_checkpoint,
     list_checkpoints,
     resolve_checkpoint,
@@ -56,6 +57,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "make_run_info",
+    "recover_interrupted_save",
     "resolve_checkpoint",
     "restore_rng_state",
     "rotate",

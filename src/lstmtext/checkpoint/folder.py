@@ -10,17 +10,23 @@ A checkpoint is a folder::
     run.json               command line, seed, library versions, device, metrics (optional)
     manifest.json          size + sha256 of each file above; written last: the commit marker
 
-Every file is written to a temp name in the folder, fsynced and renamed; ``manifest.json`` goes last
-and the folder is fsynced, so a crash at any moment leaves either a committed checkpoint or a folder
-without a manifest, which :func:`load_checkpoint` refuses and :func:`~lstmtext.checkpoint.latest_checkpoint`
-skips. Loading reads only JSON and safetensors, validated before use: no pickle, no code.
+Every file is written to a temp name in a hidden staging folder next to the target, fsynced and
+renamed; ``manifest.json`` goes last; then the staging folder is renamed to the target (an existing
+checkpoint there is moved aside first and deleted only after the swap) and the parent is fsynced.
+A crash at any moment leaves the target either complete or as it was (or, between the two renames
+of a replacement, moved aside, which :func:`recover_interrupted_save` puts back); leftovers are
+hidden folders that :func:`~lstmtext.checkpoint.clean_temp_files` removes. Loading reads only JSON and
+safetensors, validated before use: no pickle, no code.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,7 @@ from lstmtext.checkpoint.errors import (
     CheckpointConfigError,
     CheckpointError,
     CheckpointNotFoundError,
+    CheckpointWarning,
     CorruptFileError,
 )
 from lstmtext.checkpoint.safejson import check_type, dumps, parse_json, read_bounded
@@ -54,6 +61,9 @@ JSON_LIMITS: dict[str, tuple[int, int]] = {
     RUN: (16 << 20, 64),
 }
 _NO_CAP = 1 << 44
+#: Hidden sibling folders of a save in progress (``.<name>.<random>.staging``) and of a checkpoint being
+#: replaced (``.<name>.<random>.old``).
+STAGING_SUFFIX, OLD_SUFFIX = ".staging", ".old"
 
 
 @dataclass
@@ -131,8 +141,8 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint folder atomically (see the module docstring for the layout and protocol).
 
-    Saving into a folder that already holds a checkpoint first removes its manifest, so the folder is
-    never a mix of old and new files that looks committed.
+    Saving over an existing checkpoint replaces it only once the new one is complete; a folder holding
+    anything but checkpoint files is never replaced.
 
     Args:
         directory: the folder (created with its parents).
@@ -181,18 +191,81 @@ def save_checkpoint(
     if run_info is not None:
         files[RUN] = dumps(encode_tree(dict(run_info)))
 
-    directory.mkdir(parents=True, exist_ok=True)
-    if (directory / mf.MANIFEST).exists():  # un-commit before touching any file
-        os.unlink(directory / mf.MANIFEST)
-        fsync_dir(directory)
-    for name, data in files.items():
-        atomic_write_bytes(directory / name, data)
-    for name in KNOWN_FILES:  # files of an earlier save to this folder that this one does not have
-        if name not in files and (directory / name).exists():
-            os.unlink(directory / name)
-    mf.write_manifest(directory, files)
-    fsync_dir(directory.parent)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _check_replaceable(directory)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=STAGING_SUFFIX, dir=directory.parent))
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(staging / name, data)
+        mf.write_manifest(staging, files)  # the commit marker, last
+        _swap_into_place(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return directory
+
+
+def _check_replaceable(directory: Path) -> None:
+    """Only an lstmtext checkpoint (or an empty folder) may be replaced: never a folder of other files."""
+    if not directory.exists() and not directory.is_symlink():
+        return
+    if not directory.is_dir() or directory.is_symlink():
+        raise CheckpointError(f"{directory}: exists and is not a checkpoint folder; refusing to replace it")
+    foreign = sorted(p.name for p in directory.iterdir()
+                     if p.name not in (*KNOWN_FILES, mf.MANIFEST) and not p.name.endswith(".tmp"))
+    if foreign:
+        raise CheckpointError(f"{directory}: exists and holds files that are not part of a checkpoint "
+                              f"({', '.join(foreign[:5])}); refusing to replace it")
+
+
+def _swap_into_place(staging: Path, directory: Path) -> None:
+    """Rename the complete ``staging`` folder to ``directory``; an existing checkpoint there is moved aside
+    first and deleted only once the new one is in place (:func:`recover_interrupted_save` undoes a crash
+    between the two renames)."""
+    parent = directory.parent
+    fsync_dir(staging)
+    if directory.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=OLD_SUFFIX, dir=parent))
+        os.replace(directory, old)  # an empty directory as the target of a directory rename is replaced
+        os.rename(staging, directory)
+        fsync_dir(parent)
+        delete_checkpoint(old)
+    else:
+        os.rename(staging, directory)
+    fsync_dir(parent)
+
+
+def delete_checkpoint(path: str | os.PathLike[str]) -> None:
+    """Delete a checkpoint folder, its manifest first, so a crash midway never leaves one that looks committed."""
+    path = Path(path)
+    try:
+        (path / mf.MANIFEST).unlink()
+        fsync_dir(path)
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def recover_interrupted_save(directory: str | os.PathLike[str]) -> bool:
+    """Put back the previous checkpoint of ``directory`` if a crash left it moved aside and nothing in place.
+
+    Returns:
+        True when a checkpoint was put back (a :class:`CheckpointWarning` says so).
+    """
+    directory = Path(directory)
+    if directory.exists() or not directory.parent.is_dir():
+        return False
+    prefix = f".{directory.name}."
+    candidates = sorted((p for p in directory.parent.iterdir()
+                         if p.name.startswith(prefix) and p.name.endswith(OLD_SUFFIX)
+                         and (p / mf.MANIFEST).is_file()), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        return False
+    os.rename(candidates[-1], directory)
+    fsync_dir(directory.parent)
+    warnings.warn(f"{directory}: a save was interrupted; the previous checkpoint was put back",
+                  CheckpointWarning, stacklevel=2)
+    return True
 
 
 def load_checkpoint(
@@ -229,7 +302,7 @@ def load_checkpoint(
     torch.Size([4, 1])
     """
     directory = Path(directory)
-    if not directory.is_dir():
+    if not directory.is_dir() and not recover_interrupted_save(directory):
         raise CheckpointNotFoundError(directory, "checkpoint folder not found")
     manifest = mf.read_manifest(directory) if verify else None
 

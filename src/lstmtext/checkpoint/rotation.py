@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import warnings
 from pathlib import Path
 
 from lstmtext.checkpoint.errors import CheckpointError, CheckpointNotFoundError, CheckpointWarning
+from lstmtext.checkpoint.folder import delete_checkpoint, recover_interrupted_save
 from lstmtext.checkpoint.manifest import MANIFEST, verify_checkpoint
-from lstmtext.utils.io import fsync_dir
 
 _CKPT = re.compile(r"^ckpt-e(\d{4,})-s(\d{6,})$")
 #: Temp files left by an interrupted ``lstmtext.utils.io.atomic_write_bytes``: ``.<name>.<random>.tmp``.
 _TEMP = re.compile(r"^\..+\.tmp$")
+#: Hidden folders of an interrupted ``save_checkpoint``: ``.<name>.<random>.staging`` / ``.old``.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.(?P<kind>staging|old)$")
 
 
 def checkpoint_name(epoch: int, global_step: int) -> str:
@@ -52,18 +53,29 @@ def list_checkpoints(root: str | os.PathLike[str]) -> list[Path]:
 
 
 def clean_temp_files(root: str | os.PathLike[str]) -> list[Path]:
-    """Delete temp files left by interrupted writes in ``root`` and its checkpoint folders.
+    """Tidy up after interrupted saves in ``root`` and its checkpoint folders.
 
-    Only call this while no other process writes checkpoints under ``root``.
+    Deletes temp files and staging folders; a checkpoint that was being replaced is deleted when its
+    replacement is in place, and put back (:func:`recover_interrupted_save`) when it is not. Only call
+    this while no other process writes checkpoints under ``root``.
 
     Returns:
-        The files deleted.
+        The files and folders deleted.
     """
     removed = []
     root = Path(root)
-    for folder in [root, *list_checkpoints(root)]:
-        if not folder.is_dir():
+    if not root.is_dir():
+        return removed
+    for entry in sorted(root.iterdir()):
+        m = _LEFTOVER.match(entry.name)
+        if not m or not entry.is_dir() or entry.is_symlink():
             continue
+        if m["kind"] == "old" and not (root / m["name"]).exists() and recover_interrupted_save(root / m["name"]):
+            continue
+        if entry.exists():
+            delete_checkpoint(entry)
+            removed.append(entry)
+    for folder in [root, *list_checkpoints(root)]:
         for entry in folder.iterdir():
             if _TEMP.match(entry.name) and entry.is_file() and not entry.is_symlink():
                 try:
@@ -117,18 +129,6 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     if found is None:
         raise CheckpointNotFoundError(path, "no valid checkpoint under this root")
     return found
-
-
-def delete_checkpoint(path: str | os.PathLike[str]) -> None:
-    """Delete a checkpoint folder, un-committing it first (manifest removed and fsynced)."""
-    path = Path(path)
-    try:
-        (path / MANIFEST).unlink()
-        fsync_dir(path)
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(path, ignore_errors=True)
-    fsync_dir(path.parent)
 
 
 def rotate(root: str | os.PathLike[str], keep_last: int) -> list[Path]:

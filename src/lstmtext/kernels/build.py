@@ -11,6 +11,8 @@ within a process.
 Environment:
     ``LSTMTEXT_DISABLE_KERNEL=1``: never build or load the kernel; the pure-PyTorch path is used.
     ``LSTMTEXT_CACHE_DIR``: cache root (default ``$XDG_CACHE_HOME/lstmtext`` or ``~/.cache/lstmtext``).
+    ``LSTMTEXT_KERNEL_DIR``: where compiled kernels live (default ``<cache root>/kernels``); lets data caches
+    be per-project or per-test while one build serves every process.
 
 Any build or load failure gives one warning and the pure-PyTorch fallback, never an exception.
 """
@@ -49,6 +51,12 @@ def cache_root() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "lstmtext"
+
+
+def kernel_dir() -> Path:
+    """The folder holding compiled kernels, one sub-folder per build key."""
+    env = os.environ.get("LSTMTEXT_KERNEL_DIR")
+    return Path(env) if env else cache_root() / "kernels"
 
 
 def _cpu_flags() -> str:
@@ -140,7 +148,7 @@ def load_ops():
         try:
             key = build_key()
             name = f"lstmtext_lstm_cpu_{key}"
-            build_dir = cache_root() / "kernels" / name
+            build_dir = kernel_dir() / name
             library = build_dir / f"{name}.so"
             done = build_dir / "built.ok"
             if not done.exists():

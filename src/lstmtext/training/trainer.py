@@ -222,7 +222,10 @@ class Trainer:
 
     def _update_metrics(self, loss: torch.Tensor, y: torch.Tensor, y_pred: torch.Tensor,
                         sample_weight: torch.Tensor | None) -> None:
-        self._loss_tracker.update_state(loss, sample_weight=y_pred.shape[0])
+        # The loss tracker is a Keras Mean weighted by the batch size; updated in place, no new tensors.
+        st = self._loss_tracker._states(loss.device)
+        st["total"].add_(loss, alpha=y_pred.shape[0])
+        st["count"].add_(y_pred.shape[0])
         for m in self.compiled_metrics:
             m.update_state(y, y_pred)
         for m in self._weighted_metrics:
@@ -338,6 +341,7 @@ class Trainer:
             cb.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
+        self.eval()  # type: ignore[attr-defined]
         cb.on_train_end(epoch_logs)
         self.history = history
         return history
@@ -420,6 +424,7 @@ class Trainer:
         loss, y_pred = self.train_step(data.x, data.y, data.sample_weight)  # type: ignore[arg-type]
         self._update_metrics(loss, data.y, y_pred, data.sample_weight)  # type: ignore[arg-type]
         self.train_state.global_step += 1
+        self.eval()  # type: ignore[attr-defined]
         logs = self._results()
         if return_dict:
             return logs

@@ -1,0 +1,1 @@
+"""Interoperability with other frameworks' model files (``lstmtext.interop.keras``)."""

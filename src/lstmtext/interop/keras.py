@@ -1,0 +1,364 @@
+"""Reading and writing Keras 3 model files (``.keras`` archives and ``.weights.h5``) without Keras.
+
+A ``.keras`` file is a zip of ``metadata.json``, ``config.json`` (the model's architecture) and
+``model.weights.h5`` (weights in HDF5, grouped as ``layers/<snake_case class>[_n]/.../vars/<i>``).
+This module reads them with ``zipfile``, the strict JSON reader of :mod:`lstmtext.checkpoint` and
+``h5py`` - never with ``keras.saving``, which can deserialize code. Only Sequential models of
+Embedding, LSTM, Bidirectional(LSTM), Dense, Dropout and Masking are imported; ``Lambda`` layers,
+custom classes and anything else are refused with an error naming the layer, before any layer is
+built. Weight shapes are checked against the config and the file's size before anything is allocated.
+
+>>> layers, spec = load_keras_layers("imdb.keras")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lstmtext.checkpoint.errors import CheckpointConfigError, CheckpointNotFoundError, CorruptFileError
+from lstmtext.checkpoint.safejson import parse_json
+from lstmtext.interop.keras_config import SUPPORTED, check_not_code, keras_to_lstmtext, lstmtext_to_keras
+from lstmtext.layers import deserialize
+from lstmtext.layers.base import Layer
+from lstmtext.utils.io import atomic_write_bytes
+
+CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
+_CAPS = {CONFIG: 16 << 20, METADATA: 1 << 20, WEIGHTS: 64 << 30}
+#: What ``keras.saving`` would call the Keras version writing an exported archive.
+EXPORT_KERAS_VERSION = "3.5.0"
+
+
+@dataclass
+class KerasModelSpec:
+    """What a Keras Sequential archive describes, translated to lstmtext.
+
+    Attributes:
+        layer_specs: lstmtext ``{"class_name", "config"}`` per layer, in order.
+        input_shape: the model's input shape without the batch axis (``None`` for a free time axis).
+        input_dtype: the input dtype Keras recorded (``"int32"`` for token ids, ...).
+        keras_version: from ``metadata.json``.
+        name: the Keras model's name.
+    """
+
+    layer_specs: list[dict[str, Any]]
+    input_shape: tuple[int | None, ...]
+    input_dtype: str
+    keras_version: str
+    name: str
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as e:  # an optional extra
+        raise ImportError("reading Keras weights needs h5py: pip install 'lstmtext[keras]'") from e
+    return h5py
+
+
+def _read_archive(path: Path) -> dict[str, bytes]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CheckpointNotFoundError(path, "file not found") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptFileError(path, "not a regular file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise CorruptFileError(path, "zip archive holds the same member name twice")
+            out = {}
+            for info in infos:
+                if info.filename.startswith("assets/") or info.is_dir():
+                    continue
+                if info.filename not in _CAPS:
+                    raise CorruptFileError(path, f"unexpected member {info.filename!r} (a .keras archive holds "
+                                                 f"{', '.join(_CAPS)})")
+                if info.file_size > _CAPS[info.filename]:
+                    raise CorruptFileError(path, f"{info.filename} claims {info.file_size} bytes, more than the "
+                                                 f"{_CAPS[info.filename]}-byte limit")
+                with zf.open(info) as f:
+                    data = f.read(info.file_size + 1)  # never more than declared, whatever the stream holds
+                if len(data) != info.file_size:
+                    raise CorruptFileError(path, f"{info.filename} holds {len(data)} bytes, its header says "
+                                                 f"{info.file_size}")
+                out[info.filename] = data
+    except zipfile.BadZipFile as e:
+        raise CorruptFileError(path, f"not a valid .keras (zip) archive: {e}") from None
+    except (RuntimeError, NotImplementedError, EOFError, OSError) as e:  # encrypted, odd compression, truncated
+        raise CorruptFileError(path, f"cannot read the archive: {e}") from None
+    for name in (CONFIG, WEIGHTS):
+        if name not in out:
+            raise CorruptFileError(path, f"not a Keras 3 archive: no {name}")
+    return out
+
+
+def parse_keras_config(config: Any, *, file: str | os.PathLike[str], keras_version: str = "") -> KerasModelSpec:
+    """Translate a Keras 3 Sequential ``config.json`` (parsed) into a :class:`KerasModelSpec`.
+
+    Raises:
+        CheckpointConfigError: not a Sequential model, or a layer lstmtext does not import (named).
+    """
+    if not isinstance(config, dict):
+        raise CheckpointConfigError(file, "config.json must be a JSON object")
+    check_not_code(config, file=file, where="model")
+    if config.get("class_name") != "Sequential" or not isinstance(config.get("config"), dict):
+        raise CheckpointConfigError(file, f"only Sequential models are imported, got {config.get('class_name')!r}")
+    entries = config["config"].get("layers")
+    if not isinstance(entries, list):
+        raise CheckpointConfigError(file, "Sequential config has no 'layers' list")
+    input_shape: tuple[int | None, ...] | None = None
+    input_dtype = "float32"
+    specs = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and entry.get("class_name") == "InputLayer":
+            cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+            shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
+            if not isinstance(shape, list) or not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+                raise CheckpointConfigError(file, f"layer {index} (InputLayer): bad batch_shape {shape!r}")
+            input_shape, input_dtype = tuple(shape[1:]), str(cfg.get("dtype") or "float32")
+            continue
+        specs.append(keras_to_lstmtext(entry, file=file, index=index))
+    if input_shape is None:
+        shape = config["config"].get("build_input_shape")
+        if isinstance(shape, list) and shape:
+            input_shape = tuple(shape[1:])
+    if input_shape is None:
+        raise CheckpointConfigError(file, "the model has no input shape (InputLayer or build_input_shape)")
+    return KerasModelSpec(specs, input_shape, input_dtype, keras_version, str(config["config"].get("name", "")))
+
+
+def _group_names(specs: Sequence[dict[str, Any]]) -> list[str]:
+    """Keras's h5 group of each layer: snake-case class name, ``_1``, ``_2`` ... for repeats."""
+    used: dict[str, int] = {}
+    names = []
+    for spec in specs:
+        base = SUPPORTED[spec["class_name"]]
+        if base in used:
+            used[base] += 1
+            names.append(f"{base}_{used[base]}")
+        else:
+            used[base] = 0
+            names.append(base)
+    return names
+
+
+def _datasets(group: Any, cls_name: str, file: Any, where: str) -> list[Any]:
+    h5py = _h5py()
+    if cls_name == "Bidirectional":
+        return [*_datasets(_sub(group, "forward_layer", file, where), "LSTM", file, where),
+                *_datasets(_sub(group, "backward_layer", file, where), "LSTM", file, where)]
+    if cls_name == "LSTM":
+        group = _sub(group, "cell", file, where)
+    vars_ = group.get("vars") if isinstance(group, h5py.Group) else None
+    if vars_ is None:
+        return []
+    keys = sorted(vars_.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    if keys != [str(i) for i in range(len(keys))]:
+        raise CorruptFileError(file, f"{where}: weight names {keys} are not 0..{len(keys) - 1}")
+    out = [vars_[k] for k in keys]
+    for d in out:
+        if not isinstance(d, h5py.Dataset) or d.dtype.kind != "f" or d.ndim > 2 or d.compression is not None:
+            raise CorruptFileError(file, f"{where}: {d.name} is not an uncompressed float array of rank <= 2")
+    return out
+
+
+def _sub(group: Any, name: str, file: Any, where: str) -> Any:
+    if name not in group:
+        raise CorruptFileError(file, f"{where}: weights group {group.name}/{name} is missing")
+    return group[name]
+
+
+def _check_config_against_shapes(spec: dict[str, Any], shapes: list[tuple[int, ...]], file: Any, where: str) -> None:
+    """Config sizes must equal the stored weights' (bounded by the file) before a layer is built."""
+    cfg, cls_name = spec["config"], spec["class_name"]
+    expect: list[tuple[int, tuple[int, ...]]] = []
+    if cls_name == "Embedding":
+        expect = [(0, (cfg.get("input_dim"), cfg.get("output_dim")))]
+    elif cls_name == "Dense" and shapes:
+        expect = [(0, (shapes[0][0], cfg.get("units")))]
+    elif cls_name == "LSTM" and len(shapes) >= 2:
+        u = cfg.get("units")
+        expect = [(1, (u, 4 * u if isinstance(u, int) else u))]
+    elif cls_name == "Bidirectional":
+        half = len(shapes) // 2
+        _check_config_against_shapes(spec["config"]["layer"], shapes[:half], file, where)
+        _check_config_against_shapes(spec["config"].get("backward_layer") or spec["config"]["layer"],
+                                     shapes[half:], file, where)
+    for i, want in expect:
+        if i >= len(shapes) or shapes[i] != want:
+            raise CheckpointConfigError(file, f"{where}: config implies weight {i} of shape {want}, the weights "
+                                              f"file has {shapes[i] if i < len(shapes) else 'none'}")
+
+
+def _build_layers(spec: KerasModelSpec, h5: Any, file: Any, data_len: int) -> list[Layer]:
+    groups = _group_names(spec.layer_specs)
+    root = h5.get("layers")
+    per_layer, total = [], 0
+    for i, (layer_spec, group) in enumerate(zip(spec.layer_specs, groups)):
+        where = f"layer {i} {layer_spec['config'].get('name')!r} ({layer_spec['class_name']})"
+        node = root.get(group) if root is not None else None
+        datasets = _datasets(node, layer_spec["class_name"], file, where) if node is not None else []
+        shapes = [tuple(int(d) for d in ds.shape) for ds in datasets]
+        total += sum(int(np.prod(s)) * ds.dtype.itemsize for s, ds in zip(shapes, datasets))
+        _check_config_against_shapes(layer_spec, shapes, file, where)
+        per_layer.append((where, datasets, shapes))
+    if total > data_len:
+        raise CorruptFileError(file, f"weights declare {total} bytes, more than the {data_len}-byte weights file")
+    layers = []
+    for layer_spec, (where, _, _) in zip(spec.layer_specs, per_layer):
+        try:
+            layers.append(deserialize(layer_spec))
+        except Exception as e:
+            raise CheckpointConfigError(file, f"{where}: {e}") from None
+    x = torch.zeros((1, *[d or 2 for d in spec.input_shape]),
+                    dtype=torch.long if spec.input_dtype.startswith(("int", "uint")) else torch.float32)
+    run_layers(layers, x)  # builds every layer's weights from the input shape
+    for layer, (where, datasets, shapes) in zip(layers, per_layer):
+        own = [tuple(w.shape) for w in layer.get_weights()]
+        if own != shapes:
+            raise CheckpointConfigError(file, f"{where}: the layer has weights of shapes {own}, the file {shapes}")
+        layer.set_weights([np.asarray(ds[()], dtype=np.float32) for ds in datasets])
+    return layers
+
+
+def run_layers(layers: Sequence[Layer], x: torch.Tensor, training: bool = False) -> torch.Tensor:
+    """Apply layers in order, passing each one's output mask on (what a Sequential model does)."""
+    mask = None
+    for layer in layers:
+        y = layer(x, mask=mask, training=training)
+        mask = layer.compute_mask(x, mask)
+        x = y
+    return x
+
+
+def load_keras_layers(path: str | os.PathLike[str]) -> tuple[list[Layer], KerasModelSpec]:
+    """Read a Keras 3 ``.keras`` archive into built lstmtext layers holding its weights.
+
+    Args:
+        path: the ``.keras`` file.
+
+    Returns:
+        ``(layers, spec)``: the layers in order (apply them with :func:`run_layers`, or pass them to
+        ``Sequential``) and what the archive describes.
+
+    Raises:
+        CorruptFileError: not a readable Keras 3 archive, or malformed weights.
+        CheckpointConfigError: not a Sequential model, or an unsupported, ``Lambda`` or custom layer
+            (named), or weights that do not fit the config.
+    """
+    path = Path(path)
+    members = _read_archive(path)
+    meta = parse_json(members[METADATA], file=f"{path}:{METADATA}") if METADATA in members else {}
+    version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
+    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}")
+    spec = parse_keras_config(config, file=path, keras_version=version)
+    layers = _load_weights_bytes(spec, members[WEIGHTS], f"{path}:{WEIGHTS}")
+    return layers, spec
+
+
+def _load_weights_bytes(spec: KerasModelSpec, data: bytes, file: str) -> list[Layer]:
+    h5py = _h5py()
+    try:
+        with h5py.File(io.BytesIO(data), "r") as h5:
+            return _build_layers(spec, h5, file, len(data))
+    except (CorruptFileError, CheckpointConfigError):
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:  # HDF5 refusing the bytes
+        raise CorruptFileError(file, f"not a readable HDF5 weights file: {e}") from None
+
+
+def load_keras_weights(spec: KerasModelSpec, path: str | os.PathLike[str]) -> list[Layer]:
+    """Read a Keras ``.weights.h5`` file (``model.save_weights``) for the model ``spec`` describes.
+
+    Args:
+        spec: the architecture, e.g. from :func:`parse_keras_config` or an earlier :func:`load_keras_layers`.
+        path: the ``.weights.h5`` file.
+
+    Returns:
+        Built lstmtext layers holding the weights.
+    """
+    path = Path(path)
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise CheckpointNotFoundError(path, "file not found") from None
+    if size > _CAPS[WEIGHTS]:
+        raise CorruptFileError(path, f"{size} bytes, more than the {_CAPS[WEIGHTS]}-byte limit")
+    return _load_weights_bytes(spec, path.read_bytes(), str(path))
+
+
+def _keras_model_config(layers: Sequence[Layer], input_shape: Sequence[int | None], input_dtype: str,
+                        name: str) -> dict[str, Any]:
+    batch_shape = [None, *input_shape]
+    entries = [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                "config": {"batch_shape": batch_shape, "dtype": input_dtype, "sparse": False, "name": "input_layer"}}]
+    entries += [lstmtext_to_keras(layer) for layer in layers]
+    return {"module": "keras", "class_name": "Sequential", "registered_name": None,
+            "config": {"name": name, "trainable": True, "dtype": "float32", "layers": entries,
+                       "build_input_shape": batch_shape},
+            "build_config": {"input_shape": batch_shape}}
+
+
+def save_keras_model(layers: Sequence[Layer], path: str | os.PathLike[str], *, input_shape: Sequence[int | None],
+                     input_dtype: str = "int32", name: str = "sequential") -> Path:
+    """Write built lstmtext layers as a Keras 3 ``.keras`` archive (atomically) that Keras loads.
+
+    Args:
+        layers: the model's layers in order (built: weights are written).
+        path: the ``.keras`` file to write.
+        input_shape: the input shape without the batch axis, e.g. ``(300,)`` for padded token ids.
+        input_dtype: the input dtype Keras will expect (``"int32"`` for token ids).
+        name: the Keras model's name.
+
+    Returns:
+        The path written.
+
+    Raises:
+        CheckpointConfigError: a layer Keras has no equivalent for, or an lstmtext-only option.
+    """
+    h5py = _h5py()
+    config = _keras_model_config(layers, input_shape, input_dtype, name)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:
+        h5.create_group("vars").attrs["name"] = name
+        root = h5.create_group("layers")
+        specs = [{"class_name": type(layer).__name__} for layer in layers]
+        for layer, group in zip(layers, _group_names(specs)):
+            _write_layer(root.create_group(group), layer)
+    meta = {"keras_version": EXPORT_KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(METADATA, json.dumps(meta))
+        zf.writestr(CONFIG, json.dumps(config))
+        zf.writestr(WEIGHTS, buf.getvalue())
+    return atomic_write_bytes(path, out.getvalue())
+
+
+def _write_layer(group: Any, layer: Layer) -> None:
+    cls_name = type(layer).__name__
+    if cls_name == "Bidirectional":
+        group.create_group("vars").attrs["name"] = layer.name
+        for side, sub in (("forward_layer", layer.forward_layer), ("backward_layer", layer.backward_layer)):
+            _write_layer(group.create_group(side), sub)
+        return
+    vars_ = group.create_group("vars")
+    vars_.attrs["name"] = layer.name
+    if cls_name == "LSTM":
+        vars_ = group.create_group("cell").create_group("vars")
+        vars_.attrs["name"] = "lstm_cell"
+    for i, w in enumerate(layer.get_weights()):
+        vars_.create_dataset(str(i), data=np.asarray(w, dtype=np.float32))
