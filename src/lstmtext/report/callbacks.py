@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,15 +39,10 @@ class ReportCallback(Callback):
         self.path: Path | None = None
 
     def on_train_end(self, logs=None):
-        from lstmtext.report.build import write_report
+        from lstmtext.report.build import run_report
 
-        try:
-            self.path = write_report(self.directory, model=self.model, test_data=self.test_data, texts=self.texts,
-                                     tokenizer=self.tokenizer, labels=self.labels)
-        except ConfigError as e:
-            if "matplotlib" not in str(e):
-                raise
-            warnings.warn(f"no training report written: {e}", stacklevel=2)
+        self.path = run_report(self.directory, model=self.model, test_data=self.test_data, texts=self.texts,
+                               tokenizer=self.tokenizer, labels=self.labels)
 
 
 def summary_writer(log_dir: str | os.PathLike[str]) -> Any:
