@@ -9,20 +9,29 @@ output of shape ``(B, C)`` a ``C``-class one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from lstmtext.errors import ConfigError, DataError
+from lstmtext.errors import CheckpointError, ConfigError, DataError
+from lstmtext.preprocessing.sequence import pad_sequences
+from lstmtext.text import Tokenizer
 
 #: Maps a batch of raw texts to a batch of id lists (the tokenizer + vocabulary used in training).
 Encoder = Callable[[Sequence[str]], Sequence[Sequence[int]]]
 
 _PAD_SIDES = ("pre", "post")
+#: ``vocab.json`` of a checkpoint written by :meth:`Predictor.save`: tokenizer + padding + class names.
+INFERENCE_FORMAT = "lstmtext.inference"
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ class Predictor:
     Args:
         model: a module (e.g. a ``lstmtext.models.Sequential``) mapping int64 ids ``(B, T)`` to
             probabilities ``(B, 1)`` (sigmoid) or ``(B, C)`` (softmax); logits when ``from_logits``.
-        encode: maps a list of texts to a list of id lists, as in training.
+        encode: the :class:`~lstmtext.text.Tokenizer` used in training, or any function mapping a list of
+            texts to a list of id lists.
         maxlen: sequences are padded/truncated to this length (``None``: to the longest of each batch).
         padding: ``"pre"`` (Keras's default) or ``"post"``: where padding goes.
         truncating: ``"pre"`` or ``"post"``: which end of a long sequence is cut.
@@ -68,7 +78,7 @@ class Predictor:
         metadata: facts reported by :attr:`metadata` (config, vocabulary size, metrics, versions).
         version: an identifier of these weights (a checkpoint's manifest hash).
 
-    >>> p = Predictor(model, encode, maxlen=300)          # doctest: +SKIP
+    >>> p = Predictor(model, tokenizer, maxlen=300)       # doctest: +SKIP
     >>> p.predict(["a wonderful film", "dull"])[0].label   # doctest: +SKIP
     '1'
     """
@@ -76,7 +86,7 @@ class Predictor:
     def __init__(
         self,
         model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
-        encode: Encoder,
+        encode: Tokenizer | Encoder,
         *,
         maxlen: int | None,
         padding: str = "pre",
@@ -98,7 +108,8 @@ class Predictor:
         if isinstance(model, torch.nn.Module):
             model.eval()
         self.model = model
-        self.encode = encode
+        self.tokenizer = encode if isinstance(encode, Tokenizer) else None
+        self.encode: Encoder = encode.texts_to_sequences if isinstance(encode, Tokenizer) else encode
         self.maxlen = maxlen
         self.padding, self.truncating, self.pad_value = padding, truncating, int(pad_value)
         self.labels = tuple(str(x) for x in labels) if labels is not None else None
@@ -106,6 +117,89 @@ class Predictor:
         self.batch_size = batch_size
         self.version = str(version)
         self._metadata = dict(metadata or {})
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str], *, batch_size: int = 512,
+                        device: str | torch.device | None = None, maxlen: int | None = None) -> Predictor:
+        """Load a checkpoint folder, verified file by file against its ``manifest.json``.
+
+        The model is rebuilt from ``config.json`` (registered lstmtext classes only) and given the
+        weights of ``model.safetensors``; ``vocab.json`` gives the tokenizer, and, when written by
+        :meth:`save`, the padding/truncation the model was trained with and the class names. A bare
+        tokenizer ``vocab.json`` gets Keras's defaults (``"pre"``/``"pre"``) and the length of the
+        model's declared input (``Input(shape=(300,))`` or ``Embedding(input_length=300)``).
+
+        Args:
+            path: the checkpoint folder.
+            batch_size: most texts per model call.
+            device: where to run the model (default: CPU).
+            maxlen: overrides the sequence length found in the checkpoint.
+
+        Returns:
+            A Predictor whose ``version`` is a hash of the verified manifest.
+
+        Raises:
+            CheckpointError: missing, uncommitted, corrupt or hostile files, or weights that do not fit
+                the config; the message names the file.
+
+        >>> Predictor.from_checkpoint("runs/imdb").predict(["a moving, beautiful film"])  # doctest: +SKIP
+        """
+        import lstmtext.models  # noqa: F401  (registers Sequential for build_model)
+        from lstmtext.checkpoint import build_model, load_checkpoint
+
+        folder = Path(path)
+        ckpt = load_checkpoint(folder, device=device or "cpu", load_training_state=False)
+        model = build_model(ckpt)
+        _load_weights(model, ckpt.weights, folder / "model.safetensors")
+        record = _inference_record(ckpt.vocab, folder / "vocab.json")
+        seq = record.get("sequence", {})
+        length = maxlen if maxlen is not None else seq.get("maxlen", _declared_length(model))
+        run = ckpt.run_info or {}
+        version = hashlib.sha256(json.dumps(ckpt.manifest, sort_keys=True).encode()).hexdigest()[:16]
+        tokenizer = record["tokenizer"]
+        metadata = {
+            "source": str(folder),
+            "config": ckpt.config,
+            "vocab_size": len(tokenizer.vocab),
+            "tokenizer": tokenizer.get_config(),
+            "metrics": run.get("metrics"),
+            "run": {k: run[k] for k in ("seed", "saved_at", "device", "command") if k in run},
+            "versions": run.get("library_versions", {}),
+        }
+        try:
+            return cls(model, tokenizer, maxlen=length, padding=seq.get("padding", "pre"),
+                       truncating=seq.get("truncating", "pre"), pad_value=seq.get("value", 0),
+                       labels=record.get("labels"), from_logits=_outputs_logits(ckpt.config),
+                       batch_size=batch_size, metadata=metadata, version=version)
+        except ConfigError as e:
+            raise CheckpointError(f"{folder / 'vocab.json'}: {e}") from None
+
+    def save(self, path: str | os.PathLike[str], *, run_info: Mapping[str, Any] | None = None) -> Path:
+        """Write model, tokenizer, padding and class names as a checkpoint folder :meth:`from_checkpoint` reads.
+
+        Args:
+            path: the folder (written atomically, committed by its manifest).
+            run_info: the ``run.json`` record (default: command line, versions and no metrics).
+
+        Returns:
+            The folder.
+        """
+        from lstmtext.checkpoint import make_run_info, save_checkpoint
+        from lstmtext.layers import serialize
+
+        if self.tokenizer is None or not hasattr(self.model, "get_config"):
+            raise ConfigError("Predictor.save: needs an lstmtext model and a lstmtext.text.Tokenizer "
+                              f"(got {type(self.model).__name__} and an encode function)")
+        record = {
+            "format": INFERENCE_FORMAT,
+            "version": 1,
+            "tokenizer": self.tokenizer.to_json_dict(),
+            "sequence": {"maxlen": self.maxlen, "padding": self.padding, "truncating": self.truncating,
+                         "value": self.pad_value},
+            "labels": list(self.labels) if self.labels is not None else None,
+        }
+        return save_checkpoint(path, config=serialize(self.model), weights=self.model.state_dict(), vocab=record,
+                               run_info=run_info if run_info is not None else make_run_info())
 
     @property
     def device(self) -> torch.device:
@@ -124,23 +218,18 @@ class Predictor:
         return out
 
     def pad(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Pad/truncate id lists as in training. Returns int64 ``(len(sequences), maxlen)``."""
-        width = self.maxlen if self.maxlen is not None else max((len(s) for s in sequences), default=0)
-        width = max(width, 1)  # an all-empty batch still needs one step for the model to run
-        out = np.full((len(sequences), width), self.pad_value, dtype=np.int64)
-        for i, seq in enumerate(sequences):
-            n = min(len(seq), width)
-            if n == 0:
-                continue
-            kept = seq[-n:] if self.truncating == "pre" else seq[:n]
-            if self.padding == "pre":
-                out[i, width - n:] = kept
-            else:
-                out[i, :n] = kept
-        return out
+        """Pad/truncate id lists as in training (Keras ``pad_sequences``). Returns int64 ``(N, maxlen)``."""
+        if self.maxlen is None and not any(len(seq) for seq in sequences):
+            return np.full((len(sequences), 1), self.pad_value, dtype=np.int64)  # the model needs one step
+        return pad_sequences(sequences, maxlen=self.maxlen, dtype="int64", padding=self.padding,
+                             truncating=self.truncating, value=self.pad_value)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities of each text.
+
+        Texts go through in chunks of ``batch_size``; with several chunks, the model runs chunk ``k`` on a
+        worker thread while this thread tokenizes chunk ``k + 1`` (tokenizing holds the GIL, the model's
+        kernels release it), so the two overlap.
 
         Args:
             texts: raw texts.
@@ -149,10 +238,19 @@ class Predictor:
             float32 array ``(len(texts), C)``: ``C = 2`` for a binary model (``[1 - p, p]``).
         """
         texts = _check_texts(texts)
-        chunks = [self._predict_chunk(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        chunks = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         if not chunks:
             return np.zeros((0, len(self.labels) if self.labels else 2), dtype=np.float32)
-        return np.concatenate(chunks, axis=0)
+        if len(chunks) == 1:
+            return self._run(self.pad(self.encode(chunks[0])))
+        outs: list[Future[np.ndarray]] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="lstmtext-predict") as pool:
+            for i, chunk in enumerate(chunks):
+                ids = self.pad(self.encode(chunk))
+                if i >= 2:
+                    outs[i - 2].result()  # at most two chunks waiting: memory stays bounded
+                outs.append(pool.submit(self._run, ids))
+            return np.concatenate([f.result() for f in outs], axis=0)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Labels and probabilities of each text.
@@ -175,15 +273,15 @@ class Predictor:
         rows = probs.tolist()
         return [Prediction(names[k], int(k), float(row[k]), tuple(row)) for k, row in zip(ids.tolist(), rows)]
 
-    def _predict_chunk(self, texts: Sequence[str]) -> np.ndarray:
-        ids = self.pad(self.encode(texts))
+    def _run(self, ids: np.ndarray) -> np.ndarray:
+        """The model on padded ids ``(B, T)`` -> probabilities ``(B, C)``."""
         with torch.inference_mode():
             out = self.model(torch.from_numpy(ids).to(self.device))
         out = torch.as_tensor(out).detach().to("cpu", torch.float32)
         if out.ndim == 1:
             out = out[:, None]
-        if out.ndim != 2 or out.shape[0] != len(texts):
-            raise ConfigError(f"Predictor: the model returned shape {tuple(out.shape)} for {len(texts)} texts; "
+        if out.ndim != 2 or out.shape[0] != len(ids):
+            raise ConfigError(f"Predictor: the model returned shape {tuple(out.shape)} for {len(ids)} texts; "
                               f"expected (batch, 1) for a binary or (batch, classes) for a multi-class model")
         if out.shape[1] == 1:
             p = torch.sigmoid(out) if self.from_logits else out
@@ -214,3 +312,57 @@ def finite_probabilities(probs: np.ndarray) -> bool:
     if not np.all(np.isfinite(probs)) or probs.min() < 0.0 or probs.max() > 1.0:
         return False
     return bool(np.all(np.abs(probs.sum(axis=1) - 1.0) <= 1e-3 * max(1.0, math.sqrt(probs.shape[1]))))
+
+
+def _load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], file: Path) -> None:
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    if missing or extra:
+        raise CheckpointError(f"{file}: weights do not match config.json: missing {missing}, unexpected {extra}")
+    for name, t in weights.items():
+        if tuple(t.shape) != tuple(own[name].shape):
+            raise CheckpointError(f"{file}: weight {name!r} has shape {tuple(t.shape)}, config.json's model "
+                                  f"expects {tuple(own[name].shape)}")
+    model.load_state_dict(dict(weights))
+
+
+def _inference_record(vocab: Any, file: Path) -> dict[str, Any]:
+    """``{"tokenizer": Tokenizer, "sequence": {...}, "labels": [...] | None}`` from a checkpoint's vocab.json."""
+    if vocab is None:
+        raise CheckpointError(f"{file}: missing; a checkpoint needs its tokenizer to predict on raw text")
+    if not isinstance(vocab, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(vocab).__name__}")
+    try:
+        if vocab.get("format") == INFERENCE_FORMAT:
+            if vocab.get("version") != 1:
+                raise CheckpointError(f"{file}: {INFERENCE_FORMAT} version {vocab.get('version')!r} is not "
+                                      "supported (this lstmtext reads version 1)")
+            seq, labels = vocab.get("sequence", {}), vocab.get("labels")
+            if not isinstance(seq, dict) or not set(seq) <= {"maxlen", "padding", "truncating", "value"}:
+                raise CheckpointError(f'{file}: "sequence" must be an object with maxlen, padding, truncating, value')
+            if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+                raise CheckpointError(f'{file}: "labels" must be a list of strings or null')
+            tokenizer = Tokenizer.from_json_dict(vocab.get("tokenizer"), source=str(file))
+            return {"tokenizer": tokenizer, "sequence": seq, "labels": labels}
+        return {"tokenizer": Tokenizer.from_json_dict(vocab, source=str(file)), "sequence": {}, "labels": None}
+    except DataError as e:
+        raise CheckpointError(str(e)) from None
+
+
+def _declared_length(model: Any) -> int | None:
+    """The time axis of the model's declared input shape, when it is fixed (``(None, 300)`` -> 300)."""
+    for attr in ("build_input_shape", "batch_input_shape"):
+        shape = getattr(model, attr, None)
+        if shape is not None and len(shape) == 2 and isinstance(shape[1], int):
+            return shape[1]
+    return None
+
+
+def _outputs_logits(config: Mapping[str, Any]) -> bool:
+    """Whether the last layer of a Sequential config has no squashing activation (its outputs are logits)."""
+    layers = config.get("config", {}).get("layers", []) if config.get("class_name") == "Sequential" else [config]
+    last = layers[-1].get("config", {}) if layers and isinstance(layers[-1], dict) else {}
+    activation = last.get("activation", "linear")
+    if isinstance(activation, dict):
+        activation = activation.get("config", {}).get("name", activation.get("class_name"))
+    return activation in (None, "linear")

@@ -82,6 +82,8 @@ def test_equals_keras_on_float_items(keras_pad, sequences, maxlen, dtype, paddin
         ([[1, 2], [3]], {"value": "x"}),  # string value with a numeric dtype
         ([[1, 2], 5], {}),  # not a list of iterables
         ([[[1, 2]], [[1, 2, 3]]], {}),  # items of different shapes
+        ([[1, 2], np.array([[5]])], {}),  # a 2-D item among flat ones
+        ([[1, 2], [[5]]], {"maxlen": 3}),
         ([[1, 2], [3]], {"padding": "middle"}),
         ([[1, 2], [3]], {"truncating": "both"}),
         ([[1, 2], [3]], {"maxlen": 0}),

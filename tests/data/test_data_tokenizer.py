@@ -34,6 +34,7 @@ def reference_tokenize(text: str) -> list[str]:
         ("Café naïve über", ["caf", "na", "ve", "ber"]),
         ("10/10, A+ -- well-made", ["a", "well", "made"]),
         ("", []),
+        ("x  y z''w", ["x", "y", "z''w"]),  # long edge runs
     ],
 )
 def test_rule_examples(text, words):

@@ -212,9 +212,9 @@ def test_disable_env_forces_reference_loop(monkeypatch):
 def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path):
     broken = tmp_path / "lstm_cpu.cpp"
     broken.write_text("this is not C++\n")
-    monkeypatch.setattr(build, "SOURCE", broken)
+    monkeypatch.setattr(build, "SOURCES", [broken, *build.SOURCES[1:]])
     monkeypatch.setattr(build, "_state", {})
-    monkeypatch.setenv("LSTMTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LSTMTEXT_KERNEL_DIR", str(tmp_path / "cache" / "kernels"))
     with pytest.warns(RuntimeWarning, match="could not build or load the compiled CPU LSTM kernel"):
         assert build.load_ops() is None
     assert build.load_ops() is None  # no second attempt, no second warning
@@ -255,3 +255,30 @@ def test_cuda_matches_reference(mask_kind, dropout):
     )
     for g, w in zip(got, want):
         torch.testing.assert_close(g.cpu(), w, atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_concurrent_first_builds_share_one_cache_entry(tmp_path):
+    # Two processes building into an empty cache at once: the file lock lets one compile while the other
+    # waits, then both load the same library and compute the same numbers.
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler on this machine")
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; from lstmtext.kernels import build, lstm_sequence; assert build.load_ops() is not None; "
+        "g = torch.Generator().manual_seed(0); x = torch.randn(3, 4, 2, generator=g); "
+        "out, _, _ = lstm_sequence(x, torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g), None, "
+        "torch.zeros(3, 2), torch.zeros(3, 2)); print(repr(out.sum().item()))"
+    )
+    env = {**os.environ, "LSTMTEXT_KERNEL_DIR": str(tmp_path / "kernels"), "LSTMTEXT_DISABLE_KERNEL": ""}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    assert results[0][0] == results[1][0]
+    built = list((tmp_path / "kernels").glob("*/built.ok"))
+    assert len(built) == 1

@@ -165,3 +165,69 @@ def test_bidirectional_matches_keras(keras, path, merge_mode, mask_kind):
         ours.set_weights(weights)
         _assert_same(ours(x, mask=mask), theirs(x, mask=mask), f"{merge_mode} {kw}")
         assert ours.count_params() == theirs.count_params()
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "left_padded", "gaps"])
+def test_unroll_matches_keras(keras, mask_kind):
+    """Keras's unrolled loop (its torch backend fails with a mask and go_backwards, so only forwards here)."""
+    x, _ = _data(11)
+    for return_sequences in (False, True):
+        theirs = keras.layers.LSTM(U, unroll=True, return_sequences=return_sequences)
+        theirs.build((B, T, F))
+        weights = _random_weights(theirs, seed=12)
+        ours = LSTM(U, unroll=True, return_sequences=return_sequences)
+        ours.build((B, T, F))
+        ours.set_weights(weights)
+        _assert_same(ours(x, mask=MASKS[mask_kind]), theirs(x, mask=MASKS[mask_kind]), f"{return_sequences}")
+
+
+def test_bidirectional_time_major_is_the_transposed_layer():
+    x, _ = _data(13)
+    mask = MASKS["left_padded"]
+    a = Bidirectional(LSTM(U, return_sequences=True, return_state=True))
+    b = Bidirectional(LSTM(U, return_sequences=True, return_state=True, time_major=True))
+    a.build((B, T, F))
+    b.build((T, B, F))
+    b.set_weights(a.get_weights())
+    out_a = a(x, mask=mask)
+    out_b = b(np.swapaxes(x, 0, 1), mask=mask.T)
+    _assert_same([out_b[0].transpose(0, 1), *out_b[1:]], out_a, "time_major")
+
+
+@pytest.mark.parametrize("path", ["loop", "fused"])
+def test_float64_layer(path):
+    x = torch.from_numpy(_data(14)[0]).double()
+    a = LSTM(U, dtype="float64", return_sequences=True, **path_kwargs(path))
+    b = LSTM(U, dtype="float64", return_sequences=True, use_cudnn=False)
+    a.build((B, T, F))
+    b.build((B, T, F))
+    b.set_weights(a.get_weights())
+    mask = torch.as_tensor(MASKS["fully_masked_row"])
+    out = a(x, mask=mask)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, b(x, mask=mask), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+def test_bidirectional_initial_state_and_mask_match_keras(keras, merge_mode):
+    x, _ = _data(15)
+    mask = MASKS["left_padded"]
+    rng = np.random.default_rng(16)
+    states = [rng.normal(size=(B, U)).astype("float32") for _ in range(4)]
+    for return_sequences in (False, True):
+        kw = dict(return_sequences=return_sequences, return_state=True)
+        theirs = keras.layers.Bidirectional(keras.layers.LSTM(U, **kw), merge_mode=merge_mode)
+        theirs.build((B, T, F))
+        weights = _random_weights(theirs, seed=17)
+        ours = Bidirectional(LSTM(U, **kw), merge_mode=merge_mode)
+        ours.build((B, T, F))
+        ours.set_weights(weights)
+        _assert_same(ours(x, mask=mask, initial_state=states), theirs(x, mask=mask, initial_state=states), str(kw))
+        plain_kw = dict(return_sequences=return_sequences)
+        theirs = keras.layers.Bidirectional(keras.layers.LSTM(U, **plain_kw), merge_mode=merge_mode)
+        ours = Bidirectional(LSTM(U, **plain_kw), merge_mode=merge_mode)
+        km = theirs.compute_mask(x, torch.as_tensor(mask))
+        om = ours.compute_mask(torch.as_tensor(x), torch.as_tensor(mask))
+        km, om = (list(km) if isinstance(km, (list, tuple)) else [km]), (om if isinstance(om, list) else [om])
+        assert [m is None for m in om] == [m is None for m in km]
+        assert all(a is None or torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(om, km))

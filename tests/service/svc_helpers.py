@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -59,15 +60,17 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
                     **(env or {})}
+        # Files, not pipes: a pipe nobody reads fills up (64 KiB of access log) and blocks the server.
+        self.out, self.err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, *[a.replace("{port}", str(self.port)) for a in args]],
-                                     env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     env=full_env, stdout=self.out, stderr=self.err)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         with httpx.Client(base_url=self.url, timeout=5) as c:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode}: {self.proc.stderr.read().decode()}")
+                    raise RuntimeError(f"server exited with {self.proc.returncode}: {self._read(self.err)}")
                 try:
                     if c.get("/readyz").status_code == 200:
                         return
@@ -80,8 +83,13 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            out, err = self.proc.communicate(timeout=30)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
-        return self.proc.returncode, out.decode(), err.decode()
+            self.proc.wait()
+        return self.proc.returncode, self._read(self.out), self._read(self.err)
+
+    @staticmethod
+    def _read(f) -> str:
+        f.seek(0)
+        return f.read().decode(errors="replace")

@@ -1,14 +1,14 @@
-"""`pad_sequences`: Keras's ``keras.utils.pad_sequences``, same results, vectorized.
+"""`pad_sequences`: Keras's ``keras.utils.pad_sequences``, same results, faster.
 
-Keras converts and copies one sequence at a time; here all kept values are converted in one
-``np.fromiter`` pass and scattered with one fancy-indexing assignment. Converting Python ints is the
-bulk of the work either way. Sequences of vectors (items with a shape) and string/object dtypes take a
-per-sequence path that follows Keras line by line.
+Converting Python ints is the bulk of the work. Keras makes a temporary array per sequence and copies
+it into the output; here numeric sequences are converted straight into their output rows, which
+measured faster than both that and a one-pass ``np.fromiter`` + scatter (``bench/bench_data.py``).
+Sequences of vectors (items with a shape), string/object dtypes and inputs that fail on the fast path
+take a per-sequence path that follows Keras line by line, so errors are Keras's.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +19,27 @@ from numpy.typing import DTypeLike
 def _truncate(s: Any, maxlen: int, truncating: str) -> Any:
     # Keras's slicing, quirks included: s[-0:] is the whole sequence.
     return s[-maxlen:] if truncating == "pre" else s[:maxlen]
+
+
+def _fill_rows(
+    x: np.ndarray, sequences: Sequence[Sequence[Any]], maxlen: int, padding: str, truncating: str
+) -> np.ndarray:
+    """Fast path for flat numeric sequences: numpy converts each (truncated) list straight into its row
+    slice, skipping the temporary array Keras makes per sequence."""
+    pre_pad = padding == "pre"
+    for i, s in enumerate(sequences):
+        n = len(s)
+        if not n:
+            continue
+        if isinstance(s, np.ndarray) and s.ndim != 1:
+            raise ValueError("not a flat sequence")  # numpy would squeeze a (1, 1) array in: use Keras's path
+        if n > maxlen:
+            s, n = (s[-maxlen:] if truncating == "pre" else s[:maxlen]), maxlen
+        if pre_pad:
+            x[i, maxlen - n :] = s
+        else:
+            x[i, :n] = s
+    return x
 
 
 def pad_sequences(
@@ -102,23 +123,10 @@ def pad_sequences(
     # maxlen=0 is left to the per-sequence path: there Keras's s[-0:] keeps whole sequences, and what
     # numpy then accepts into 0 columns is a quirk best reproduced by doing the same thing.
     if sample_shape == () and x.dtype.kind in "biuf" and maxlen > 0:
-        lens = np.asarray(lengths, dtype=np.int64).reshape(num_samples)
-        kept = np.minimum(lens, maxlen)
-        total = int(kept.sum())
-        chunks = (_truncate(s, maxlen, truncating) for s in sequences)
         try:
-            flat = np.fromiter(itertools.chain.from_iterable(chunks), dtype=x.dtype, count=total)
+            return _fill_rows(x, sequences, maxlen, padding, truncating)
         except (TypeError, ValueError, OverflowError):
-            flat = None  # nested or odd items: let the per-sequence path give Keras's error
-        if flat is not None:
-            rows = np.repeat(np.arange(num_samples), kept)
-            starts = np.zeros(num_samples, dtype=np.int64)
-            np.cumsum(kept[:-1], out=starts[1:])
-            cols = np.arange(total, dtype=np.int64) - np.repeat(starts, kept)
-            if padding == "pre":
-                cols += np.repeat(maxlen - kept, kept)
-            x[rows, cols] = flat
-            return x
+            x = np.full((num_samples, maxlen), value, dtype=dtype)  # redo Keras's way for its exact error
 
     for idx, s in enumerate(sequences):
         if not len(s):

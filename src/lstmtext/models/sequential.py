@@ -85,6 +85,9 @@ class Sequential(Trainer, Layer):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._init_trainer()
         self.layers = nn.ModuleList()
+        # Like Keras, model(x) runs in inference mode (no dropout) unless training=True is passed;
+        # fit() switches to training mode for its steps and back afterwards.
+        self.eval()
         self._input_layer: InputLayer | None = None
         self.build_input_shape: Shape | None = None
         if layers is not None:
@@ -107,6 +110,7 @@ class Sequential(Trainer, Layer):
         if any(existing.name == layer.name for existing in self.layers):
             raise ConfigError(f"Sequential.add: a layer named {layer.name!r} is already in the model")
         self.layers.append(layer)
+        layer.train(self.training)
         declared = self._declared_input_shape()
         if self.built:
             self._built_by_shape(self.build_input_shape)  # type: ignore[arg-type]

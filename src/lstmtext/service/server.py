@@ -49,7 +49,7 @@ def log_config(level: str = "info") -> dict[str, Any]:
 def app_from_env() -> Any:
     """App factory of each worker process when ``workers > 1`` (settings come through the environment)."""
     spec = json.loads(os.environ[_SPEC_ENV])
-    return create_app(spec["source"], ServiceConfig(**spec["config"]), handle_sigterm=True)
+    return create_app(spec["source"], ServiceConfig(**spec["config"]), handle_sigterm=True, freeze_gc=True)
 
 
 def serve(
@@ -62,6 +62,7 @@ def serve(
     load: Loader | None = None,
     log_level: str = "info",
     limit_concurrency: int | None = 1024,
+    source: str | os.PathLike[str] | None = None,
 ) -> None:
     """Serve ``model`` over HTTP until SIGINT/SIGTERM.
 
@@ -74,6 +75,7 @@ def serve(
         load: checkpoint loader (default ``Predictor.from_checkpoint``; single-process only).
         log_level: uvicorn's log level.
         limit_concurrency: most connections + requests at once; past it uvicorn answers 503.
+        source: the folder an in-memory ``model`` came from (for reloads and watching).
     """
     config = config or ServiceConfig()
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
@@ -82,9 +84,11 @@ def serve(
                   limit_concurrency=limit_concurrency, timeout_graceful_shutdown=int(config.request_timeout_s) + 5,
                   lifespan="on")
     if workers == 1:
-        app = create_app(model, config, load=load, handle_sigterm=True)
+        app = create_app(model, config, load=load, source=source, handle_sigterm=True, freeze_gc=True)
         uvicorn.Server(uvicorn.Config(app, **common)).run()
         return
+    if isinstance(model, Predictor) and source is not None:
+        model = source  # each worker process loads its own copy
     if isinstance(model, Predictor) or load is not None:
         raise ConfigError("serve: workers > 1 needs a checkpoint folder (each worker process loads its own copy), "
                           "not an in-memory Predictor or a custom loader")

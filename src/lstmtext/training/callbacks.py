@@ -81,15 +81,21 @@ class CallbackList:
     def __getattr__(self, hook: str) -> Callable[..., None]:
         if not hook.startswith("on_"):
             raise AttributeError(hook)
+        # Like Keras, every hook receives ``logs`` (an empty dict when there are none), so functions
+        # given to LambdaCallback can always take it.
         if hook in _HOOKS:
             fns = self._batch[hook]
 
-            def call_batch(*args: Any) -> None:
+            def call_batch(batch: int, logs: Any = None) -> None:
+                logs = {} if logs is None else logs
                 for f in fns:
-                    f(*args)
+                    f(batch, logs)
             return call_batch
+        takes_index = hook in ("on_epoch_begin", "on_epoch_end")
 
         def call(*args: Any) -> None:
+            if len(args) == (1 if takes_index else 0):
+                args = (*args, {})
             for c in self.callbacks:
                 getattr(c, hook)(*args)
         return call

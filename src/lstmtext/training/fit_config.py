@@ -26,7 +26,9 @@ def resolve_verbose(verbose: int | str) -> int:
     """Keras's ``verbose``: ``"auto"`` means 1 (a progress bar)."""
     if verbose == "auto":
         return 1
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+    if isinstance(verbose, bool):  # Keras code passes verbose=False
+        return int(verbose)
+    if verbose not in (0, 1, 2):
         raise ConfigError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
     return int(verbose)
 

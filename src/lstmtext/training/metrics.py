@@ -194,6 +194,7 @@ class _ConfusionMetric(Metric):
         if not values or any(not 0.0 <= t <= 1.0 for t in values):
             raise ConfigError(f"{type(self).__name__}: thresholds must lie in [0, 1], got {thresholds!r}")
         self.thresholds = values
+        self._thr: torch.Tensor | None = None
 
     def _zeros(self, device: torch.device) -> dict[str, torch.Tensor]:
         n = len(self.thresholds)
@@ -203,7 +204,9 @@ class _ConfusionMetric(Metric):
         y_true = torch.as_tensor(y_true, device=y_pred.device)
         st = self._states(y_pred.device)
         y_pred, y_true = squeeze_or_expand_to_same_rank(y_pred.to(torch.float32), y_true.to(torch.float32))
-        thr = torch.tensor(self.thresholds, device=y_pred.device).unsqueeze(1)  # (n, 1)
+        thr = self._thr
+        if thr is None or thr.device != y_pred.device:
+            thr = self._thr = torch.tensor(self.thresholds, device=y_pred.device).unsqueeze(1)  # (n, 1)
         pos_pred = y_pred.reshape(1, -1) > thr  # (n, N)
         pos_true = (y_true != 0).reshape(1, -1)
         if sample_weight is not None:

@@ -71,7 +71,7 @@ class Progbar:
         if self.verbose == 2:
             n = int(math.log10(self.target)) + 1 if self.target else 1
             line = f"{current:{n}d}/{self.target} - {now - self._start:.0f}s -"
-            self.stream.write(line + _format_time_per_unit(per_step, self.unit_name).lstrip() + values + "\n")
+            self.stream.write(line + _format_time_per_unit(per_step, self.unit_name) + values + "\n")
             self.stream.flush()
             return
         if self.target:

@@ -1,0 +1,137 @@
+"""Each supported lstmtext layer written as ONNX operators, with Keras's mask flow between them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from onnx import TensorProto
+
+from lstmtext.errors import ExportError
+from lstmtext.export.graph import GraphBuilder, apply_activation
+from lstmtext.export.lstm import MaskInfo, lower_bidirectional, lower_lstm
+
+
+@dataclass
+class Flow:
+    """What flows from one layer to the next: the tensor, its mask (or None) and its rank."""
+
+    x: str
+    mask: str | None
+    rank: int
+    cache: dict[str, MaskInfo] = field(default_factory=dict)
+
+
+def _weight(layer: Any, name: str) -> np.ndarray:
+    return getattr(layer, name).detach().cpu().numpy().astype(np.float32)
+
+
+def _embedding(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    ids = f.x
+    out = g.op("Gather", [g.const(_weight(layer, "embeddings"), f"{layer.name}_embeddings"), ids], axis=0,
+               base=layer.name)
+    mask = g.op("Not", [g.op("Equal", [ids, g.const(np.int64(0))])], base=f"{layer.name}_mask") \
+        if layer.mask_zero else None
+    return Flow(out, mask, f.rank + 1, f.cache)
+
+
+def _masking(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    differs = g.op("Cast", [g.op("Not", [g.op("Equal", [f.x, g.const(np.float32(layer.mask_value))])])],
+                   to=TensorProto.FLOAT)
+    keep = g.op("Cast", [g.reduce("ReduceMax", differs, [-1], keepdims=True)], to=TensorProto.BOOL)  # (B, T, 1)
+    out = g.op("Where", [keep, f.x, g.const(np.float32(0.0))], base=layer.name)
+    return Flow(out, g.squeeze(keep, [-1]), f.rank, f.cache)
+
+
+def _dense(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    y = g.op("MatMul", [f.x, g.const(_weight(layer, "kernel"), f"{layer.name}_kernel")])
+    if layer.use_bias:
+        y = g.op("Add", [y, g.const(_weight(layer, "bias"), f"{layer.name}_bias")])
+    return Flow(apply_activation(g, y, layer.activation, layer.name), f.mask, f.rank, f.cache)
+
+
+def _identity(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    return f  # Dropout: inference is the identity, and the mask passes through
+
+
+def _lstm(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    _check_rank(layer, f, 3)
+    out = lower_lstm(g, layer, f.x, f.mask, f.cache)
+    return Flow(out, f.mask if layer.return_sequences else None, 3 if layer.return_sequences else 2, f.cache)
+
+
+def _bidirectional(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    _check_rank(layer, f, 3)
+    out = lower_bidirectional(g, layer, f.x, f.mask, f.cache)
+    return Flow(out, f.mask if layer.return_sequences else None, 3 if layer.return_sequences else 2, f.cache)
+
+
+def _flatten(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    return Flow(g.op("Flatten", [f.x], axis=1, base=layer.name), None, 2, f.cache)
+
+
+def _global_average(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    _check_rank(layer, f, 3)
+    axis = 1 if layer.data_format == "channels_last" else 2
+    if f.mask is None:
+        out = g.reduce("ReduceMean", f.x, [axis], keepdims=layer.keepdims)
+    else:
+        m = g.unsqueeze(f.mask, [2 if axis == 1 else 1])
+        total = g.reduce("ReduceSum", g.op("Where", [m, f.x, g.const(np.float32(0.0))]), [axis], layer.keepdims)
+        count = g.reduce("ReduceSum", g.op("Cast", [m], to=TensorProto.FLOAT), [axis], layer.keepdims)
+        out = g.op("Div", [total, count])  # an all-padded row divides by zero: NaN, as in Keras and PyTorch
+    return Flow(out, None, 3 if layer.keepdims else 2, f.cache)
+
+
+def _global_max(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    _check_rank(layer, f, 3)
+    axis = 1 if layer.data_format == "channels_last" else 2
+    return Flow(g.reduce("ReduceMax", f.x, [axis], keepdims=layer.keepdims), None, 3 if layer.keepdims else 2,
+                f.cache)
+
+
+def _sequential(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    for inner in layer.layers:
+        f = lower_layer(g, inner, f)
+    return Flow(f.x, None, f.rank, f.cache)  # Sequential.compute_mask: no mask leaves a nested model
+
+
+def _check_rank(layer: Any, f: Flow, rank: int) -> None:
+    if f.rank != rank:
+        raise ExportError(f"layer {layer.name!r} ({type(layer).__name__}) expects a rank-{rank} input, "
+                          f"the layer before it gives rank {f.rank}")
+
+
+_LOWERINGS: dict[str, Callable[[GraphBuilder, Any, Flow], Flow]] = {
+    "Embedding": _embedding,
+    "Masking": _masking,
+    "Dense": _dense,
+    "Dropout": _identity,
+    "LSTM": _lstm,
+    "Bidirectional": _bidirectional,
+    "Flatten": _flatten,
+    "GlobalAveragePooling1D": _global_average,
+    "GlobalMaxPooling1D": _global_max,
+    "Sequential": _sequential,
+}
+
+
+def supported_layers() -> list[str]:
+    """Layer classes the ONNX exporter writes."""
+    return sorted(_LOWERINGS)
+
+
+def lower_layer(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    """Append ``layer`` to the graph; raises :class:`ExportError` naming the layer when it cannot be exported."""
+    kind = type(layer).__name__
+    lower = _LOWERINGS.get(kind)
+    if lower is None or type(layer).__module__.split(".")[0] != "lstmtext":
+        raise ExportError(f"layer {getattr(layer, 'name', '?')!r} ({kind}) cannot be exported to ONNX: no ONNX "
+                          f"translation for this layer class; supported: {', '.join(supported_layers())}")
+    dtype = getattr(layer, "dtype_name", "float32")
+    if dtype != "float32":
+        raise ExportError(f"layer {layer.name!r} ({kind}) cannot be exported to ONNX: dtype {dtype} (the exported "
+                          "graph is float32)")
+    return lower(g, layer, f)
