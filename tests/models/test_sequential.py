@@ -107,13 +107,12 @@ def test_loading_bad_checkpoints_names_the_file(tmp_path):
     model = Sequential([Input((5,)), Dense(2)])
     model.save(tmp_path / "c")
     (tmp_path / "c" / "model.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: is 15 bytes, manifest\.json says \d+"):
+    with pytest.raises(CheckpointError, match=r"model.safetensors: is 15 bytes, manifest.json says \d+"):
         load_model(tmp_path / "c")
     model.save(tmp_path / "c")
     other = Sequential([Input((5,)), Dense(3)])
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: .*weight 'layers.0.(kernel|bias)' has shape "
-                                              r".*, expected"):
+    with pytest.raises(CheckpointError, match=r"weight 'layers.0.(kernel|bias)' has shape \(5, 2\), expected \(5, 3\)"):
         other.load_weights(tmp_path / "c")
     (tmp_path / "c" / "config.json").unlink()
-    with pytest.raises(CheckpointError, match=r"config\.json: listed in manifest\.json but missing"):
+    with pytest.raises(CheckpointError, match=r"config.json: listed in manifest.json but missing"):
         load_model(tmp_path / "c")

@@ -51,6 +51,9 @@ from lstmtext.utils.versions import library_versions
 CONFIG, WEIGHTS, OPTIMIZER, TRAINER, VOCAB, RUN = (
     "config.json", "model.safetensors", "optimizer.safetensors", "trainer.json", "vocab.json", "run.json")
 KNOWN_FILES = (CONFIG, WEIGHTS, OPTIMIZER, TRAINER, VOCAB, RUN)
+#: Made from a checkpoint and kept in its folder (the run report, the default ONNX export); they go when
+#: the checkpoint is replaced, so their presence does not stop a save.
+DERIVED_ENTRIES = ("report", "model.onnx", "model.onnx.json")
 TRAINER_FORMAT = "lstmtext.trainer"
 
 #: (max bytes, max JSON depth) of each JSON file; weights files are bounded by their manifest entry.
@@ -212,7 +215,7 @@ def _check_replaceable(directory: Path) -> None:
     if not directory.is_dir() or directory.is_symlink():
         raise CheckpointError(f"{directory}: exists and is not a checkpoint folder; refusing to replace it")
     foreign = sorted(p.name for p in directory.iterdir()
-                     if p.name not in (*KNOWN_FILES, mf.MANIFEST) and not p.name.endswith(".tmp"))
+                     if p.name not in (*KNOWN_FILES, *DERIVED_ENTRIES, mf.MANIFEST) and not p.name.endswith(".tmp"))
     if foreign:
         raise CheckpointError(f"{directory}: exists and holds files that are not part of a checkpoint "
                               f"({', '.join(foreign[:5])}); refusing to replace it")

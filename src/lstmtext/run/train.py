@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstmtext.checkpoint.folder import KNOWN_FILES
+from lstmtext.checkpoint.folder import DERIVED_ENTRIES, KNOWN_FILES
 from lstmtext.checkpoint.manifest import MANIFEST
 from lstmtext.config import ExperimentConfig, build_model
 from lstmtext.errors import CheckpointError, ConfigError
@@ -96,7 +96,7 @@ def check_output_folder(cfg: RunConfig) -> None:
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"--out {str(out)!r}: exists and is not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    foreign = [n for n in entries if n not in (*KNOWN_FILES, MANIFEST) and not n.endswith(".tmp")]
+    foreign = [n for n in entries if n not in (*KNOWN_FILES, *DERIVED_ENTRIES, MANIFEST) and not n.endswith(".tmp")]
     if foreign:
         raise CheckpointError(f"--out {str(out)!r}: holds files that are not part of a checkpoint "
                               f"({', '.join(foreign[:5])}); choose an empty or new folder")
@@ -175,6 +175,12 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     run_info.update(device=_device_of(model), metrics=hist, test_metrics=test, seconds=round(seconds, 3))
     save_final(model, data, cfg, run_info)
+    from lstmtext.report import run_report  # after the save: saving replaces the folder
+
+    page = run_report(cfg.out, model=model, history=hist, test_data=(data.x_test, data.y_test), test_metrics=test,
+                      tokenizer=data.tokenizer, labels=data.class_names, run_info=run_info)
+    if page is not None:
+        print_fn(f"report: {page}")
     print_fn("test: " + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(test.items())))
     print_fn(f"saved {cfg.out} ({seconds:.1f} s in all)")
     return RunResult(cfg.out, cfg, hist, test, data.class_names, seconds, model)
