@@ -107,6 +107,14 @@ def test_layer_config_with_a_malformed_initializer_is_a_config_error(initializer
         deserialize(spec)
 
 
+def test_sequential_config_whose_weights_cannot_be_created_is_a_config_error():
+    config = Sequential([Dense(2, kernel_initializer="random_uniform")]).get_config()
+    config["layers"][0]["config"]["kernel_initializer"]["config"].update(minval=1.0, maxval=0.05)
+    config["build_input_shape"] = [None, 3]
+    with pytest.raises(ConfigError, match="cannot build for input shape .* RuntimeError"):
+        Sequential.from_config(config)
+
+
 # --- checkpoint config asking for far more weights than the file holds -------------------------------------------
 
 

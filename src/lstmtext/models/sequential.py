@@ -285,7 +285,13 @@ class Sequential(Trainer, Layer):
             if not ok:
                 raise ConfigError(f"Sequential config: build_input_shape must be a list of 1 to 8 non-negative "
                                   f"integers or nulls (batch axis first), got {shape!r:.200}")
-            model.build(tuple(shape))
+            try:
+                model.build(tuple(shape))
+            except LstmtextError:
+                raise
+            except Exception as e:  # a layer argument only its weights' creation rejects (e.g. minval > maxval)
+                raise ConfigError(f"Sequential config: cannot build for input shape {shape}: "
+                                  f"{type(e).__name__}: {e}") from e
         return model
 
     # -- saving (the checkpoint format lives in lstmtext.models.saving) ---------------------------
