@@ -116,3 +116,13 @@ def test_out_holding_other_files_is_refused_before_training(tmp_path, capsys):
     assert main(["train", "--out", str(out), "--verbose", "0"]) == 1
     assert "holds files that are not part of a checkpoint (mine.txt)" in capsys.readouterr().err
     assert (out / "mine.txt").read_text() == "keep me"
+
+
+def test_resume_of_a_checkpoint_without_training_state(trained_tiny, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_tiny, copy)
+    (copy / "trainer.json").unlink(missing_ok=True)
+    assert main(["train", "--out", str(copy), "--resume", "--verbose", "0"]) == 1
+    assert "has no training state (trainer.json) to continue from" in capsys.readouterr().err

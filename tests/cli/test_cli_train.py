@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from lstmtext.cli import main
 from lstmtext.predictor import Predictor
+from lstmtext.run import resolve_run_config, train_from_config
+from lstmtext.training.callbacks import Callback
 
 from .conftest import FAST
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture()
@@ -150,3 +158,46 @@ def test_multiclass_jsonl_with_named_columns(tmp_path, capsys):
     # The whole file as evaluation data: labels are matched to the model's class names.
     assert main(["evaluate", str(out), "--data", str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 60
+
+
+class _Interrupt(Callback):
+    """Stops a run after ``epoch`` (0-based) as Ctrl-C would, once that epoch's checkpoint is saved."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_continues_an_interrupted_run_to_the_same_weights(tiny_imdb_archive, tmp_path, capsys):
+    flags = ["--data", str(tiny_imdb_archive), "--seed", "3", "--epochs", "3", *FAST[:6], "--verbose", "0"]
+    assert main(["train", *flags, "--out", str(tmp_path / "whole")]) == 0
+    cut = tmp_path / "cut"
+    cfg = resolve_run_config(overrides={"data": {"archive": str(tiny_imdb_archive), "num_words": 200, "maxlen": 40},
+                                        "train": {"batch_size": 16, "epochs": 3, "seed": 3},
+                                        "run": {"out": str(cut), "verbose": 0}})
+    with pytest.raises(KeyboardInterrupt):
+        train_from_config(cfg, callbacks=[_Interrupt(1)])
+    assert (cut / "model.safetensors").is_file()  # the checkpoint of epoch 2
+    capsys.readouterr()
+    assert main(["train", *flags, "--out", str(cut)]) == 1
+    assert "pass --resume to continue that run" in capsys.readouterr().err
+    assert main(["train", *flags, "--out", str(cut), "--resume"]) == 0
+    whole, resumed = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("whole", "cut"))
+    assert resumed["metrics"] == whole["metrics"] and len(resumed["metrics"]["loss"]) == 3
+    assert resumed["test_metrics"] == whole["test_metrics"]
+    assert (cut / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+
+
+def test_python_dash_m_lstmtext_train(tiny_imdb_archive, tmp_path):
+    """What ``torchrun -m lstmtext train`` runs in each process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "m"
+    r = subprocess.run([sys.executable, "-m", "lstmtext", "train", "--data", str(tiny_imdb_archive), "--out", str(out),
+                        "--seed", "1", *FAST], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"saved {out}" in r.stdout
+    assert Predictor.from_checkpoint(out).predict(["great"])[0].label in ("neg", "pos")

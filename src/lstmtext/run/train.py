@@ -103,6 +103,9 @@ def check_output_folder(cfg: RunConfig) -> None:
     has_checkpoint = any(n in entries for n in ("config.json", MANIFEST))
     if cfg.output.resume and not has_checkpoint:
         raise ConfigError(f"--resume: no checkpoint in {str(out)!r} to continue; run without --resume to start one")
+    if cfg.output.resume and "trainer.json" not in entries:
+        raise ConfigError(f"--resume: the checkpoint in {str(out)!r} has no training state (trainer.json) to "
+                          "continue from; start a new run with --overwrite")
     if has_checkpoint and not (cfg.output.resume or cfg.output.overwrite):
         raise ConfigError(f"--out {str(out)!r} already holds a checkpoint; pass --resume to continue that run or "
                           "--overwrite to replace it")
