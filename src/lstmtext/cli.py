@@ -106,6 +106,8 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for the model (default: 1; a small LSTM runs fastest on one thread while "
                         "the texts of the next batch are tokenized on another core)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="run the model with PyTorch (default) or onnxruntime (DIR may then be an exported .onnx)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -156,7 +158,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     texts = list(args.texts) if args.texts else list(_read_texts(args.input, args.input_format, args.field))
     if not texts:
         raise DataError(f"--input {args.input!r}: no texts in it (the file is empty)")
-    predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
+    if args.backend == "onnx":
+        from lstmtext.export import onnx_predictor
+
+        predictor = onnx_predictor(args.checkpoint, batch_size=args.batch_size, threads=args.threads)
+    else:
+        predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
     t0 = time.perf_counter()
     probs = predictor.predict_proba(texts)
     seconds = time.perf_counter() - t0
@@ -201,8 +208,11 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="reload the checkpoint when its manifest changes, checking every SECONDS")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log level (default: info)")
-    from lstmtext.service.config import ServiceConfig
-
+    try:
+        from lstmtext.service.config import ServiceConfig
+    except ImportError:  # the serve extra is not installed: the other commands work, `serve` says what to install
+        p.set_defaults(func=cmd_serve)
+        return
     docs = ServiceConfig.field_help()
     for f in _service_config_fields():
         flag = "--" + f.name.replace("_", "-")
@@ -269,6 +279,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     if result.max_abs_diff is not None:
         print(f"checked against PyTorch with onnxruntime: max abs difference {result.max_abs_diff:.2e}")
     print(f"time: {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext report``."""
+    p = subparsers.add_parser(
+        "report",
+        help="rebuild a run's report/ (plots and report.html)",
+        description=(
+            "Redraw DIR/report/: loss and metric curves per epoch, the test confusion matrix and ROC curve, "
+            "and report.html, from report/report.json and the folder's config.json, run.json and trainer.json."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", help="checkpoint folder of a training run")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Run ``lstmtext report``."""
+    from lstmtext.report import rebuild_report
+
+    page = rebuild_report(args.dir)
+    pngs = sorted(p.name for p in page.parent.glob("*.png"))
+    print(f"wrote {page} ({', '.join(pngs) or 'no plots'})")
     return 0
 
 
@@ -401,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
     add_export_parser(subparsers)
+    add_report_parser(subparsers)
     return parser
 
 

@@ -212,7 +212,7 @@ def test_disable_env_forces_reference_loop(monkeypatch):
 def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path):
     broken = tmp_path / "lstm_cpu.cpp"
     broken.write_text("this is not C++\n")
-    monkeypatch.setattr(build, "SOURCE", broken)
+    monkeypatch.setattr(build, "SOURCES", [broken, *build.SOURCES[1:]])
     monkeypatch.setattr(build, "_state", {})
     monkeypatch.setenv("LSTMTEXT_KERNEL_DIR", str(tmp_path / "cache" / "kernels"))
     with pytest.warns(RuntimeWarning, match="could not build or load the compiled CPU LSTM kernel"):

@@ -61,9 +61,9 @@ JSON_LIMITS: dict[str, tuple[int, int]] = {
     RUN: (16 << 20, 64),
 }
 _NO_CAP = 1 << 44
-#: Hidden sibling folders of a save in progress (``.<name>.<random>.staging``) and of a checkpoint being
-#: replaced (``.<name>.<random>.old``).
-STAGING_SUFFIX, OLD_SUFFIX = ".staging", ".old"
+#: Hidden sibling folders of a save in progress (``.<name>.<random>.staging``), of a checkpoint being
+#: replaced (``.<name>.<random>.old``) and of one being deleted (``.<name>.<random>.deleted``).
+STAGING_SUFFIX, OLD_SUFFIX, DELETED_SUFFIX = ".staging", ".old", ".deleted"
 
 
 @dataclass
@@ -236,14 +236,15 @@ def _swap_into_place(staging: Path, directory: Path) -> None:
 
 
 def delete_checkpoint(path: str | os.PathLike[str]) -> None:
-    """Delete a checkpoint folder, its manifest first, so a crash midway never leaves one that looks committed."""
+    """Delete a checkpoint folder: renamed to a hidden name first (atomic), so a crash midway never leaves
+    a half-deleted folder under its own name."""
     path = Path(path)
-    try:
-        (path / mf.MANIFEST).unlink()
-        fsync_dir(path)
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(path, ignore_errors=True)
+    if not path.exists():
+        return
+    doomed = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=DELETED_SUFFIX, dir=path.parent))
+    os.replace(path, doomed)
+    fsync_dir(path.parent)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def recover_interrupted_save(directory: str | os.PathLike[str]) -> bool:
@@ -364,6 +365,7 @@ def build_model(checkpoint: Checkpoint | Mapping[str, Any], *, file: str | os.Pa
         CheckpointConfigError: the config names a class lstmtext does not register (``Lambda``,
             ``os.system``, a custom class ...) or holds arguments that class refuses.
     """
+    import lstmtext.models  # noqa: F401  (registers Sequential and InputLayer with the layer registry)
     from lstmtext.errors import ConfigError
     from lstmtext.layers import deserialize
 

@@ -1,6 +1,7 @@
 """Builds and loads the compiled CPU LSTM kernel at first use (never at install time).
 
-The C++ source ships with the package (``lstm_cpu.cpp``). On first use it is compiled with
+The C++ sources ship with the package (``lstm_cpu.cpp``: the LSTM recurrence; ``ops_cpu.cpp``: embedding,
+dropout and Adam). On first use it is compiled with
 ``torch.utils.cpp_extension.load`` into a per-user cache folder keyed by a hash of the source, the torch
 version, the compiler flags and the CPU's instruction-set flags (it is built with ``-march=native``), so a
 later process loads the cached library in milliseconds. A file lock (``fcntl.flock``, released by the OS if
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("lstm_cpu.cpp")
+SOURCES = [Path(__file__).with_name("lstm_cpu.cpp"), Path(__file__).with_name("ops_cpu.cpp")]
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _LDFLAGS = ["-fopenmp"]
 
@@ -73,7 +74,7 @@ def _cpu_flags() -> str:
 def build_key() -> str:
     """Hash of everything the compiled library depends on."""
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), torch.__version__.encode(), " ".join(_CFLAGS).encode(),
+    for part in (*(src.read_bytes() for src in SOURCES), torch.__version__.encode(), " ".join(_CFLAGS).encode(),
                  _cpu_flags().encode(), sys.version.encode()):
         h.update(part)
         h.update(b"\0")
@@ -117,7 +118,7 @@ def _build(name: str, build_dir: Path) -> Path:
     try:
         cpp_extension.load(
             name=name,
-            sources=[str(SOURCE)],
+            sources=[str(src) for src in SOURCES],
             extra_cflags=_CFLAGS,
             extra_ldflags=_LDFLAGS,
             build_directory=str(build_dir),
