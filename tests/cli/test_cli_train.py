@@ -34,7 +34,8 @@ def test_train_prints_the_resolved_config_first_and_writes_a_checkpoint(trained)
     assert "data: 40 train / 40 test examples, 2 classes (neg, pos)" in printed
     assert "test: accuracy: " in printed and f"saved {out}" in printed
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "manifest.json", "model.safetensors", "run.json", "vocab.json"]
+        "config.json", "manifest.json", "model.safetensors", "optimizer.safetensors", "run.json", "trainer.json",
+        "vocab.json"]
 
 
 def test_run_json_records_command_config_seed_versions_device_and_metrics(trained):
@@ -181,11 +182,13 @@ def test_resume_continues_an_interrupted_run_to_the_same_weights(tiny_imdb_archi
                                         "run": {"out": str(cut), "verbose": 0}})
     with pytest.raises(KeyboardInterrupt):
         train_from_config(cfg, callbacks=[_Interrupt(1)])
-    assert (cut / "model.safetensors").is_file()  # the checkpoint of epoch 2
+    # The checkpoint of epoch 2 predicts on raw text already, and records the history so far.
+    assert Predictor.from_checkpoint(cut).predict(["a great film"])[0].label in ("neg", "pos")
+    assert len(json.loads((cut / "run.json").read_text())["metrics"]["loss"]) == 2
     capsys.readouterr()
     assert main(["train", *flags, "--out", str(cut)]) == 1
     assert "pass --resume to continue that run" in capsys.readouterr().err
-    assert main(["train", *flags, "--out", str(cut), "--resume"]) == 0
+    assert main(["train", "--out", str(cut), "--resume"]) == 0  # the config comes from the checkpoint's run.json
     whole, resumed = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("whole", "cut"))
     assert resumed["metrics"] == whole["metrics"] and len(resumed["metrics"]["loss"]) == 3
     assert resumed["test_metrics"] == whole["test_metrics"]
@@ -201,3 +204,14 @@ def test_python_dash_m_lstmtext_train(tiny_imdb_archive, tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"saved {out}" in r.stdout
     assert Predictor.from_checkpoint(out).predict(["great"])[0].label in ("neg", "pos")
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(tiny_imdb_archive, tmp_path):
+    flags = ["--data", str(tiny_imdb_archive), "--seed", "4", *FAST[:6], "--verbose", "0"]
+    assert main(["train", *flags, "--epochs", "2", "--out", str(tmp_path / "two")]) == 0
+    assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path / "one")]) == 0
+    assert main(["train", "--out", str(tmp_path / "one"), "--resume", "--epochs", "2"]) == 0
+    one, two = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("one", "two"))
+    assert one["metrics"] == two["metrics"] and one["test_metrics"] == two["test_metrics"]
+    weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("one", "two")]
+    assert weights[0] == weights[1]

@@ -33,6 +33,7 @@ from lstmtext.config import ExperimentConfig, build_model
 from lstmtext.errors import CheckpointError, ConfigError
 from lstmtext.run.config import RunConfig
 from lstmtext.run.data import RunData, check_data_path, load_run_data
+from lstmtext.training.callbacks import Callback
 
 
 @dataclass
@@ -168,7 +169,7 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     if verbose:
         model.summary(print_fn=print_fn)
     run_info = _run_info_base(cfg, data, argv)
-    saver = _epoch_checkpoint(cfg.out)
+    saver = RunCheckpoint(cfg.out, vocab=_vocab_record(data, cfg), run_info=run_info)
     history = model.fit(data.x_train, data.y_train, batch_size=exp.train.batch_size, epochs=exp.train.epochs,
                         validation_split=exp.train.validation_split, shuffle=exp.train.shuffle, verbose=verbose,
                         callbacks=[saver, *callbacks], resume_from=str(cfg.out) if cfg.output.resume else None)
@@ -176,8 +177,8 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     test = {k: float(v) for k, v in test.items()}
     seconds = time.perf_counter() - t0
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
-    run_info.update(device=_device_of(model), metrics=hist, test_metrics=test, seconds=round(seconds, 3))
-    save_final(model, data, cfg, run_info)
+    run_info.update(metrics=hist, test_metrics=test, seconds=round(seconds, 3))
+    saver.save(model, run_info)
     print_fn("test: " + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(test.items())))
     print_fn(f"saved {cfg.out} ({seconds:.1f} s in all)")
     return RunResult(cfg.out, cfg, hist, test, data.class_names, seconds, model)
@@ -194,25 +195,47 @@ def _run_info_base(cfg: RunConfig, data: RunData, argv: Sequence[str] | None) ->
     return info
 
 
-def save_final(model: Any, data: RunData, cfg: RunConfig, run_info: dict[str, Any]) -> Path:
-    """Write the final checkpoint: model, tokenizer + padding + class names (``vocab.json``) and ``run.json``."""
-    from lstmtext.predictor import Predictor
+def _vocab_record(data: RunData, cfg: RunConfig) -> dict[str, Any]:
+    from lstmtext.predictor import inference_record
 
     d = cfg.experiment.data
-    predictor = Predictor(model, data.tokenizer, maxlen=d.maxlen, padding=d.padding, truncating=d.truncating,
-                          labels=data.class_names)
-    return predictor.save(cfg.out, run_info=run_info)
+    return inference_record(data.tokenizer, maxlen=d.maxlen, padding=d.padding, truncating=d.truncating,
+                            labels=data.class_names)
 
 
-def _epoch_checkpoint(out: Path) -> Any:
-    """Saves the model to the run's folder after every epoch: what ``resume`` continues from.
+class RunCheckpoint(Callback):
+    """Saves the model to the run's folder after every epoch, with its vocabulary and run record.
 
-    ``model.save`` writes weights, optimizer, loop position and RNG state atomically, replacing the
-    previous epoch's checkpoint.
+    Each save (``lstmtext.models.saving.save_model``) replaces the previous one atomically and holds
+    everything ``resume`` needs (weights, optimizer, loop position, RNG states) and everything
+    :class:`~lstmtext.Predictor` needs (``vocab.json``: tokenizer, padding, class names), so the folder
+    predicts on raw text during training too. ``run.json`` gets the history so far.
+
+    Args:
+        out: the checkpoint folder.
+        vocab: the ``vocab.json`` record (:func:`lstmtext.predictor.inference_record`).
+        run_info: the ``run.json`` record; ``metrics`` and ``device`` are filled in at each save.
     """
-    from lstmtext.training.callbacks import ModelCheckpoint
 
-    return ModelCheckpoint(str(out), save_freq="epoch")
+    main_process_only = True  # a distributed fit runs it on rank 0 only
+
+    def __init__(self, out: str | Path, *, vocab: dict[str, Any], run_info: dict[str, Any]) -> None:
+        super().__init__()
+        self.out, self.vocab, self.run_info = Path(out), vocab, run_info
+
+    def save(self, model: Any, run_info: dict[str, Any] | None = None) -> Path:
+        """Write ``model`` with the vocabulary and ``run_info`` (default: the record given, with the history so far)."""
+        from lstmtext.models.saving import save_model
+
+        info = dict(self.run_info if run_info is None else run_info)
+        if run_info is None:
+            history = getattr(getattr(model, "train_state", None), "history", None) or {}
+            info["metrics"] = {k: [float(x) for x in v] for k, v in history.items()}
+        info["device"] = _device_of(model)
+        return save_model(model, self.out, vocab=self.vocab, run_info=info)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(self.model)
 
 
 def read_run_config(folder: str | Path) -> dict[str, Any] | None:
