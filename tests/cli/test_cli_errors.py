@@ -126,3 +126,10 @@ def test_resume_of_a_checkpoint_without_training_state(trained_tiny, tmp_path, c
     (copy / "trainer.json").unlink(missing_ok=True)
     assert main(["train", "--out", str(copy), "--resume", "--verbose", "0"]) == 1
     assert "has no training state (trainer.json) to continue from" in capsys.readouterr().err
+
+
+def test_an_unknown_kind_of_data_file(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n", encoding="utf-8")
+    assert main(["train", "--data", str(notes), "--out", str(tmp_path / "o"), "--verbose", "0"]) == 1
+    assert "notes.txt': unknown kind of file; expected an aclImdb .tar.gz/.tar archive" in capsys.readouterr().err
