@@ -209,7 +209,8 @@ def test_python_dash_m_lstmtext_train(tiny_imdb_archive, tmp_path):
 def test_resume_with_more_epochs_extends_a_finished_run(tiny_imdb_archive, tmp_path):
     flags = ["--data", str(tiny_imdb_archive), "--seed", "4", *FAST[:6], "--verbose", "0"]
     assert main(["train", *flags, "--epochs", "2", "--out", str(tmp_path / "two")]) == 0
-    assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path / "one")]) == 0
+    assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path / "one"), "--overwrite"]) == 0
+    # The recorded config says --overwrite; resuming it is still a resume.
     assert main(["train", "--out", str(tmp_path / "one"), "--resume", "--epochs", "2"]) == 0
     one, two = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("one", "two"))
     assert one["metrics"] == two["metrics"] and one["test_metrics"] == two["test_metrics"]
