@@ -46,8 +46,13 @@ def test_a_bad_flag_exits_2_naming_it():
     r = _run("train", "--epoch", "3", "--no-such-flag")
     assert r.returncode == 2 and r.stdout == ""
     assert "error: unrecognized arguments: --no-such-flag" in r.stderr
-    r = _run("train", "--epochs", "three")
-    assert r.returncode == 2 and "argument --epochs: invalid int value: 'three'" in r.stderr
+
+
+def test_a_bad_flag_value_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--epochs", "three"])
+    assert e.value.code == 2
+    assert "argument --epochs: invalid int value: 'three'" in capsys.readouterr().err
 
 
 def test_a_bad_value_exits_1_naming_the_field(capsys):

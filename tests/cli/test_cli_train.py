@@ -216,3 +216,43 @@ def test_resume_with_more_epochs_extends_a_finished_run(tiny_imdb_archive, tmp_p
     assert one["metrics"] == two["metrics"] and one["test_metrics"] == two["test_metrics"]
     weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("one", "two")]
     assert weights[0] == weights[1]
+
+
+def _reviews(n: int) -> list[tuple[str, str]]:
+    good, bad = ["great", "wonderful", "superb", "moving"], ["awful", "boring", "dull", "terrible"]
+    return [(f"a {good[i % 4]} and {good[(i + 1) % 4]} film" if i % 2 else f"a {bad[i % 4]}, {bad[(i + 3) % 4]} film",
+             "positive" if i % 2 else "negative") for i in range(n)]
+
+
+def test_own_csv_with_named_columns(tmp_path, capsys):
+    data = tmp_path / "reviews.csv"
+    data.write_text("id,review,sentiment\n" + "".join(f'{i},"{t}",{y}\n' for i, (t, y) in enumerate(_reviews(50))),
+                    encoding="utf-8")
+    out = tmp_path / "csv-run"
+    assert main(["train", "--data", str(data), "--text-column", "review", "--label-column", "sentiment",
+                 "--out", str(out), "--seed", "2", "--num-words", "30", "--maxlen", "10", "--batch-size", "8",
+                 "--epochs", "1", "--verbose", "0"]) == 0
+    assert "2 classes (negative, positive)" in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    assert run["data"]["kind"] == "texts" and run["data"]["test_examples"] == 10
+    assert run["config"]["model"]["output_units"] == 1  # two classes: the binary sigmoid model is kept
+    assert Predictor.from_checkpoint(out).labels == ("negative", "positive")
+    # Evaluating on the file itself reads all 50 rows; the recorded columns are used.
+    assert main(["evaluate", str(out), "--data", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 50
+
+
+def test_own_folder_of_label_subfolders(tmp_path, capsys):
+    root = tmp_path / "texts"
+    for i, (text, label) in enumerate(_reviews(40)):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.txt").write_text(text, encoding="utf-8")
+    out = tmp_path / "folder-run"
+    assert main(["train", "--data", str(root), "--out", str(out), "--seed", "2", "--num-words", "30", "--maxlen", "10",
+                 "--batch-size", "8", "--epochs", "1", "--verbose", "0"]) == 0
+    assert "32 train / 8 test examples, 2 classes (negative, positive)" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 8
+    assert result["metrics"] == pytest.approx(json.loads((out / "run.json").read_text())["test_metrics"], abs=1e-6)
