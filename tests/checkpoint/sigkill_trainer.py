@@ -3,12 +3,14 @@ checkpoint when restarted; used by test_checkpoint_training's SIGKILL test.
 
 Usage: python sigkill_trainer.py ROOT FINAL. Prints ``ready`` once set up, ``epoch <i>`` at each epoch
 start, ``write <file>`` before each checkpoint file is written (so kills can be aimed into a save) and
-``done`` after writing the final weights to FINAL (a safetensors file).
+``done`` after writing the final weights to FINAL (a safetensors file). Each announced write waits 20 ms
+first, so a kill aimed just after a ``write`` line lands inside the save even on a busy machine.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ EVERY, KEEP_LAST = 3, 2
 def _announce(write):
     def announced(path, data):
         print(f"write {Path(path).name}", flush=True)
+        time.sleep(0.02)
         return write(path, data)
 
     return announced
