@@ -256,3 +256,17 @@ def test_own_folder_of_label_subfolders(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["examples"] == 8
     assert result["metrics"] == pytest.approx(json.loads((out / "run.json").read_text())["test_metrics"], abs=1e-6)
+
+
+def test_summary_and_evaluate_of_a_plain_model_save(tmp_path, tiny_imdb_archive, capsys):
+    from lstmtext.config import ModelConfig, build_model
+
+    model = build_model(ModelConfig(vocab_size=50, embedding_dim=4, lstm_sizes=(3,)), maxlen=12)
+    model.save(tmp_path / "plain")  # no vocab.json, no training config
+    assert main(["summary", str(tmp_path / "plain")]) == 0
+    printed = capsys.readouterr().out
+    assert "Total params: 300" in printed and "no vocab.json" in printed  # 50*4 + 4*3*(4+3+1) + (3+1)
+    assert main(["evaluate", str(tmp_path / "plain")]) == 1
+    assert "no training config recorded, so the run's test split is unknown; pass --data" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "plain"), "--data", str(tiny_imdb_archive)]) == 1
+    assert "vocab.json: missing, so the raw texts of" in capsys.readouterr().err
