@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lstmtext.checkpoint import CheckpointWarning
 from lstmtext.cli import main
 from lstmtext.predictor import Predictor
 from lstmtext.run import resolve_run_config, train_from_config
@@ -270,3 +271,15 @@ def test_summary_and_evaluate_of_a_plain_model_save(tmp_path, tiny_imdb_archive,
     assert "no training config recorded, so the run's test split is unknown; pass --data" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "plain"), "--data", str(tiny_imdb_archive)]) == 1
     assert "vocab.json: missing, so the raw texts of" in capsys.readouterr().err
+
+
+def test_resume_after_a_crash_between_the_renames_of_a_save(trained_tiny, tmp_path):
+    import os
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained_tiny, out)
+    os.rename(out, tmp_path / ".run.x1.old")  # the previous checkpoint moved aside, the new one not yet in place
+    with pytest.warns(CheckpointWarning, match="the previous checkpoint was put back"):
+        assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--verbose", "0"]) == 0
+    assert len(json.loads((out / "run.json").read_text())["metrics"]["loss"]) == 2

@@ -93,7 +93,11 @@ def check_output_folder(cfg: RunConfig) -> None:
             ``resume`` is set and there is nothing to resume.
         CheckpointError: ``out`` is a file, or a folder of files that are not a checkpoint's.
     """
+    from lstmtext.checkpoint import recover_interrupted_save
+
     out = cfg.out
+    if not out.exists():
+        recover_interrupted_save(out)  # a crash between the two renames of a save left it moved aside
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"--out {str(out)!r}: exists and is not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
@@ -240,6 +244,10 @@ class RunCheckpoint(Callback):
 
 def read_run_config(folder: str | Path) -> dict[str, Any] | None:
     """The ``config`` a run recorded in ``folder/run.json`` (``{"name", "data", "model", "train", "run"}``), or None."""
+    from lstmtext.checkpoint import recover_interrupted_save
+
+    if not Path(folder).exists():
+        recover_interrupted_save(folder)  # a crash between the two renames of a save left it moved aside
     path = Path(folder) / "run.json"
     if not path.is_file():
         return None
