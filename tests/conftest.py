@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from helpers import make_tiny_imdb_archive, make_tiny_imdb_folder, shared_imdb_archive_path
+
+from lstmtext.kernels.build import kernel_dir
+from lstmtext.utils import clear_session
+
+# Data caches are per test (below), but the compiled LSTM kernel is built once and shared by every test
+# and every subprocess a test starts (a build takes tens of seconds).
+os.environ.setdefault("LSTMTEXT_KERNEL_DIR", str(kernel_dir()))
 
 
 @pytest.fixture(autouse=True)
@@ -13,6 +21,7 @@ def _isolated_lstmtext_env(tmp_path_factory, monkeypatch):
     """Every test gets its own empty cache folder and never falls back to downloading the real archive."""
     monkeypatch.setenv("LSTMTEXT_CACHE_DIR", str(tmp_path_factory.mktemp("lstmtext-cache")))
     monkeypatch.delenv("LSTMTEXT_IMDB_ARCHIVE", raising=False)
+    clear_session()  # automatic layer names (lstm, lstm_1 ...) do not depend on which tests ran before
 
 
 @pytest.fixture(scope="session")

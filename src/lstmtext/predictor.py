@@ -14,6 +14,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,10 @@ class Predictor:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities of each text.
 
+        Texts go through in chunks of ``batch_size``; with several chunks, the model runs chunk ``k`` on a
+        worker thread while this thread tokenizes chunk ``k + 1`` (tokenizing holds the GIL, the model's
+        kernels release it), so the two overlap.
+
         Args:
             texts: raw texts.
 
@@ -233,10 +238,19 @@ class Predictor:
             float32 array ``(len(texts), C)``: ``C = 2`` for a binary model (``[1 - p, p]``).
         """
         texts = _check_texts(texts)
-        chunks = [self._predict_chunk(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        chunks = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         if not chunks:
             return np.zeros((0, len(self.labels) if self.labels else 2), dtype=np.float32)
-        return np.concatenate(chunks, axis=0)
+        if len(chunks) == 1:
+            return self._run(self.pad(self.encode(chunks[0])))
+        outs: list[Future[np.ndarray]] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="lstmtext-predict") as pool:
+            for i, chunk in enumerate(chunks):
+                ids = self.pad(self.encode(chunk))
+                if i >= 2:
+                    outs[i - 2].result()  # at most two chunks waiting: memory stays bounded
+                outs.append(pool.submit(self._run, ids))
+            return np.concatenate([f.result() for f in outs], axis=0)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Labels and probabilities of each text.
@@ -259,15 +273,15 @@ class Predictor:
         rows = probs.tolist()
         return [Prediction(names[k], int(k), float(row[k]), tuple(row)) for k, row in zip(ids.tolist(), rows)]
 
-    def _predict_chunk(self, texts: Sequence[str]) -> np.ndarray:
-        ids = self.pad(self.encode(texts))
+    def _run(self, ids: np.ndarray) -> np.ndarray:
+        """The model on padded ids ``(B, T)`` -> probabilities ``(B, C)``."""
         with torch.inference_mode():
             out = self.model(torch.from_numpy(ids).to(self.device))
         out = torch.as_tensor(out).detach().to("cpu", torch.float32)
         if out.ndim == 1:
             out = out[:, None]
-        if out.ndim != 2 or out.shape[0] != len(texts):
-            raise ConfigError(f"Predictor: the model returned shape {tuple(out.shape)} for {len(texts)} texts; "
+        if out.ndim != 2 or out.shape[0] != len(ids):
+            raise ConfigError(f"Predictor: the model returned shape {tuple(out.shape)} for {len(ids)} texts; "
                               f"expected (batch, 1) for a binary or (batch, classes) for a multi-class model")
         if out.shape[1] == 1:
             p = torch.sigmoid(out) if self.from_logits else out

@@ -212,9 +212,9 @@ def test_disable_env_forces_reference_loop(monkeypatch):
 def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path):
     broken = tmp_path / "lstm_cpu.cpp"
     broken.write_text("this is not C++\n")
-    monkeypatch.setattr(build, "SOURCE", broken)
+    monkeypatch.setattr(build, "SOURCES", [broken, *build.SOURCES[1:]])
     monkeypatch.setattr(build, "_state", {})
-    monkeypatch.setenv("LSTMTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LSTMTEXT_KERNEL_DIR", str(tmp_path / "cache" / "kernels"))
     with pytest.warns(RuntimeWarning, match="could not build or load the compiled CPU LSTM kernel"):
         assert build.load_ops() is None
     assert build.load_ops() is None  # no second attempt, no second warning
@@ -273,7 +273,7 @@ def test_concurrent_first_builds_share_one_cache_entry(tmp_path):
         "out, _, _ = lstm_sequence(x, torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g), None, "
         "torch.zeros(3, 2), torch.zeros(3, 2)); print(repr(out.sum().item()))"
     )
-    env = {**os.environ, "LSTMTEXT_CACHE_DIR": str(tmp_path), "LSTMTEXT_DISABLE_KERNEL": ""}
+    env = {**os.environ, "LSTMTEXT_KERNEL_DIR": str(tmp_path / "kernels"), "LSTMTEXT_DISABLE_KERNEL": ""}
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     results = [p.communicate(timeout=300) for p in procs]

@@ -181,3 +181,9 @@ def test_numpy_float64_inputs_are_cast_like_keras():
     out = LSTM(3)(x)
     assert out.dtype == torch.float32 and out.shape == (3, 3)
     assert Dense(2)(x).dtype == torch.float32
+
+
+def test_implementation_survives_the_config():
+    layer = deserialize(json.loads(json.dumps(serialize(LSTM(3, dropout=0.2, implementation=1)))))
+    assert layer.cell.implementation == 1 and layer.cell.dropout_mask_count == 4
+    assert LSTM(3, dropout=0.2).cell.dropout_mask_count == 1

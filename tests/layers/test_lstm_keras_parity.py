@@ -206,3 +206,28 @@ def test_float64_layer(path):
     out = a(x, mask=mask)
     assert out.dtype == torch.float64
     torch.testing.assert_close(out, b(x, mask=mask), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+def test_bidirectional_initial_state_and_mask_match_keras(keras, merge_mode):
+    x, _ = _data(15)
+    mask = MASKS["left_padded"]
+    rng = np.random.default_rng(16)
+    states = [rng.normal(size=(B, U)).astype("float32") for _ in range(4)]
+    for return_sequences in (False, True):
+        kw = dict(return_sequences=return_sequences, return_state=True)
+        theirs = keras.layers.Bidirectional(keras.layers.LSTM(U, **kw), merge_mode=merge_mode)
+        theirs.build((B, T, F))
+        weights = _random_weights(theirs, seed=17)
+        ours = Bidirectional(LSTM(U, **kw), merge_mode=merge_mode)
+        ours.build((B, T, F))
+        ours.set_weights(weights)
+        _assert_same(ours(x, mask=mask, initial_state=states), theirs(x, mask=mask, initial_state=states), str(kw))
+        plain_kw = dict(return_sequences=return_sequences)
+        theirs = keras.layers.Bidirectional(keras.layers.LSTM(U, **plain_kw), merge_mode=merge_mode)
+        ours = Bidirectional(LSTM(U, **plain_kw), merge_mode=merge_mode)
+        km = theirs.compute_mask(x, torch.as_tensor(mask))
+        om = ours.compute_mask(torch.as_tensor(x), torch.as_tensor(mask))
+        km, om = (list(km) if isinstance(km, (list, tuple)) else [km]), (om if isinstance(om, list) else [om])
+        assert [m is None for m in om] == [m is None for m in km]
+        assert all(a is None or torch.equal(torch.as_tensor(a), torch.as_tensor(b)) for a, b in zip(om, km))

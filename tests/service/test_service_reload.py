@@ -160,3 +160,26 @@ def test_reloaded_model_answers_like_its_predictor(seed):
     body = asyncio.run(main())
     got = np.array([p["probabilities"] for p in body["predictions"]])
     np.testing.assert_array_equal(got, tiny_predictor(seed=seed).predict_proba(texts))
+
+
+def test_reload_with_frozen_gc_frees_the_old_model():
+    import gc
+    import weakref
+
+    first = tiny_predictor(version="seed-0")
+    ref = weakref.ref(first.model)
+    app = create_app(first, ServiceConfig(admin_token=TOKEN), load=_load, freeze_gc=True)
+    del first
+
+    async def main():
+        async with running(app) as c:
+            assert gc.get_freeze_count() > 0  # the lifespan froze the loaded objects
+            r = await c.post("/admin/reload", json={"path": "seed-1"}, headers=AUTH)
+            return r.status_code
+
+    try:
+        assert asyncio.run(main()) == 200
+        gc.collect()
+        assert ref() is None  # the replaced model was not kept alive by the frozen generation
+    finally:
+        gc.unfreeze()

@@ -35,7 +35,7 @@ def test_stacked_example_runs_with_small_sizes(archive, capsys):
     module = _load("stacked_lstm")
     result = module.run(str(archive), seed=1, epochs=1, lstm_sizes=(8, 4), verbose=0)
     out = capsys.readouterr().out
-    assert "lstm_1 (LSTM)" in out and "Test results - Loss: " in out
+    assert out.count(" (LSTM) ") == 2 and "Test results - Loss: " in out
     assert 0.0 <= result["test_accuracy"] <= 1.0
     plain = module.plain_sequential()
     assert plain.count_params() == 6_269_121

@@ -80,7 +80,7 @@ def _parse_entry(name: object, entry: object, data_len: int, file: str | os.Path
         keys = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
         raise CorruptFileError(file, f"tensor {name!r}: expected keys dtype, shape, data_offsets; got {keys}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise CorruptFileError(file, f"tensor {name!r}: dtype {dtype!r} is not allowed (allowed: {sorted(DTYPES)})")
     if (not isinstance(shape, list) or len(shape) > MAX_RANK
             or not all(_is_int(d) and d >= 0 for d in shape)):

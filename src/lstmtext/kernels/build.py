@@ -1,6 +1,7 @@
 """Builds and loads the compiled CPU LSTM kernel at first use (never at install time).
 
-The C++ source ships with the package (``lstm_cpu.cpp``). On first use it is compiled with
+The C++ sources ship with the package (``lstm_cpu.cpp``: the LSTM recurrence; ``ops_cpu.cpp``: embedding,
+dropout and Adam). On first use it is compiled with
 ``torch.utils.cpp_extension.load`` into a per-user cache folder keyed by a hash of the source, the torch
 version, the compiler flags and the CPU's instruction-set flags (it is built with ``-march=native``), so a
 later process loads the cached library in milliseconds. A file lock (``fcntl.flock``, released by the OS if
@@ -10,6 +11,8 @@ within a process.
 Environment:
     ``LSTMTEXT_DISABLE_KERNEL=1``: never build or load the kernel; the pure-PyTorch path is used.
     ``LSTMTEXT_CACHE_DIR``: cache root (default ``$XDG_CACHE_HOME/lstmtext`` or ``~/.cache/lstmtext``).
+    ``LSTMTEXT_KERNEL_DIR``: where compiled kernels live (default ``<cache root>/kernels``); lets data caches
+    be per-project or per-test while one build serves every process.
 
 Any build or load failure gives one warning and the pure-PyTorch fallback, never an exception.
 """
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("lstm_cpu.cpp")
+SOURCES = [Path(__file__).with_name("lstm_cpu.cpp"), Path(__file__).with_name("ops_cpu.cpp")]
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _LDFLAGS = ["-fopenmp"]
 
@@ -50,6 +53,12 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "lstmtext"
 
 
+def kernel_dir() -> Path:
+    """The folder holding compiled kernels, one sub-folder per build key."""
+    env = os.environ.get("LSTMTEXT_KERNEL_DIR")
+    return Path(env) if env else cache_root() / "kernels"
+
+
 def _cpu_flags() -> str:
     # -march=native code must not be reused on a CPU with fewer instruction sets (shared home folders).
     try:
@@ -65,7 +74,7 @@ def _cpu_flags() -> str:
 def build_key() -> str:
     """Hash of everything the compiled library depends on."""
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), torch.__version__.encode(), " ".join(_CFLAGS).encode(),
+    for part in (*(src.read_bytes() for src in SOURCES), torch.__version__.encode(), " ".join(_CFLAGS).encode(),
                  _cpu_flags().encode(), sys.version.encode()):
         h.update(part)
         h.update(b"\0")
@@ -109,7 +118,7 @@ def _build(name: str, build_dir: Path) -> Path:
     try:
         cpp_extension.load(
             name=name,
-            sources=[str(SOURCE)],
+            sources=[str(src) for src in SOURCES],
             extra_cflags=_CFLAGS,
             extra_ldflags=_LDFLAGS,
             build_directory=str(build_dir),
@@ -139,7 +148,7 @@ def load_ops():
         try:
             key = build_key()
             name = f"lstmtext_lstm_cpu_{key}"
-            build_dir = cache_root() / "kernels" / name
+            build_dir = kernel_dir() / name
             library = build_dir / f"{name}.so"
             done = build_dir / "built.ok"
             if not done.exists():

@@ -55,6 +55,11 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
+def clear_session() -> None:
+    """Restart automatic layer names from ``lstm``, ``dense`` ... as ``keras.utils.clear_session()`` does."""
+    _NAME_COUNTS.clear()
+
+
 class Layer(nn.Module):
     """Base class of lstmtext layers (see the module docstring for the contract).
 

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from lstmtext.errors import ConfigError
+from lstmtext.kernels.training_ops import dropout
 from lstmtext.layers.base import Layer, register_layer
 
 
@@ -43,9 +44,10 @@ class Dropout(Layer):
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
         if not training or self.rate == 0.0:
             return inputs
-        shape = tuple(inputs.shape)
-        if self.noise_shape is not None:
-            shape = tuple(s if n is None else n for s, n in zip(shape, self.noise_shape))
+        if self.noise_shape is None:
+            # One keep bit per element: the compiled counter-based kernel on CPU float32 (lstmtext.kernels).
+            return dropout(inputs, self.rate, self._gen(inputs.device))
+        shape = tuple(s if n is None else n for s, n in zip(inputs.shape, self.noise_shape))
         keep = torch.empty(shape, device=inputs.device, dtype=inputs.dtype)
         keep.bernoulli_(1.0 - self.rate, generator=self._gen(inputs.device))
         return inputs * keep / (1.0 - self.rate)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from lstmtext.errors import ConfigError
+from lstmtext.kernels.training_ops import embedding_lookup
 from lstmtext.layers import initializers
 from lstmtext.layers.base import Layer, Shape, register_layer
 from lstmtext.layers.weight_options import resolve_constraint, resolve_regularizer, serialize_option
@@ -65,7 +65,8 @@ class Embedding(Layer):
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
         if inputs.is_floating_point():
             inputs = inputs.long()
-        return F.embedding(inputs, self.embeddings)
+        # CPU float32: a compiled lookup whose gradient skips F.embedding's sort (see lstmtext.kernels).
+        return embedding_lookup(self.embeddings, inputs)
 
     def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
         return inputs != 0 if self.mask_zero else None

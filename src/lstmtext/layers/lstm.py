@@ -226,6 +226,8 @@ class LSTMCell(Layer):
             dropout=self.dropout,
             recurrent_dropout=self.recurrent_dropout,
             seed=self.seed,
+            # Keras does not save it, but implementation 1 changes how input dropout is drawn.
+            implementation=self.implementation,
         )
         return cfg
 
@@ -248,11 +250,18 @@ class LSTM(Layer):
     3. ``unroll`` is False;
     4. ``lstmtext.kernels`` imports and ``fused_available(device)`` is True for the input's device;
     5. not training with ``recurrent_dropout > 0``, unless the kernel module takes Keras's per-gate
-       recurrent masks (``SUPPORTS_GATE_DROPOUT_MASKS``).
+       recurrent masks (it says so with ``SUPPORTS_GATE_DROPOUT_MASKS``; lstmtext's own kernels do).
 
     Unlike Keras, masks (left- or right-padded, gaps, fully masked rows), ``go_backwards``, ``time_major``,
     ``stateful``, ``initial_state``, ``use_bias=False`` and input ``dropout`` all stay on the fast path.
-    ``use_cudnn=True`` raises a :class:`~lstmtext.errors.ConfigError` saying which condition fails.
+    ``use_cudnn=True`` raises a :class:`~lstmtext.errors.ConfigError` saying which condition fails;
+    :meth:`fused_impediment` gives that reason (None when the fast path applies), and ``last_path`` says
+    which implementation the last call ran (``"fused"`` or ``"loop"``).
+
+    **Dropout** is Keras 3's variational dropout: masks are drawn once per call (per batch) and reused at
+    every step, only in training. Without recurrent dropout one input mask serves all gates; with
+    ``recurrent_dropout > 0`` Keras 3 switches to implementation 1 and draws four input masks and four
+    recurrent masks, one per gate (i, f, c, o), and so does this layer.
 
     Args:
         units: positive integer, the output/state size ``u``.

@@ -128,6 +128,7 @@ def create_app(
     load: Loader | None = None,
     source: str | os.PathLike[str] | None = None,
     handle_sigterm: bool = False,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """Build the prediction service.
 
@@ -141,6 +142,8 @@ def create_app(
             ``watch_interval_s`` re-read); ignored when ``model`` is a folder.
         handle_sigterm: on SIGTERM turn ``/readyz`` to 503 at once and hand over to the server's
             graceful shutdown after ``config.shutdown_delay_s`` (set by ``lstmtext serve``).
+        freeze_gc: ``gc.freeze()`` after each model load, keeping full garbage collections (long pauses of
+            every request) off the serving path; process-wide, so set by ``lstmtext serve`` only.
 
     Returns:
         A FastAPI app: ``POST /v1/predict``, ``GET /healthz``, ``/livez``, ``/readyz``, ``/v1/model``,
@@ -153,23 +156,26 @@ def create_app(
     if load is None:
         load = getattr(Predictor, "from_checkpoint", None)
     initial = model if isinstance(model, Predictor) else None
+    pending = [initial]
     if initial is None:
         source = os.fspath(model)
     elif source is not None:
         source = os.fspath(source)
     metrics = ServiceMetrics()
-    batcher = MicroBatcher(initial, max_batch_size=config.max_batch_size, window_s=config.batch_window_ms / 1000,
+    batcher = MicroBatcher(None, max_batch_size=config.max_batch_size, window_s=config.batch_window_ms / 1000,
                            max_queue_texts=config.max_queue_texts, torch_threads=config.torch_threads,
                            on_batch=metrics.observe_batch)
-    manager = ModelManager(batcher, metrics, load, source, warmup=config.warmup)
+    manager = ModelManager(batcher, metrics, load, source, warmup=config.warmup, freeze_gc=freeze_gc)
     metrics.queue_depth.set_function(lambda: batcher.queued_texts)
     retry_after = {"Retry-After": str(config.retry_after_s)}
+    del initial, model
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if handle_sigterm:
             _install_sigterm_drain(manager, config.shutdown_delay_s)
-        tasks = [asyncio.create_task(manager.start(initial))]
+        # pop: the app must not keep the first model alive after a reload replaces it
+        tasks = [asyncio.create_task(manager.start(pending.pop() if pending else None))]
         if config.watch_interval_s is not None and source is not None:
             tasks.append(asyncio.create_task(manager.watch(config.watch_interval_s)))
         try:

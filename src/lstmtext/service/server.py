@@ -49,7 +49,7 @@ def log_config(level: str = "info") -> dict[str, Any]:
 def app_from_env() -> Any:
     """App factory of each worker process when ``workers > 1`` (settings come through the environment)."""
     spec = json.loads(os.environ[_SPEC_ENV])
-    return create_app(spec["source"], ServiceConfig(**spec["config"]), handle_sigterm=True)
+    return create_app(spec["source"], ServiceConfig(**spec["config"]), handle_sigterm=True, freeze_gc=True)
 
 
 def serve(
@@ -84,7 +84,7 @@ def serve(
                   limit_concurrency=limit_concurrency, timeout_graceful_shutdown=int(config.request_timeout_s) + 5,
                   lifespan="on")
     if workers == 1:
-        app = create_app(model, config, load=load, source=source, handle_sigterm=True)
+        app = create_app(model, config, load=load, source=source, handle_sigterm=True, freeze_gc=True)
         uvicorn.Server(uvicorn.Config(app, **common)).run()
         return
     if isinstance(model, Predictor) and source is not None:

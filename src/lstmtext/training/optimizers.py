@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from lstmtext.errors import ConfigError
+from lstmtext.kernels.training_ops import adam_update_
 
 
 def _check_positive(owner: str, name: str, value: Any, allow_zero: bool = False) -> float:
@@ -250,6 +251,8 @@ class Adam(Optimizer):
         # Keras computes this in float32 tensors; the float64 value differs by < 1 ulp of float32.
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         m, v = slots["momentums"], slots["velocities"]
+        if not self.amsgrad and adam_update_(params, grads, m, v, alpha, self.beta_1, self.beta_2, self.epsilon):
+            return  # CPU float32: the same formula in one compiled pass per parameter (lstmtext.kernels)
         torch._foreach_mul_(m, self.beta_1)
         torch._foreach_add_(m, grads, alpha=1.0 - self.beta_1)
         torch._foreach_mul_(v, self.beta_2)

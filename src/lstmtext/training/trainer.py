@@ -26,6 +26,7 @@ from lstmtext.errors import ConfigError
 from lstmtext.training import losses as losses_mod
 from lstmtext.training import metrics as metrics_mod
 from lstmtext.training import optimizers as optimizers_mod
+from lstmtext.training.bucketing import BucketedBatches
 from lstmtext.training.callbacks import Callback, CallbackList, History
 from lstmtext.training.data import ArrayData, epoch_permutation, make_data, split_validation, unpack_validation_data
 from lstmtext.training.distributed_fit import DistributedFit
@@ -251,7 +252,8 @@ class Trainer:
             class_weight: Mapping[int, float] | None = None, sample_weight: Any = None, initial_epoch: int = 0,
             steps_per_epoch: int | None = None, validation_steps: int | None = None,
             validation_batch_size: int | None = None, validation_freq: int = 1,
-            resume_from: str | None = None, distributed: bool | None = None) -> History:
+            resume_from: str | None = None, distributed: bool | None = None,
+            bucket_by_length: bool = False) -> History:
         """Train for ``epochs`` epochs, as ``keras.Model.fit``; returns the :class:`History`.
 
         Args:
@@ -274,12 +276,19 @@ class Trainer:
             distributed: train in all the processes torchrun started, with DistributedDataParallel (True;
                 None: when ``WORLD_SIZE > 1``). ``batch_size`` is then the global batch, split over the
                 processes; only rank 0 prints and writes. See :mod:`lstmtext.training.distributed_fit`.
+            bucket_by_length: (lstmtext only) batch samples of similar length together and cut each batch
+                to its longest sample: the same samples and steps, far fewer padding timesteps. ``x`` must be
+                zero-padded token ids; see :mod:`lstmtext.training.bucketing` for what changes. Not combined
+                with ``distributed``.
 
         Returns:
             :class:`History` with ``history.history[name]`` = one float per epoch.
         """
         self._require_compiled("fit")
         dist = DistributedFit.start(distributed)  # None: one process
+        if dist is not None and bucket_by_length:
+            raise ConfigError("fit: bucket_by_length=True is not supported with distributed training; "
+                              "pass bucket_by_length=False")
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
@@ -297,6 +306,7 @@ class Trainer:
             self._prepare(val, "fit", training=False, arg="validation_data[0]" if validation_data is not None else "x")
         data = data.to(device)
         val = val.to(device) if val is not None else None
+        bucketed = BucketedBatches(data, batch_size) if bucket_by_length else None
         steps = data.num_batches(batch_size)
         if steps_per_epoch is not None:
             steps = min(steps, check_positive_int("steps_per_epoch", steps_per_epoch))
@@ -338,10 +348,14 @@ class Trainer:
                 self.reset_metrics()
             cb.on_epoch_begin(epoch)
             self.train()  # type: ignore[attr-defined]
-            order = epoch_permutation(state.shuffle_seed, epoch, len(data)).to(device) if shuffle else None
             first = start_step if epoch == start_epoch else 0
-            batches = data.batches if dist is None else partial(dist.batches, data)
-            for step, (xb, yb, swb) in enumerate(batches(batch_size, order, first, steps), start=first):
+            if bucketed is not None:
+                batches = bucketed.epoch(state.shuffle_seed, epoch, shuffle, first, steps)
+            else:
+                order = epoch_permutation(state.shuffle_seed, epoch, len(data)).to(device) if shuffle else None
+                make_batches = data.batches if dist is None else partial(dist.batches, data)
+                batches = make_batches(batch_size, order, first, steps)
+            for step, (xb, yb, swb) in enumerate(batches, start=first):
                 if want_batch_begin:
                     cb.on_train_batch_begin(step)
                 loss, y_pred = self.train_step(xb, yb, swb)  # type: ignore[arg-type]
