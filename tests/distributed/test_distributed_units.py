@@ -73,7 +73,7 @@ def test_outside_torchrun_everything_is_one_process(no_torchrun):
     assert not dist_env.launched_distributed()
     assert dist_env.init_distributed() is False
     assert DistributedFit.start(None) is None
-    with pytest.raises(ConfigError, match=r"RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT is not set: launch with e\.g\. "
+    with pytest.raises(ConfigError, match=r"RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT are not set: launch with e\.g\. "
                                           r"`torchrun --standalone --nproc-per-node 2 train\.py`"):
         dist_env.init_distributed(required=True)
 
