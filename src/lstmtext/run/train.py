@@ -151,9 +151,13 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     Raises:
         ConfigError, DataError, CheckpointError: bad config, data or output folder (each naming it).
     """
+    from lstmtext.training.distributed import is_main_process
     from lstmtext.utils import set_random_seed
 
     t0 = time.perf_counter()
+    main_process = is_main_process()  # under torchrun only rank 0 prints, tests and saves
+    if not main_process:
+        print_fn = _quiet
     check_output_folder(cfg)
     check_data_path(cfg.experiment.data.archive)
     exp, verbose = cfg.experiment, cfg.output.verbose
@@ -177,6 +181,9 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     history = model.fit(data.x_train, data.y_train, batch_size=exp.train.batch_size, epochs=exp.train.epochs,
                         validation_split=exp.train.validation_split, shuffle=exp.train.shuffle, verbose=verbose,
                         callbacks=[saver, *callbacks], resume_from=str(cfg.out) if cfg.output.resume else None)
+    if not main_process:
+        hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+        return RunResult(cfg.out, cfg, hist, {}, data.class_names, time.perf_counter() - t0, model)
     test = model.evaluate(data.x_test, data.y_test, batch_size=exp.train.batch_size, verbose=0, return_dict=True)
     test = {k: float(v) for k, v in test.items()}
     seconds = time.perf_counter() - t0
@@ -192,6 +199,10 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     print_fn("test: " + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(test.items())))
     print_fn(f"saved {cfg.out} ({seconds:.1f} s in all)")
     return RunResult(cfg.out, cfg, hist, test, data.class_names, seconds, model)
+
+
+def _quiet(*_: Any) -> None:
+    """The ``print_fn`` of ranks > 0 in a distributed run."""
 
 
 def _run_info_base(cfg: RunConfig, data: RunData, argv: Sequence[str] | None) -> dict[str, Any]:
