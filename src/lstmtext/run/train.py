@@ -29,6 +29,7 @@ from typing import Any
 
 from lstmtext.checkpoint.folder import DERIVED_ENTRIES, KNOWN_FILES
 from lstmtext.checkpoint.manifest import MANIFEST
+from lstmtext.checkpoint.safejson import read_json
 from lstmtext.config import ExperimentConfig, build_model
 from lstmtext.errors import CheckpointError, ConfigError
 from lstmtext.run.config import RunConfig
@@ -268,9 +269,7 @@ def read_run_config(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / "run.json"
     if not path.is_file():
         return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not readable JSON ({e})") from None
+    # Bounded, strict and depth-limited like every JSON file of a checkpoint (CorruptFileError names the file)
+    info = read_json(path, max_bytes=16 << 20, expect=None)
     cfg = info.get("config") if isinstance(info, dict) else None
     return cfg if isinstance(cfg, dict) else None
