@@ -74,6 +74,50 @@ inline float tanh_approx(float x) {
   return ax < 0.625f ? small : big;
 }
 
+#ifdef LSTMTEXT_HAVE_AVX512
+// ---- AVX-512 activations (the same polynomials, 16 lanes) -----------------------------------------------
+
+using V = __m512;
+
+inline V v1(float x) { return _mm512_set1_ps(x); }
+
+inline V exp_v(V x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, v1(-87.0f)), v1(88.0f));
+  const V fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, v1(1.44269504088896341f), v1(0.5f)),
+                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(fx, v1(0.693359375f), x);
+  x = _mm512_fnmadd_ps(fx, v1(-2.12194440e-4f), x);
+  const V z = _mm512_mul_ps(x, x);
+  V y = v1(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, x, v1(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, x, v1(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, x, v1(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, x, v1(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, x, v1(5.0000001201e-1f));
+  y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), v1(1.0f));
+  return _mm512_scalef_ps(y, fx);  // y * 2^fx
+}
+
+inline V sigmoid_v(V x) { return _mm512_div_ps(v1(1.0f), _mm512_add_ps(v1(1.0f), exp_v(_mm512_sub_ps(v1(0.0f), x)))); }
+
+inline V tanh_v(V x) {
+  const V sign = v1(-0.0f);
+  const V ax = _mm512_andnot_ps(sign, x);
+  const V e = exp_v(_mm512_mul_ps(v1(2.0f), _mm512_min_ps(ax, v1(9.0f))));
+  V big = _mm512_sub_ps(v1(1.0f), _mm512_div_ps(v1(2.0f), _mm512_add_ps(e, v1(1.0f))));
+  big = _mm512_or_ps(big, _mm512_and_ps(sign, x));
+  const V z = _mm512_mul_ps(x, x);
+  V p = v1(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, z, v1(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, z, v1(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, z, v1(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, z, v1(-3.33332819422e-1f));
+  const V small = _mm512_fmadd_ps(_mm512_mul_ps(x, z), p, x);
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, v1(0.625f), _CMP_LT_OQ), big, small);
+}
+
+#endif  // LSTMTEXT_HAVE_AVX512
+
 // ---- arguments shared by the strategies ----------------------------------------------------------------
 
 // Recurrent dropout: none, one (B, u) mask shared by the gates, or one per gate (B, 4, u).
@@ -290,6 +334,35 @@ inline void gate_grads(const BwdArgs& a, const float* __restrict dhv, int64_t b,
   }
 }
 
+#ifdef LSTMTEXT_HAVE_AVX512
+// gate_grads at 16 lanes.
+inline void gate_grads_v(const BwdArgs& a, const float* __restrict dhv, int64_t b, int64_t t, float* __restrict dzr) {
+  const int64_t u = a.k.u, bt = b * a.k.T + t;
+  const float* g = a.gates + bt * a.k.G;
+  const float* ct = a.cseq + bt * u;
+  const float* cprev = t > 0 ? a.cseq + (bt - 1) * u : a.c0 + b * u;
+  float* dc = a.dc + b * u;
+  const V one = v1(1.0f);
+  for (int64_t j = 0; j < u; j += 16) {
+    const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, u - j)) - 1u);
+    const V gi = _mm512_maskz_loadu_ps(m, g + j), gf = _mm512_maskz_loadu_ps(m, g + u + j);
+    const V gg = _mm512_maskz_loadu_ps(m, g + 2 * u + j), go = _mm512_maskz_loadu_ps(m, g + 3 * u + j);
+    const V dh = _mm512_maskz_loadu_ps(m, dhv + j);
+    const V tc = tanh_v(_mm512_maskz_loadu_ps(m, ct + j));
+    const V dct =
+        _mm512_fmadd_ps(_mm512_mul_ps(dh, go), _mm512_fnmadd_ps(tc, tc, one), _mm512_maskz_loadu_ps(m, dc + j));
+    _mm512_mask_storeu_ps(dzr + j, m, _mm512_mul_ps(_mm512_mul_ps(dct, gg), _mm512_mul_ps(gi, _mm512_sub_ps(one, gi))));
+    _mm512_mask_storeu_ps(dzr + u + j, m,
+                          _mm512_mul_ps(_mm512_mul_ps(dct, _mm512_maskz_loadu_ps(m, cprev + j)),
+                                        _mm512_mul_ps(gf, _mm512_sub_ps(one, gf))));
+    _mm512_mask_storeu_ps(dzr + 2 * u + j, m, _mm512_mul_ps(_mm512_mul_ps(dct, gi), _mm512_fnmadd_ps(gg, gg, one)));
+    _mm512_mask_storeu_ps(dzr + 3 * u + j, m,
+                          _mm512_mul_ps(_mm512_mul_ps(dh, tc), _mm512_mul_ps(go, _mm512_sub_ps(one, go))));
+    _mm512_mask_storeu_ps(dc + j, m, _mm512_mul_ps(dct, gf));
+  }
+}
+#endif
+
 // Output gradient owed to step t of row b (its own plus those of the masked steps repeating it), or
 // false for a masked step (whose output gradient is added to acc, owed to the previous real step).
 inline bool step_dh(const BwdArgs& a, int64_t b, int64_t t, float* __restrict acc, float* __restrict dhv) {
@@ -363,13 +436,12 @@ void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
         std::fill(dzl, dzl + G, 0.0f);
         continue;
       }
-      if (fuse) {
-        gate_grads(a, dhv.data(), b, t, dzl);
-      } else {
-        float* dzr = a.dz + (b * T + t) * G;
-        gate_grads(a, dhv.data(), b, t, dzr);
-        std::memcpy(dzl, dzr, G * sizeof(float));
-      }
+#ifdef LSTMTEXT_HAVE_AVX512
+      gate_grads_v(a, dhv.data(), b, t, dzl);
+#else
+      gate_grads(a, dhv.data(), b, t, dzl);
+#endif
+      if (!fuse) std::memcpy(a.dz + (b * T + t) * G, dzl, G * sizeof(float));
     }
     // dh_{t-1} for the slice: (rows x 4u) @ R^T (4u x u), one (u x u) block per gate when masks differ by gate.
     if (k.mode == DropMode::kPerGate) {
@@ -427,45 +499,6 @@ void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
 
 #ifdef LSTMTEXT_HAVE_AVX512
 // ---- kVector: AVX-512, one row at a time, NV = ceil(u / 16) registers per gate --------------------------
-
-using V = __m512;
-
-inline V v1(float x) { return _mm512_set1_ps(x); }
-
-inline V exp_v(V x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, v1(-87.0f)), v1(88.0f));
-  const V fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, v1(1.44269504088896341f), v1(0.5f)),
-                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  x = _mm512_fnmadd_ps(fx, v1(0.693359375f), x);
-  x = _mm512_fnmadd_ps(fx, v1(-2.12194440e-4f), x);
-  const V z = _mm512_mul_ps(x, x);
-  V y = v1(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, x, v1(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, x, v1(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, x, v1(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, x, v1(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, x, v1(5.0000001201e-1f));
-  y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), v1(1.0f));
-  return _mm512_scalef_ps(y, fx);  // y * 2^fx
-}
-
-inline V sigmoid_v(V x) { return _mm512_div_ps(v1(1.0f), _mm512_add_ps(v1(1.0f), exp_v(_mm512_sub_ps(v1(0.0f), x)))); }
-
-inline V tanh_v(V x) {
-  const V sign = v1(-0.0f);
-  const V ax = _mm512_andnot_ps(sign, x);
-  const V e = exp_v(_mm512_mul_ps(v1(2.0f), _mm512_min_ps(ax, v1(9.0f))));
-  V big = _mm512_sub_ps(v1(1.0f), _mm512_div_ps(v1(2.0f), _mm512_add_ps(e, v1(1.0f))));
-  big = _mm512_or_ps(big, _mm512_and_ps(sign, x));
-  const V z = _mm512_mul_ps(x, x);
-  V p = v1(-5.70498872745e-3f);
-  p = _mm512_fmadd_ps(p, z, v1(2.06390887954e-2f));
-  p = _mm512_fmadd_ps(p, z, v1(-5.37397155531e-2f));
-  p = _mm512_fmadd_ps(p, z, v1(1.33314422036e-1f));
-  p = _mm512_fmadd_ps(p, z, v1(-3.33332819422e-1f));
-  const V small = _mm512_fmadd_ps(_mm512_mul_ps(x, z), p, x);
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, v1(0.625f), _CMP_LT_OQ), big, small);
-}
 
 // R (u, 4u) -> (u, 4, P) and R^T (4u, u) -> (4u, P), P = 16 * NV, zero padded.
 std::vector<float> pad_rows(const float* src, int64_t rows, int64_t cols_per_block, int64_t blocks, int64_t P) {
