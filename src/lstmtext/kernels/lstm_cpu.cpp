@@ -419,7 +419,8 @@ struct WeightGrads {
 void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
   const Common& k = a.k;
   const int64_t u = k.u, G = k.G, T = k.T, F = a.F, rows = b1 - b0;
-  const bool fuse = wg != nullptr;
+  const bool fuse = wg != nullptr;           // dR and db step by step
+  const bool fuse_x = fuse && a.x != nullptr;  // dx and dK too
   std::vector<float> acc(rows * u, 0.0f), dhv(u), dzbuf(rows * G), dhbuf(rows * u), part(rows * u), hm(rows * u);
   std::vector<uint8_t> real(rows);
   if (fuse) {
@@ -441,7 +442,7 @@ void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
 #else
       gate_grads(a, dhv.data(), b, t, dzl);
 #endif
-      if (!fuse) std::memcpy(a.dz + (b * T + t) * G, dzl, G * sizeof(float));
+      if (a.dz != nullptr) std::memcpy(a.dz + (b * T + t) * G, dzl, G * sizeof(float));
     }
     // dh_{t-1} for the slice: (rows x 4u) @ R^T (4u x u), one (u x u) block per gate when masks differ by gate.
     if (k.mode == DropMode::kPerGate) {
@@ -458,10 +459,12 @@ void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
     }
     if (fuse) {
       const int64_t bt0 = b0 * T + t;
-      // dx_t = dz_t K^T, straight into the (B, T, F) gradient; masked rows have dz = 0, so dx = 0.
-      small_gemm(rows, F, G, dzbuf.data(), G, 1, a.KT, F, a.dx + bt0 * F, T * F, false);
-      // dK += x_t^T dz_t, reading x_t^T of the slice in place.
-      small_gemm(F, G, rows, a.x + bt0 * F, 1, T * F, dzbuf.data(), G, wg->dK.data(), G, true);
+      if (fuse_x) {
+        // dx_t = dz_t K^T, straight into the (B, T, F) gradient; masked rows have dz = 0, so dx = 0.
+        small_gemm(rows, F, G, dzbuf.data(), G, 1, a.KT, F, a.dx + bt0 * F, T * F, false);
+        // dK += x_t^T dz_t, reading x_t^T of the slice in place.
+        small_gemm(F, G, rows, a.x + bt0 * F, 1, T * F, dzbuf.data(), G, wg->dK.data(), G, true);
+      }
       // dR += (h_{t-1} * mask)^T dz_t, per gate block when the masks differ by gate.
       if (k.mode == DropMode::kNone) {
         small_gemm(u, G, rows, a.hprev + bt0 * u, 1, T * u, dzbuf.data(), G, wg->dR.data(), G, true);
@@ -800,11 +803,13 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
                                       const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
                                       const at::Tensor& c0, const std::optional<at::Tensor>& mask,
                                       const std::optional<at::Tensor>& rdmask, bool zero_output, int64_t impl,
-                                      const at::Tensor* hprev, const at::Tensor* x, const at::Tensor* kernel) {
+                                      const at::Tensor* hprev, const at::Tensor* x, const at::Tensor* kernel,
+                                      bool weights_only_recurrent = false) {
   const int64_t B = gates.size(0), T = gates.size(1), u = R.size(0);
   TORCH_CHECK(gates.is_contiguous() && cseq.is_contiguous() && gates.size(2) == 4 * u,
               "lstm kernel: saved tensors do not match");
-  const bool fused = x != nullptr;
+  // fused: dx, dK, dR, db step by step (no dz); weights_only_recurrent: dz out, dR and db step by step.
+  const bool fused = x != nullptr || weights_only_recurrent;
   at::Tensor mask_keep, rdm_keep;
   BwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
   auto dout_c = dout.contiguous();
@@ -814,7 +819,13 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
   auto dh0 = dhT.contiguous().clone();
   auto dc0 = dcT.contiguous().clone();
   at::Tensor dz, x_c, KT, hprev_c, dx;
-  if (fused) {
+  if (weights_only_recurrent) {
+    TORCH_CHECK(hprev->numel() == B * T * u, "lstm kernel: hprev does not match the saved tensors");
+    hprev_c = hprev->contiguous();
+    a.hprev = hprev_c.data_ptr<float>();
+    dz = at::empty({B, T, 4 * u}, gates.options());
+    a.dz = dz.data_ptr<float>();
+  } else if (fused) {
     TORCH_CHECK(x->dim() == 3 && x->size(0) == B && x->size(1) == T && kernel->dim() == 2 &&
                     kernel->size(0) == x->size(2) && kernel->size(1) == 4 * u && hprev->numel() == B * T * u,
                 "lstm kernel: x, kernel or hprev do not match the saved tensors");
@@ -874,6 +885,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
   std::sort(partials.begin(), partials.end(), [](const WeightGrads& p, const WeightGrads& q) { return p.b0 < q.b0; });
   auto opts = gates.options();
   auto dK = at::zeros({a.F, 4 * u}, opts), dR = at::zeros({u, 4 * u}, opts), db = at::zeros({4 * u}, opts);
+  if (weights_only_recurrent) dK = dz;  // returned in dK's place: {dz, dR, db, dh0, dc0}
   for (const auto& p : partials) {
     float* k_out = dK.data_ptr<float>();
     float* r_out = dR.data_ptr<float>();
@@ -882,6 +894,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
     for (size_t i = 0; i < p.dR.size(); ++i) r_out[i] += p.dR[i];
     for (size_t i = 0; i < p.db.size(); ++i) b_out[i] += p.db[i];
   }
+  if (weights_only_recurrent) return {dz, dR, db, dh0, dc0};
   return {dx, dK, dR, db, dh0, dc0};
 }
 
@@ -901,6 +914,16 @@ std::vector<at::Tensor> lstm_backward_fused(const at::Tensor& dout, const at::Te
   return backward_impl(dout, dhT, dcT, R, gates, cseq, c0, mask, rdmask, zero_output, impl, &hprev, &x, &kernel);
 }
 
+// For inputs projected outside (an embedding table already multiplied by the kernel): {dz, dR, db, dh0, dc0}.
+std::vector<at::Tensor> lstm_backward_dz(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
+                                         const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
+                                         const at::Tensor& hprev, const at::Tensor& c0,
+                                         const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& rdmask,
+                                         bool zero_output, int64_t impl) {
+  return backward_impl(dout, dhT, dcT, R, gates, cseq, c0, mask, rdmask, zero_output, impl, &hprev, nullptr, nullptr,
+                       true);
+}
+
 int64_t resolved_impl(int64_t units, int64_t impl) { return resolve_impl(impl, units); }
 
 bool has_vector_impl() { return vector_available(); }
@@ -918,6 +941,9 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
       "lstm_backward_fused(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
       "Tensor hprev, Tensor c0, Tensor x, Tensor kernel, Tensor? mask, Tensor? rdmask, bool zero_output, "
       "int impl=0) -> Tensor[]");
+  m.def(
+      "lstm_backward_dz(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
+      "Tensor hprev, Tensor c0, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) -> Tensor[]");
   m.def("has_vector_impl() -> bool", &has_vector_impl);
   m.def("resolved_impl(int units, int impl) -> int", &resolved_impl);
 }
@@ -926,4 +952,5 @@ TORCH_LIBRARY_IMPL(lstmtext_kernels, CPU, m) {
   m.impl("lstm_forward", &lstm_forward);
   m.impl("lstm_backward", &lstm_backward);
   m.impl("lstm_backward_fused", &lstm_backward_fused);
+  m.impl("lstm_backward_dz", &lstm_backward_dz);
 }
