@@ -62,7 +62,7 @@ class OutputConfig:
     overwrite: bool = False
     """Replace a checkpoint already in ``out`` by a new run (without it, the run refuses to start)."""
     verbose: int = 1
-    """Progress output: 1 a progress bar, 2 one line per epoch, 0 only the results."""
+    """Progress output: 1 a progress bar, 2 one line per epoch, 0 only the config and the results."""
 
     def __post_init__(self) -> None:
         if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
@@ -202,6 +202,8 @@ def resolve_run_config(preset: str | None = None, config_file: str | os.PathLike
         for key in ("name", *SECTIONS):
             if key in base:
                 merged[key] = dict(base[key]) if key in SECTIONS else base[key]
+        # How the recorded run was started is not part of what it is.
+        merged["run"].update(resume=False, overwrite=False)
     changed: dict[str, set[str]] = {s: set() for s in SECTIONS}
     for layer in (file, overrides or {}):
         if "name" in layer:
