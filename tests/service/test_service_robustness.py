@@ -1,5 +1,6 @@
 """Issue-11 service guarantees the other service tests do not pin down: nested and gigantic JSON bodies,
-readiness during warm-up, and memory and queue bounded under 10x overload."""
+readiness during warm-up, memory and queue bounded under 10x overload, and reloading real checkpoints
+under load on a real server."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import threading
 import time
 import tracemalloc
 
+import httpx
 import pytest
 import torch
 from fastapi.testclient import TestClient
 from svc_helpers import running, wait_ready
 from svc_tiny import TinyClassifier, encode, tiny_predictor
 
+from lstmtext.layers import LSTM, Dense, Embedding
+from lstmtext.models import Sequential
 from lstmtext.predictor import Predictor
 from lstmtext.service import ServiceConfig, create_app
+from lstmtext.text import Tokenizer, Vocab
 
 LIMIT = 1 << 20  # the default max_body_bytes
 
@@ -126,3 +131,47 @@ def test_overload_at_10x_keeps_memory_and_queue_bounded():
     assert max(deep_short, deep_long) <= 16
     growth = peak_long - peak_short
     assert growth < 4 << 20, f"peak traced memory grew {growth / 2**20:.1f} MiB with 2x the requests"
+
+
+def test_reloading_real_checkpoints_under_load_on_a_real_server(tmp_path, server_process):
+    # Real files end to end: each reload reads and verifies a checkpoint folder while 16 clients keep sending.
+    tok = Tokenizer(Vocab.build([["a", "good", "film", "plot"], ["bad", "acting", "the", "end"]]), num_words=30)
+    for name, seed in (("v1", 0), ("v2", 1), ("tampered", 2)):
+        torch.manual_seed(seed)
+        m = Sequential([Embedding(30, 6), LSTM(4), Dense(1, activation="sigmoid")])
+        m(torch.zeros(1, 8, dtype=torch.long))
+        Predictor(m, tok, maxlen=8).save(tmp_path / name)
+    (tmp_path / "tampered" / "model.safetensors").write_bytes(b"not the committed weights")
+    versions = {n: Predictor.from_checkpoint(tmp_path / n).version for n in ("v1", "v2")}
+    token = "reload-token-123"
+    sp = server_process(["-m", "lstmtext", "serve", str(tmp_path / "v1"), "--port", "{port}"],
+                        env={"LSTMTEXT_ADMIN_TOKEN": token})
+    sp.wait_ready(timeout=120)
+
+    async def main():
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        async with httpx.AsyncClient(base_url=sp.url, timeout=30, limits=limits) as c:
+            stop = asyncio.Event()
+            answers: list[tuple[int, str | None]] = []
+
+            async def client(i: int) -> None:
+                while not stop.is_set():
+                    r = await c.post("/v1/predict", json={"texts": [f"a good film {i}", "bad acting"]})
+                    answers.append((r.status_code, r.json().get("model_version") if r.status_code == 200 else None))
+
+            tasks = [asyncio.create_task(client(i)) for i in range(16)]
+            await asyncio.sleep(0.3)
+            reloads = []
+            for name in ("v2", "tampered", "v1", "v2"):
+                reloads.append(await c.post("/admin/reload", json={"path": str(tmp_path / name)},
+                                            headers={"authorization": f"Bearer {token}"}))
+                await asyncio.sleep(0.2)
+            stop.set()
+            await asyncio.gather(*tasks)
+            return reloads, answers
+
+    reloads, answers = asyncio.run(main())
+    assert [r.status_code for r in reloads] == [200, 422, 200, 200]
+    assert "model.safetensors" in reloads[1].json()["detail"]
+    assert len(answers) > 50 and {s for s, _ in answers} == {200}  # 0 non-2xx during four reloads
+    assert {v for _, v in answers} == set(versions.values()) and answers[-1][1] == versions["v2"]
