@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -40,6 +41,14 @@ def service_client() -> Iterator[Any]:
         yield client
 
 
+def keras_pad() -> Any:
+    """Real ``keras.utils.pad_sequences`` (imported on first use)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    return keras.utils.pad_sequences
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=10_000, help="inputs per target (service body: a fifth)")
@@ -52,6 +61,7 @@ def main() -> int:
             ("tokenizer", pt.tokenizer_inputs, pt.encode_text, n),
             ("tokenizer file", pt.tokenizer_file_inputs, pt.load_tokenizer_file, n),
             ("pad_sequences", pt.pad_inputs, pt.pad, n),
+            ("pad_sequences vs Keras", pt.pad_inputs, lambda kw: pt.pad_like_keras(kw, keras_pad()), n),
             ("model config", pt.model_config_inputs, pt.build_from_config, n),
             ("run config (TOML)", pt.toml_inputs, pt.load_run_config, n),
             ("service request body", pt.service_bodies, lambda body: pt.post_body(client, body), max(1, n // 5)),

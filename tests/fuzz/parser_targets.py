@@ -256,6 +256,42 @@ def pad(kwargs: dict[str, Any]) -> None:
         raise UnexpectedError(f"pad_sequences: length {out.shape[1]}, expected {want}")
 
 
+def _outcome(fn: Any, kwargs: dict[str, Any]) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(**kwargs)
+    except Exception as e:  # compared below
+        return e
+
+
+def pad_like_keras(kwargs: dict[str, Any], keras_pad: Any) -> None:
+    """Target: ``pad_sequences`` and ``keras.utils.pad_sequences`` agree on fuzzed input.
+
+    Same array (dtype, shape, values) when Keras returns one; an error when Keras raises one (which
+    error may differ: lstmtext checks ``padding``/``truncating`` before converting anything). The one
+    documented difference: a bad ``padding``/``truncating`` raises even when Keras never looks at it.
+    """
+    _count("pad_sequences vs Keras")
+    ours, theirs = _outcome(pad_sequences, kwargs), _outcome(keras_pad, kwargs)
+    if isinstance(ours, Exception) and not _allowed("pad_sequences", ours):
+        raise UnexpectedError(f"pad_sequences: {type(ours).__name__}: {ours}") from ours
+    if isinstance(theirs, Exception):
+        if not isinstance(ours, Exception):
+            raise UnexpectedError(f"pad_sequences returned an array where Keras raised {theirs!r}")
+        return
+    if isinstance(ours, Exception):
+        bad_option = any(kwargs.get(k, "pre") not in ("pre", "post") for k in ("padding", "truncating"))
+        if not bad_option:
+            raise UnexpectedError(f"pad_sequences raised {ours!r} where Keras returned an array")
+        return
+    same = ours.dtype == theirs.dtype and ours.shape == theirs.shape and (
+        np.array_equal(ours, theirs, equal_nan=ours.dtype.kind in "fc") if ours.dtype.kind not in "OUSV"
+        else bool((ours == theirs).all()))
+    if not same:
+        raise UnexpectedError(f"pad_sequences differs from Keras: {ours!r:.200} vs {theirs!r:.200}")
+
+
 # --- model config ------------------------------------------------------------------------------------------
 
 

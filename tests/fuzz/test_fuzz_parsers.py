@@ -5,6 +5,7 @@ config and the service's request body: nothing escapes but the errors each one d
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def test_fuzz_tokenizer_and_vocabulary_files(data):
 @given(pt.pad_inputs)
 def test_fuzz_pad_sequences(kwargs):
     pt.pad(kwargs)
+
+
+@pytest.fixture(scope="module")
+def keras_pad():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    return keras.utils.pad_sequences
+
+
+@pytest.mark.keras
+@settings(FUZZ, max_examples=400)
+@given(pt.pad_inputs)
+def test_fuzz_pad_sequences_against_keras(keras_pad, kwargs):
+    pt.pad_like_keras(kwargs, keras_pad)
 
 
 @FUZZ

@@ -16,6 +16,7 @@ from lstmtext.errors import ConfigError, DataError
 from lstmtext.layers import Dense, Embedding, deserialize, serialize
 from lstmtext.models import Sequential, load_model
 from lstmtext.predictor import Predictor
+from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.run.config import MAX_TOML_BYTES, resolve_run_config
 from lstmtext.run.train import read_run_config
 from lstmtext.text import Tokenizer, Vocab
@@ -85,6 +86,17 @@ def test_tokenizer_ids_beyond_int32_are_a_config_error(option):
     with pytest.raises(ConfigError, match=rf"{option} must be a non-negative integer below 2\*\*31, got 18446744073"):
         Tokenizer({"a": 1}, **{option: 2**64})
     Tokenizer({"a": 1}, **{option: 2**31 - 1})  # the largest accepted
+
+
+# --- pad_sequences --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sequences", [["12", "3"], "\x01\x06R", [b"ab"]])
+def test_strings_as_sequences_fail_like_keras(sequences):
+    # numpy parses a whole string into one number ("12" -> 12, broadcast over the row); Keras's
+    # per-sequence path raises instead (checked against real Keras by test_fuzz_pad_sequences_against_keras).
+    with pytest.raises((TypeError, ValueError)):
+        pad_sequences(sequences, dtype="bool" if isinstance(sequences, str) else "int32")
 
 
 # --- model config (deserialize / Sequential.from_config) --------------------------------------------------------

@@ -33,6 +33,8 @@ def _fill_rows(
             continue
         if isinstance(s, np.ndarray) and s.ndim != 1:
             raise ValueError("not a flat sequence")  # numpy would squeeze a (1, 1) array in: use Keras's path
+        if isinstance(s, str | bytes):
+            raise ValueError("not a flat sequence")  # numpy would parse "12" as one number: Keras's path raises
         if n > maxlen:
             s, n = (s[-maxlen:] if truncating == "pre" else s[:maxlen]), maxlen
         if pre_pad:
