@@ -32,6 +32,9 @@ Encoder = Callable[[Sequence[str]], Sequence[Sequence[int]]]
 _PAD_SIDES = ("pre", "post")
 #: ``vocab.json`` of a checkpoint written by :meth:`Predictor.save`: tokenizer + padding + class names.
 INFERENCE_FORMAT = "lstmtext.inference"
+#: Longest sequence length a checkpoint may ask for: every prediction allocates (texts, maxlen) ids and runs
+#: maxlen LSTM steps, so a hostile vocab.json asking for 10**9 would exhaust memory at the first (warm-up) call.
+MAX_CHECKPOINT_MAXLEN = 100_000
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class Predictor:
         record = _inference_record(ckpt.vocab, folder / "vocab.json")
         seq = record.get("sequence", {})
         length = maxlen if maxlen is not None else seq.get("maxlen", _declared_length(model))
+        if maxlen is None and isinstance(length, int) and length > MAX_CHECKPOINT_MAXLEN:
+            raise CheckpointError(f"{folder / 'vocab.json'}: sequence maxlen {length} is larger than "
+                                  f"{MAX_CHECKPOINT_MAXLEN} (pass maxlen= to override)")
         run = ckpt.run_info or {}
         version = hashlib.sha256(json.dumps(ckpt.manifest, sort_keys=True).encode()).hexdigest()[:16]
         tokenizer = record["tokenizer"]

@@ -15,7 +15,7 @@ from lstmtext.checkpoint import manifest as mf
 from lstmtext.errors import ConfigError, DataError
 from lstmtext.layers import Dense, Embedding, deserialize, serialize
 from lstmtext.models import Sequential, load_model
-from lstmtext.predictor import Predictor
+from lstmtext.predictor import MAX_CHECKPOINT_MAXLEN, Predictor
 from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.run.config import MAX_TOML_BYTES, resolve_run_config
 from lstmtext.run.train import read_run_config
@@ -161,6 +161,26 @@ def test_config_within_the_weights_file_still_loads(tmp_path):
     model.build((None, 5))
     model.save(tmp_path / "ckpt")
     assert load_model(tmp_path / "ckpt").count_params() == model.count_params()
+
+
+@pytest.mark.parametrize(("maxlen", "refused"), [(10**9, True), (MAX_CHECKPOINT_MAXLEN + 1, True),
+                                                 (MAX_CHECKPOINT_MAXLEN, False)])
+def test_checkpoint_sequence_length_is_bounded(tmp_path, maxlen, refused):
+    # Every prediction allocates (texts, maxlen) ids: 10**9 would exhaust memory at the service's warm-up.
+    model = Sequential([Embedding(10, 2), Dense(1)])
+    model.build((None, 5))
+    folder = Predictor(model, Tokenizer({"a": 1}), maxlen=5).save(tmp_path / "ckpt")
+    vocab = json.loads((folder / "vocab.json").read_text())
+    vocab["sequence"]["maxlen"] = maxlen
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    mf.write_manifest(folder, {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+                               if p.is_file() and p.name != mf.MANIFEST})
+    if refused:
+        err = _fast(lambda: Predictor.from_checkpoint(folder), CheckpointError, f"sequence maxlen {maxlen} is larger")
+        assert "vocab.json" in str(err)
+        assert Predictor.from_checkpoint(folder, maxlen=20).maxlen == 20  # the caller may override it
+    else:
+        assert Predictor.from_checkpoint(folder).maxlen == maxlen
 
 
 # --- run.json of a checkpoint folder -------------------------------------------------------------------------------
