@@ -382,11 +382,11 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", metavar="DIR", help="checkpoint folder written by lstmtext train")
     p.add_argument("--data", metavar="PATH", default=None, help="labelled data to evaluate on (default: the run's)")
-    p.add_argument("--text-column", default=None,
+    p.add_argument("--text-column", metavar="NAME", default=None,
                    help="text column/key of a CSV or JSON-lines file (default: the run's)")
-    p.add_argument("--label-column", default=None,
+    p.add_argument("--label-column", metavar="NAME", default=None,
                    help="label column/key of a CSV or JSON-lines file (default: the run's)")
-    p.add_argument("--batch-size", type=int, default=512, help="examples per model call (default: 512)")
+    p.add_argument("--batch-size", metavar="N", type=int, default=512, help="examples per model call (default: 512)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_evaluate)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +127,14 @@ def test_flags_are_generated_for_every_config_field(capsys):
     for line in ("mask_zero = true", "shuffle = false", 'metrics = ["accuracy", "auc"]', 'padding = "post"',
                  "learning_rate = 0.01", 'optimizer = "rmsprop"', "num_words = 200"):
         assert line in printed
+
+
+def test_the_readme_config_example_is_valid(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    assert blocks, "README.md has a ```toml example"
+    path = tmp_path / "example.toml"
+    path.write_text(textwrap.dedent(blocks[0]), encoding="utf-8")
+    cfg = resolve_run_config(config_file=path)
+    assert cfg.experiment.name == "stacked-imdb" and cfg.experiment.model.lstm_sizes == (64, 32)
+    assert cfg.experiment.data.text_column == "review" and str(cfg.out) == "runs/reviews"

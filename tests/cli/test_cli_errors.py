@@ -46,8 +46,13 @@ def test_a_bad_flag_exits_2_naming_it():
     r = _run("train", "--epoch", "3", "--no-such-flag")
     assert r.returncode == 2 and r.stdout == ""
     assert "error: unrecognized arguments: --no-such-flag" in r.stderr
-    r = _run("train", "--epochs", "three")
-    assert r.returncode == 2 and "argument --epochs: invalid int value: 'three'" in r.stderr
+
+
+def test_a_bad_flag_value_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--epochs", "three"])
+    assert e.value.code == 2
+    assert "argument --epochs: invalid int value: 'three'" in capsys.readouterr().err
 
 
 def test_a_bad_value_exits_1_naming_the_field(capsys):
@@ -116,3 +121,20 @@ def test_out_holding_other_files_is_refused_before_training(tmp_path, capsys):
     assert main(["train", "--out", str(out), "--verbose", "0"]) == 1
     assert "holds files that are not part of a checkpoint (mine.txt)" in capsys.readouterr().err
     assert (out / "mine.txt").read_text() == "keep me"
+
+
+def test_resume_of_a_checkpoint_without_training_state(trained_tiny, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_tiny, copy)
+    (copy / "trainer.json").unlink(missing_ok=True)
+    assert main(["train", "--out", str(copy), "--resume", "--verbose", "0"]) == 1
+    assert "has no training state (trainer.json) to continue from" in capsys.readouterr().err
+
+
+def test_an_unknown_kind_of_data_file(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n", encoding="utf-8")
+    assert main(["train", "--data", str(notes), "--out", str(tmp_path / "o"), "--verbose", "0"]) == 1
+    assert "notes.txt': unknown kind of file; expected an aclImdb .tar.gz/.tar archive" in capsys.readouterr().err

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from lstmtext.checkpoint import CheckpointWarning
 from lstmtext.cli import main
 from lstmtext.predictor import Predictor
+from lstmtext.run import resolve_run_config, train_from_config
+from lstmtext.training.callbacks import Callback
 
 from .conftest import FAST
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture()
@@ -26,7 +35,8 @@ def test_train_prints_the_resolved_config_first_and_writes_a_checkpoint(trained)
     assert "data: 40 train / 40 test examples, 2 classes (neg, pos)" in printed
     assert "test: accuracy: " in printed and f"saved {out}" in printed
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "manifest.json", "model.safetensors", "report", "run.json", "vocab.json"]
+        "config.json", "manifest.json", "model.safetensors", "optimizer.safetensors", "report", "run.json",
+        "trainer.json", "vocab.json"]
     assert f"report: {out / 'report' / 'report.html'}" in printed
 
 
@@ -151,3 +161,126 @@ def test_multiclass_jsonl_with_named_columns(tmp_path, capsys):
     # The whole file as evaluation data: labels are matched to the model's class names.
     assert main(["evaluate", str(out), "--data", str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 60
+
+
+class _Interrupt(Callback):
+    """Stops a run after ``epoch`` (0-based) as Ctrl-C would, once that epoch's checkpoint is saved."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_continues_an_interrupted_run_to_the_same_weights(tiny_imdb_archive, tmp_path, capsys):
+    flags = ["--data", str(tiny_imdb_archive), "--seed", "3", "--epochs", "3", *FAST[:6], "--verbose", "0"]
+    assert main(["train", *flags, "--out", str(tmp_path / "whole")]) == 0
+    cut = tmp_path / "cut"
+    cfg = resolve_run_config(overrides={"data": {"archive": str(tiny_imdb_archive), "num_words": 200, "maxlen": 40},
+                                        "train": {"batch_size": 16, "epochs": 3, "seed": 3},
+                                        "run": {"out": str(cut), "verbose": 0}})
+    with pytest.raises(KeyboardInterrupt):
+        train_from_config(cfg, callbacks=[_Interrupt(1)])
+    # The checkpoint of epoch 2 predicts on raw text already, and records the history so far.
+    assert Predictor.from_checkpoint(cut).predict(["a great film"])[0].label in ("neg", "pos")
+    assert len(json.loads((cut / "run.json").read_text())["metrics"]["loss"]) == 2
+    capsys.readouterr()
+    assert main(["train", *flags, "--out", str(cut)]) == 1
+    assert "pass --resume to continue that run" in capsys.readouterr().err
+    assert main(["train", "--out", str(cut), "--resume"]) == 0  # the config comes from the checkpoint's run.json
+    whole, resumed = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("whole", "cut"))
+    assert resumed["metrics"] == whole["metrics"] and len(resumed["metrics"]["loss"]) == 3
+    assert resumed["test_metrics"] == whole["test_metrics"]
+    assert (cut / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+
+
+def test_python_dash_m_lstmtext_train(tiny_imdb_archive, tmp_path):
+    """What ``torchrun -m lstmtext train`` runs in each process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "m"
+    r = subprocess.run([sys.executable, "-m", "lstmtext", "train", "--data", str(tiny_imdb_archive), "--out", str(out),
+                        "--seed", "1", *FAST], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"saved {out}" in r.stdout
+    assert Predictor.from_checkpoint(out).predict(["great"])[0].label in ("neg", "pos")
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(tiny_imdb_archive, tmp_path):
+    flags = ["--data", str(tiny_imdb_archive), "--seed", "4", *FAST[:6], "--verbose", "0"]
+    assert main(["train", *flags, "--epochs", "2", "--out", str(tmp_path / "two")]) == 0
+    assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path / "one"), "--overwrite"]) == 0
+    # The recorded config says --overwrite; resuming it is still a resume.
+    assert main(["train", "--out", str(tmp_path / "one"), "--resume", "--epochs", "2"]) == 0
+    one, two = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("one", "two"))
+    assert one["metrics"] == two["metrics"] and one["test_metrics"] == two["test_metrics"]
+    weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("one", "two")]
+    assert weights[0] == weights[1]
+
+
+def _reviews(n: int) -> list[tuple[str, str]]:
+    good, bad = ["great", "wonderful", "superb", "moving"], ["awful", "boring", "dull", "terrible"]
+    return [(f"a {good[i % 4]} and {good[(i + 1) % 4]} film" if i % 2 else f"a {bad[i % 4]}, {bad[(i + 3) % 4]} film",
+             "positive" if i % 2 else "negative") for i in range(n)]
+
+
+def test_own_csv_with_named_columns(tmp_path, capsys):
+    data = tmp_path / "reviews.csv"
+    data.write_text("id,review,sentiment\n" + "".join(f'{i},"{t}",{y}\n' for i, (t, y) in enumerate(_reviews(50))),
+                    encoding="utf-8")
+    out = tmp_path / "csv-run"
+    assert main(["train", "--data", str(data), "--text-column", "review", "--label-column", "sentiment",
+                 "--out", str(out), "--seed", "2", "--num-words", "30", "--maxlen", "10", "--batch-size", "8",
+                 "--epochs", "1", "--verbose", "0"]) == 0
+    assert "2 classes (negative, positive)" in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    assert run["data"]["kind"] == "texts" and run["data"]["test_examples"] == 10
+    assert run["config"]["model"]["output_units"] == 1  # two classes: the binary sigmoid model is kept
+    assert Predictor.from_checkpoint(out).labels == ("negative", "positive")
+    # Evaluating on the file itself reads all 50 rows; the recorded columns are used.
+    assert main(["evaluate", str(out), "--data", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 50
+
+
+def test_own_folder_of_label_subfolders(tmp_path, capsys):
+    root = tmp_path / "texts"
+    for i, (text, label) in enumerate(_reviews(40)):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.txt").write_text(text, encoding="utf-8")
+    out = tmp_path / "folder-run"
+    assert main(["train", "--data", str(root), "--out", str(out), "--seed", "2", "--num-words", "30", "--maxlen", "10",
+                 "--batch-size", "8", "--epochs", "1", "--verbose", "0"]) == 0
+    assert "32 train / 8 test examples, 2 classes (negative, positive)" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 8
+    assert result["metrics"] == pytest.approx(json.loads((out / "run.json").read_text())["test_metrics"], abs=1e-6)
+
+
+def test_summary_and_evaluate_of_a_plain_model_save(tmp_path, tiny_imdb_archive, capsys):
+    from lstmtext.config import ModelConfig, build_model
+
+    model = build_model(ModelConfig(vocab_size=50, embedding_dim=4, lstm_sizes=(3,)), maxlen=12)
+    model.save(tmp_path / "plain")  # no vocab.json, no training config
+    assert main(["summary", str(tmp_path / "plain")]) == 0
+    printed = capsys.readouterr().out
+    assert "Total params: 300" in printed and "no vocab.json" in printed  # 50*4 + 4*3*(4+3+1) + (3+1)
+    assert main(["evaluate", str(tmp_path / "plain")]) == 1
+    assert "no training config recorded, so the run's test split is unknown; pass --data" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "plain"), "--data", str(tiny_imdb_archive)]) == 1
+    assert "vocab.json: missing, so the raw texts of" in capsys.readouterr().err
+
+
+def test_resume_after_a_crash_between_the_renames_of_a_save(trained_tiny, tmp_path):
+    import os
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained_tiny, out)
+    os.rename(out, tmp_path / ".run.x1.old")  # the previous checkpoint moved aside, the new one not yet in place
+    with pytest.warns(CheckpointWarning, match="the previous checkpoint was put back"):
+        assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--verbose", "0"]) == 0
+    assert len(json.loads((out / "run.json").read_text())["metrics"]["loss"]) == 2

@@ -21,6 +21,7 @@ safetensors, validated before use: no pickle, no code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -371,13 +372,19 @@ def build_model(checkpoint: Checkpoint | Mapping[str, Any], *, file: str | os.Pa
     import lstmtext.models  # noqa: F401  (registers Sequential and InputLayer with the layer registry)
     from lstmtext.errors import ConfigError
     from lstmtext.layers import deserialize
+    from lstmtext.layers.base import weight_budget
 
+    budget = None
     if isinstance(checkpoint, Checkpoint):
         config, file = checkpoint.config, checkpoint.path / CONFIG
+        # The model's weights must fit in what the weights file holds (+1 MiB): a config asking for a huge
+        # layer is refused before its weights are allocated and initialized, not after.
+        budget = sum(t.numel() * t.element_size() for t in checkpoint.weights.values()) + (1 << 20)
     else:
         config = check_model_config(checkpoint, file=file)
     try:
-        return deserialize(config)
+        with weight_budget(budget) if budget is not None else contextlib.nullcontext():
+            return deserialize(config)
     except ConfigError as e:
         raise CheckpointConfigError(file, str(e)) from None
     except Exception as e:  # any from_config rejecting its arguments: the file is untrusted input

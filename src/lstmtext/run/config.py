@@ -35,6 +35,7 @@ import dataclasses
 import inspect
 import os
 import re
+import stat
 import textwrap
 import tomllib
 import typing
@@ -46,6 +47,8 @@ from lstmtext.config import PRESETS, DataConfig, ExperimentConfig, ModelConfig, 
 from lstmtext.errors import ConfigError
 
 DEFAULT_PRESET = "keras-imdb"
+#: Largest run config file read (a real one is well under 10 kB).
+MAX_TOML_BYTES = 1 << 20
 
 
 @dataclass
@@ -59,7 +62,7 @@ class OutputConfig:
     overwrite: bool = False
     """Replace a checkpoint already in ``out`` by a new run (without it, the run refuses to start)."""
     verbose: int = 1
-    """Progress output: 1 a progress bar, 2 one line per epoch, 0 only the results."""
+    """Progress output: 1 a progress bar, 2 one line per epoch, 0 only the config and the results."""
 
     def __post_init__(self) -> None:
         if self.verbose not in (0, 1, 2) or isinstance(self.verbose, bool):
@@ -126,17 +129,29 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a run config file: ``{"preset"?, "name"?, "data"?, "model"?, "train"?, "run"?}``.
 
     Raises:
-        ConfigError: the file is missing, not TOML, or has an unknown section or field (naming it).
+        ConfigError: the file is missing, not a regular file, larger than :data:`MAX_TOML_BYTES`, not TOML
+            (nesting deeper than the parser's recursion allows included), or has an unknown section or
+            field (naming it).
     """
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise ConfigError(f"--config {os.fspath(path)!r}: not a regular file")
+        if st.st_size > MAX_TOML_BYTES:
+            raise ConfigError(f"--config {os.fspath(path)!r}: {st.st_size} bytes, larger than the "
+                              f"{MAX_TOML_BYTES}-byte limit of a run config")
         with open(path, "rb") as f:
-            raw = tomllib.load(f)
+            raw = tomllib.loads(f.read(MAX_TOML_BYTES + 1).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"--config {os.fspath(path)!r}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--config {os.fspath(path)!r}: cannot read it ({e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config {os.fspath(path)!r}: not valid TOML ({e})") from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays / inline tables
+        raise ConfigError(f"--config {os.fspath(path)!r}: not valid TOML (arrays or tables nested too deeply)") \
+            from None
     unknown = sorted(set(raw) - {"preset", "name", *SECTIONS})
     if unknown:
         raise ConfigError(f"--config {os.fspath(path)!r}: unknown key(s) {unknown}; expected preset, name and "
@@ -187,6 +202,8 @@ def resolve_run_config(preset: str | None = None, config_file: str | os.PathLike
         for key in ("name", *SECTIONS):
             if key in base:
                 merged[key] = dict(base[key]) if key in SECTIONS else base[key]
+        # How the recorded run was started is not part of what it is.
+        merged["run"].update(resume=False, overwrite=False)
     changed: dict[str, set[str]] = {s: set() for s in SECTIONS}
     for layer in (file, overrides or {}):
         if "name" in layer:

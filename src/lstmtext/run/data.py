@@ -24,6 +24,7 @@ from lstmtext.text import Tokenizer
 
 #: Class names of the IMDB reviews (label 0 = negative, 1 = positive).
 IMDB_CLASSES = ("neg", "pos")
+_IMDB_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".npz")
 
 
 @dataclass
@@ -77,6 +78,11 @@ def check_data_path(path: str | os.PathLike[str] | None) -> None:
         raise DataError(f"--data {os.fspath(path)!r}: no such file or folder")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise DataError(f"--data {os.fspath(path)!r}: the file is empty")
+    name = Path(path).name.lower()
+    known = (*_IMDB_SUFFIXES, *CSV_SUFFIXES, *JSONL_SUFFIXES)
+    if os.path.isfile(path) and not name.endswith(known):
+        raise DataError(f"--data {os.fspath(path)!r}: unknown kind of file; expected an aclImdb .tar.gz/.tar archive, "
+                        f"a Keras imdb.npz, a .csv/.tsv or a .jsonl file, or a folder")
 
 
 def load_run_data(cfg: DataConfig) -> RunData:

@@ -37,14 +37,31 @@ class EvaluationResult:
     seconds: float
 
 
-def _load(folder: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """The checkpoint's Predictor and its ``run.json`` record (``{}`` when it has none)."""
-    from lstmtext.checkpoint import load_checkpoint
+@dataclass
+class _Loaded:
+    model: Any
+    run: dict[str, Any]
+    predictor: Any  # a Predictor when the checkpoint has a vocab.json, else None
+
+
+def _load(folder: str | os.PathLike[str]) -> _Loaded:
+    """The checkpoint's model, its ``run.json`` record (``{}`` if none) and, with a ``vocab.json``, its Predictor."""
+    from lstmtext.checkpoint import build_model, load_checkpoint
     from lstmtext.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(folder)
-    run = load_checkpoint(folder, load_training_state=False).run_info or {}
-    return predictor, run
+    ckpt = load_checkpoint(folder, load_training_state=False)
+    if ckpt.vocab is not None:
+        predictor = Predictor.from_checkpoint(folder)
+        return _Loaded(predictor.model, ckpt.run_info or {}, predictor)
+    import lstmtext.models  # noqa: F401  (registers Sequential)
+
+    model = build_model(ckpt)
+    try:
+        model.load_state_dict(ckpt.weights)
+    except RuntimeError as e:  # names or shapes differ from config.json's model
+        raise CheckpointError(f"{Path(folder) / 'model.safetensors'}: does not fit config.json ({e})") from None
+    model.eval()
+    return _Loaded(model, ckpt.run_info or {}, None)
 
 
 def _compile_for_evaluation(model: Any, run: dict[str, Any], num_classes: int) -> None:
@@ -86,9 +103,10 @@ def evaluate_checkpoint(folder: str | os.PathLike[str], data: str | os.PathLike[
         DataError: missing or unreadable data, or labels the model does not know.
     """
     t0 = time.perf_counter()
-    predictor, run = _load(folder)
+    loaded = _load(folder)
+    predictor, run = loaded.predictor, loaded.run
     cfg = (run.get("config") or {}).get("data") or {}
-    labels = list(predictor.labels) if predictor.labels is not None else None
+    labels = list(predictor.labels) if predictor is not None and predictor.labels is not None else None
     if data is None:
         if not cfg:
             raise CheckpointError(f"{Path(folder) / 'run.json'}: no training config recorded, so the run's test "
@@ -103,12 +121,15 @@ def evaluate_checkpoint(folder: str | os.PathLike[str], data: str | os.PathLike[
         texts, raw_labels, what = read_labelled_texts(
             data, text_column=text_column or cfg.get("text_column", "text"),
             label_column=label_column or cfg.get("label_column", "label"))
+        if predictor is None:
+            raise CheckpointError(f"{Path(folder) / 'vocab.json'}: missing, so the raw texts of {os.fspath(data)!r} "
+                                  "cannot be encoded as the model was trained")
         if labels is None:
             raise CheckpointError(f"{Path(folder) / 'vocab.json'}: no class names recorded, so the labels of "
                                   f"{os.fspath(data)!r} cannot be matched to the model's outputs")
         y = label_indices(raw_labels, labels, what)
         x = predictor.pad(predictor.encode(texts))
-    model = predictor.model
+    model = loaded.model
     _compile_for_evaluation(model, run, len(labels))
     metrics = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     return EvaluationResult({k: float(v) for k, v in metrics.items()}, len(y), what, time.perf_counter() - t0)
@@ -125,10 +146,10 @@ def describe_checkpoint(folder: str | os.PathLike[str]) -> str:
         Text: the table, then the run (name, date, seed, device, data, classes, padding, per-epoch
         history, test metrics, library versions, command line) and the files with their sizes.
     """
-    predictor, run = _load(folder)
+    loaded = _load(folder)
+    predictor, run = loaded.predictor, loaded.run
     lines: list[str] = []
-    predictor.model.summary(print_fn=lines.append)
-    meta = predictor.metadata
+    loaded.model.summary(print_fn=lines.append)
     out = ["\n".join(lines), ""]
 
     def row(key: str, value: Any) -> None:
@@ -145,10 +166,13 @@ def describe_checkpoint(folder: str | os.PathLike[str]) -> str:
     if data:
         row("data", f"{data.get('source')} ({_count(data.get('train_examples'))} train / "
                     f"{_count(data.get('test_examples'))} test examples)")
-    row("classes", ", ".join(meta["labels"]) if meta.get("labels") else "(not recorded)")
-    row("vocabulary", f"{meta['vocab_size']:,} words; ids below {predictor.tokenizer.num_words or 'all'} kept"
-        if predictor.tokenizer is not None else "(none)")
-    row("sequences", f"maxlen {meta['maxlen']}, padding {meta['padding']!r}, truncating {meta['truncating']!r}")
+    if predictor is None:
+        row("vocabulary", "(no vocab.json: the model cannot read raw text)")
+    else:
+        meta = predictor.metadata
+        row("classes", ", ".join(meta["labels"]) if meta.get("labels") else "(not recorded)")
+        row("vocabulary", f"{meta['vocab_size']:,} words; ids below {predictor.tokenizer.num_words or 'all'} kept")
+        row("sequences", f"maxlen {meta['maxlen']}, padding {meta['padding']!r}, truncating {meta['truncating']!r}")
     history = run.get("metrics") or {}
     if history:
         epochs = max(len(v) for v in history.values())

@@ -29,10 +29,12 @@ from typing import Any
 
 from lstmtext.checkpoint.folder import DERIVED_ENTRIES, KNOWN_FILES
 from lstmtext.checkpoint.manifest import MANIFEST
+from lstmtext.checkpoint.safejson import read_json
 from lstmtext.config import ExperimentConfig, build_model
 from lstmtext.errors import CheckpointError, ConfigError
 from lstmtext.run.config import RunConfig
 from lstmtext.run.data import RunData, check_data_path, load_run_data
+from lstmtext.training.callbacks import Callback
 
 
 @dataclass
@@ -92,7 +94,11 @@ def check_output_folder(cfg: RunConfig) -> None:
             ``resume`` is set and there is nothing to resume.
         CheckpointError: ``out`` is a file, or a folder of files that are not a checkpoint's.
     """
+    from lstmtext.checkpoint import recover_interrupted_save
+
     out = cfg.out
+    if not out.exists():
+        recover_interrupted_save(out)  # a crash between the two renames of a save left it moved aside
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"--out {str(out)!r}: exists and is not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
@@ -103,6 +109,9 @@ def check_output_folder(cfg: RunConfig) -> None:
     has_checkpoint = any(n in entries for n in ("config.json", MANIFEST))
     if cfg.output.resume and not has_checkpoint:
         raise ConfigError(f"--resume: no checkpoint in {str(out)!r} to continue; run without --resume to start one")
+    if cfg.output.resume and "trainer.json" not in entries:
+        raise ConfigError(f"--resume: the checkpoint in {str(out)!r} has no training state (trainer.json) to "
+                          "continue from; start a new run with --overwrite")
     if has_checkpoint and not (cfg.output.resume or cfg.output.overwrite):
         raise ConfigError(f"--out {str(out)!r} already holds a checkpoint; pass --resume to continue that run or "
                           "--overwrite to replace it")
@@ -169,7 +178,7 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     if verbose:
         model.summary(print_fn=print_fn)
     run_info = _run_info_base(cfg, data, argv)
-    saver = _epoch_checkpoint(cfg.out)
+    saver = RunCheckpoint(cfg.out, vocab=_vocab_record(data, cfg), run_info=run_info)
     history = model.fit(data.x_train, data.y_train, batch_size=exp.train.batch_size, epochs=exp.train.epochs,
                         validation_split=exp.train.validation_split, shuffle=exp.train.shuffle, verbose=verbose,
                         callbacks=[saver, *callbacks], resume_from=str(cfg.out) if cfg.output.resume else None)
@@ -180,8 +189,8 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     test = {k: float(v) for k, v in test.items()}
     seconds = time.perf_counter() - t0
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
-    run_info.update(device=_device_of(model), metrics=hist, test_metrics=test, seconds=round(seconds, 3))
-    save_final(model, data, cfg, run_info)
+    run_info.update(metrics=hist, test_metrics=test, seconds=round(seconds, 3))
+    saver.save(model, run_info)
     from lstmtext.report import run_report  # after the save: saving replaces the folder
 
     page = run_report(cfg.out, model=model, history=hist, test_data=(data.x_test, data.y_test), test_metrics=test,
@@ -208,35 +217,59 @@ def _run_info_base(cfg: RunConfig, data: RunData, argv: Sequence[str] | None) ->
     return info
 
 
-def save_final(model: Any, data: RunData, cfg: RunConfig, run_info: dict[str, Any]) -> Path:
-    """Write the final checkpoint: model, tokenizer + padding + class names (``vocab.json``) and ``run.json``."""
-    from lstmtext.predictor import Predictor
+def _vocab_record(data: RunData, cfg: RunConfig) -> dict[str, Any]:
+    from lstmtext.predictor import inference_record
 
     d = cfg.experiment.data
-    predictor = Predictor(model, data.tokenizer, maxlen=d.maxlen, padding=d.padding, truncating=d.truncating,
-                          labels=data.class_names)
-    return predictor.save(cfg.out, run_info=run_info)
+    return inference_record(data.tokenizer, maxlen=d.maxlen, padding=d.padding, truncating=d.truncating,
+                            labels=data.class_names)
 
 
-def _epoch_checkpoint(out: Path) -> Any:
-    """Saves the model to the run's folder after every epoch: what ``resume`` continues from.
+class RunCheckpoint(Callback):
+    """Saves the model to the run's folder after every epoch, with its vocabulary and run record.
 
-    ``model.save`` writes weights, optimizer, loop position and RNG state atomically, replacing the
-    previous epoch's checkpoint.
+    Each save (``lstmtext.models.saving.save_model``) replaces the previous one atomically and holds
+    everything ``resume`` needs (weights, optimizer, loop position, RNG states) and everything
+    :class:`~lstmtext.Predictor` needs (``vocab.json``: tokenizer, padding, class names), so the folder
+    predicts on raw text during training too. ``run.json`` gets the history so far.
+
+    Args:
+        out: the checkpoint folder.
+        vocab: the ``vocab.json`` record (:func:`lstmtext.predictor.inference_record`).
+        run_info: the ``run.json`` record; ``metrics`` and ``device`` are filled in at each save.
     """
-    from lstmtext.training.callbacks import ModelCheckpoint
 
-    return ModelCheckpoint(str(out), save_freq="epoch")
+    main_process_only = True  # a distributed fit runs it on rank 0 only
+
+    def __init__(self, out: str | Path, *, vocab: dict[str, Any], run_info: dict[str, Any]) -> None:
+        super().__init__()
+        self.out, self.vocab, self.run_info = Path(out), vocab, run_info
+
+    def save(self, model: Any, run_info: dict[str, Any] | None = None) -> Path:
+        """Write ``model`` with the vocabulary and ``run_info`` (default: the record given, with the history so far)."""
+        from lstmtext.models.saving import save_model
+
+        info = dict(self.run_info if run_info is None else run_info)
+        if run_info is None:
+            history = getattr(getattr(model, "train_state", None), "history", None) or {}
+            info["metrics"] = {k: [float(x) for x in v] for k, v in history.items()}
+        info["device"] = _device_of(model)
+        return save_model(model, self.out, vocab=self.vocab, run_info=info)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(self.model)
 
 
 def read_run_config(folder: str | Path) -> dict[str, Any] | None:
     """The ``config`` a run recorded in ``folder/run.json`` (``{"name", "data", "model", "train", "run"}``), or None."""
+    from lstmtext.checkpoint import recover_interrupted_save
+
+    if not Path(folder).exists():
+        recover_interrupted_save(folder)  # a crash between the two renames of a save left it moved aside
     path = Path(folder) / "run.json"
     if not path.is_file():
         return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not readable JSON ({e})") from None
+    # Bounded, strict and depth-limited like every JSON file of a checkpoint (CorruptFileError names the file)
+    info = read_json(path, max_bytes=16 << 20, expect=None)
     cfg = info.get("config") if isinstance(info, dict) else None
     return cfg if isinstance(cfg, dict) else None
