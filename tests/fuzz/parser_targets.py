@@ -26,7 +26,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import lstmtext.models  # noqa: F401  (registers Sequential before the layer configs are built)
-from lstmtext.errors import ConfigError, DataError, LstmtextError
+from lstmtext.errors import ConfigError, DataError
 from lstmtext.layers import deserialize, registered_layers, serialize
 from lstmtext.models import Sequential
 from lstmtext.preprocessing.sequence import pad_sequences
@@ -460,4 +460,4 @@ def post_body(client: Any, body: bytes) -> None:
         raise UnexpectedError(f"service: {r.status_code} {r.text[:200]}")
 
 
-__all__ = ["ALLOWED", "COUNTS", "LstmtextError", "UnexpectedError"]
+__all__ = ["ALLOWED", "COUNTS", "UnexpectedError"]
