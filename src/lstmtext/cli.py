@@ -339,6 +339,8 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--verbose", dest="run.verbose", type=int, choices=(0, 1, 2), default=argparse.SUPPRESS,
                    help=docs["verbose"] + " (default: 1)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also log the epoch metrics for TensorBoard to DIR (needs the tensorboard package)")
     add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
@@ -357,7 +359,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(cfg.format())
         return 0
-    train_from_config(cfg, argv=args.command_line)
+    callbacks = []
+    if args.tensorboard is not None:
+        from lstmtext.report import TensorBoard
+
+        callbacks.append(TensorBoard(args.tensorboard))
+    train_from_config(cfg, argv=args.command_line, callbacks=callbacks)
     return 0
 
 

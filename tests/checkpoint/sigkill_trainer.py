@@ -34,9 +34,6 @@ def _announce(write):
     return announced
 
 
-lstmtext.checkpoint.folder.atomic_write_bytes = _announce(lstmtext.checkpoint.folder.atomic_write_bytes)
-
-
 class Announce(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         print(f"epoch {epoch}", flush=True)
@@ -64,4 +61,6 @@ def main(root: Path, final: Path) -> None:
 
 
 if __name__ == "__main__":
+    # Only in the trainer process: importing this module must not patch the package.
+    lstmtext.checkpoint.folder.atomic_write_bytes = _announce(lstmtext.checkpoint.folder.atomic_write_bytes)
     main(Path(sys.argv[1]), Path(sys.argv[2]))

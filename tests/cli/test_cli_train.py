@@ -35,8 +35,9 @@ def test_train_prints_the_resolved_config_first_and_writes_a_checkpoint(trained)
     assert "data: 40 train / 40 test examples, 2 classes (neg, pos)" in printed
     assert "test: accuracy: " in printed and f"saved {out}" in printed
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "manifest.json", "model.safetensors", "optimizer.safetensors", "run.json", "trainer.json",
-        "vocab.json"]
+        "config.json", "manifest.json", "model.safetensors", "optimizer.safetensors", "report", "run.json",
+        "trainer.json", "vocab.json"]
+    assert f"report: {out / 'report' / 'report.html'}" in printed
 
 
 def test_run_json_records_command_config_seed_versions_device_and_metrics(trained):

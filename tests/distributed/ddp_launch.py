@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -36,15 +37,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(out: Path, *args: str, nproc: int | None = None, timeout: float = 120,
-           dist_timeout: float = 60, monitor_interval: float = 0.1) -> Launch:
-    """Run the worker in ``nproc`` processes under torchrun (plain ``python`` when ``nproc`` is None)."""
+def run_command(target: list[str], nproc: int | None = None, timeout: float = 120, dist_timeout: float = 60,
+                monitor_interval: float = 0.1) -> Launch:
+    """Run ``python TARGET...`` (a script or ``-m module`` and its arguments) in ``nproc`` processes under
+    torchrun on 127.0.0.1 and a free port, or plainly when ``nproc`` is None."""
     cmd = [sys.executable]
     if nproc is not None:
         cmd += ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(nproc),
                 "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "--max-restarts", "0",
                 "--monitor-interval", str(monitor_interval)]
-    cmd += [str(WORKER), str(out), *args]
+    cmd += target
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
            "LSTMTEXT_DIST_TIMEOUT": str(dist_timeout), "OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
@@ -57,6 +59,11 @@ def launch(out: Path, *args: str, nproc: int | None = None, timeout: float = 120
         output, _ = proc.communicate()
         raise AssertionError(f"{' '.join(cmd)} did not finish within {timeout} s; output:\n{output[-4000:]}") from None
     return Launch(proc.returncode, output, time.monotonic() - t0)
+
+
+def launch(out: Path, *args: str, **kwargs: Any) -> Launch:
+    """Run ``ddp_worker.py OUT ARGS...`` (see :func:`run_command` for ``nproc`` and the limits)."""
+    return run_command([str(WORKER), str(out), *args], **kwargs)
 
 
 def read_run(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:

@@ -9,8 +9,9 @@ only: OUT/<variant>/ckpt-<epoch> after every epoch (ModelCheckpoint), OUT/<varia
 OUT/<variant>/history.json. 202 samples with validation_split=0.2 leave 161 to train on: the last global
 batch has 1 sample, so one rank has nothing to compute on that step.
 
-``--die-at STEP`` makes rank 1 vanish (``os._exit``, no cleanup, like a crash or an OOM kill) at global
-step STEP; ``--hang-at STEP`` makes it stop answering (sleep) instead.
+``--die-at STEP`` makes rank 1 vanish (``os._exit``, no cleanup, like a crash) at global step STEP;
+``--hang-at STEP`` makes it stop answering (sleep) instead; ``--kill-rank0-at STEP`` SIGKILLs rank 0, the
+one that writes the checkpoints (like an OOM kill).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -60,17 +62,19 @@ def build_model(regularized: bool) -> Sequential:
 
 
 class Misbehave(Callback):
-    """Rank 1 dies (``os._exit``) or stops answering (sleeps) when it reaches a global step."""
+    """One rank dies (``os._exit``), is killed (SIGKILL) or stops answering (sleeps) at a global step."""
 
-    def __init__(self, step: int, how: str) -> None:
+    def __init__(self, step: int, how: str, who: int = 1) -> None:
         super().__init__()
-        self.step, self.how = step, how
+        self.step, self.how, self.who = step, how, who
 
     def on_train_batch_begin(self, batch, logs=None):
-        if rank() == 1 and self.model.train_state.global_step == self.step:
-            print(f"rank 1: {self.how} at step {self.step}", flush=True)
+        if rank() == self.who and self.model.train_state.global_step == self.step:
+            print(f"rank {self.who}: {self.how} at step {self.step}", flush=True)
             if self.how == "die":
                 os._exit(17)
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(600)
 
 
@@ -83,6 +87,8 @@ def train(out: Path, variant: str, args: argparse.Namespace) -> None:
     callbacks: list[Callback] = [ModelCheckpoint(str(out / "ckpt-{epoch}"))]
     if args.die_at is not None:
         callbacks.append(Misbehave(args.die_at, "die"))
+    if args.kill_rank0_at is not None:
+        callbacks.append(Misbehave(args.kill_rank0_at, "kill", who=0))
     if args.hang_at is not None:
         callbacks.append(Misbehave(args.hang_at, "hang"))
     resume = None if args.resume_from is None else str(args.resume_from / variant / f"ckpt-{args.resume_epoch}")
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume-epoch", type=int, default=1)
     p.add_argument("--die-at", type=int, default=None)
     p.add_argument("--hang-at", type=int, default=None)
+    p.add_argument("--kill-rank0-at", type=int, default=None)
     args = p.parse_args(argv)
     for variant in args.variants.split(","):
         out = args.out / variant

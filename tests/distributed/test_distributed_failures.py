@@ -46,3 +46,17 @@ def test_a_rank_that_stops_answering_fails_the_run_after_the_timeout(tmp_path):
     assert "rank 0 of 2: the gradient all-reduce of step 9 (epoch 2) failed" in run.output, run.output[-3000:]
     assert "stopped answering (timeout 5 s, set LSTMTEXT_DIST_TIMEOUT to change it)" in run.output
     assert load_model(tmp_path / "hang" / "default" / "ckpt-1").count_params() > 0
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_writing_rank_fails_the_run_and_leaves_its_checkpoint_intact(tmp_path):
+    run = launch(tmp_path / "killed", "--kill-rank0-at", STEP, nproc=2, timeout=90, monitor_interval=2)
+    assert run.returncode != 0
+    assert run.seconds < 60, run.output[-3000:]
+    assert "rank 0: kill at step 8" in run.output
+    assert "Signal 9 (SIGKILL) received" in run.output, run.output[-3000:]
+    assert "rank 1 of 2: the gradient all-reduce of step 9 (epoch 2) failed: another process of the " \
+           "distributed run died" in run.output, run.output[-3000:]
+    folder = tmp_path / "killed" / "default"
+    assert sorted(p.name for p in folder.iterdir()) == ["ckpt-1"]
+    assert load_model(folder / "ckpt-1").count_params() > 0

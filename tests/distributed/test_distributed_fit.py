@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from ddp_launch import launch, max_weight_diff, read_run
 
 VARIANTS = ["default", "sum", "weighted_mean"]
@@ -60,3 +61,18 @@ def test_checkpoints_resume_with_another_number_of_processes(runs, tmp_path):
         assert max_weight_diff(w, w_ref) < 1e-5
         for name, values in h_ref["history"].items():
             assert h["history"][name] == pytest.approx(values, rel=1e-5, abs=1e-6), name
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_gpus_with_nccl_give_the_weights_of_one(tmp_path):
+    """The same check on CUDA: nccl, one GPU per process (picked from LOCAL_RANK)."""
+    one = launch(tmp_path / "one")
+    assert one.returncode == 0, one.output[-4000:]
+    two = launch(tmp_path / "two", nproc=2)
+    assert two.returncode == 0, two.output[-4000:]
+    assert "Distributed: 2 processes (nccl)" in two.output
+    w1, h1 = read_run(tmp_path / "one" / "default")
+    w2, h2 = read_run(tmp_path / "two" / "default")
+    assert max_weight_diff(w1, w2) < 1e-5
+    assert h2["history"]["loss"] == pytest.approx(h1["history"]["loss"], rel=1e-5)

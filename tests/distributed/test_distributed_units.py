@@ -12,7 +12,7 @@ from ddp_launch import free_port
 from lstmtext.errors import ConfigError
 from lstmtext.layers import LSTM, Dense, Embedding
 from lstmtext.models import Sequential
-from lstmtext.training import distributed as D
+from lstmtext.training import distributed as dist_env
 from lstmtext.training.data import epoch_permutation, make_data
 from lstmtext.training.distributed_fit import DistributedFit
 from lstmtext.training.losses import BinaryCrossentropy
@@ -30,7 +30,7 @@ def no_torchrun(monkeypatch):
 @pytest.mark.parametrize("world", [1, 2, 3, 5])
 def test_shards_are_contiguous_cover_everything_and_differ_by_at_most_one(world):
     for count in range(0, 23):
-        bounds = [D.shard_bounds(count, world, r) for r in range(world)]
+        bounds = [dist_env.shard_bounds(count, world, r) for r in range(world)]
         assert bounds[0][0] == 0 and bounds[-1][1] == count
         assert all(bounds[r][1] == bounds[r + 1][0] for r in range(world - 1))
         sizes = [hi - lo for lo, hi in bounds]
@@ -43,38 +43,39 @@ def test_sampler_ranks_together_take_exactly_the_one_process_batches():
         order = epoch_permutation(seed, epoch, n)
         per_rank = []
         for r in range(world):
-            s = D.DistributedBatchSampler(n, batch, seed=seed, rank=r, world_size=world)
+            s = dist_env.DistributedBatchSampler(n, batch, seed=seed, rank=r, world_size=world)
             s.set_epoch(epoch)
             per_rank.append(list(s))
             assert len(s) == 5
         for k in range(5):
             together = sum((per_rank[r][k] for r in range(world)), [])
             assert together == order[k * batch:(k + 1) * batch].tolist()
-    a = D.DistributedBatchSampler(n, batch, seed=seed, rank=0, world_size=world)
-    b = D.DistributedBatchSampler(n, batch, seed=seed, rank=0, world_size=world)
+    a = dist_env.DistributedBatchSampler(n, batch, seed=seed, rank=0, world_size=world)
+    b = dist_env.DistributedBatchSampler(n, batch, seed=seed, rank=0, world_size=world)
     b.set_epoch(1)
     assert list(a) != list(b)  # a new permutation each epoch ...
     a.set_epoch(1)
     assert list(a) == list(b)  # ... that depends on (seed, epoch) only
-    plain = D.DistributedBatchSampler(7, 4, shuffle=False, rank=1, world_size=2)
+    plain = dist_env.DistributedBatchSampler(7, 4, shuffle=False, rank=1, world_size=2)
     assert list(plain) == [[2, 3], [6]]
 
 
 def test_sampler_rejects_bad_arguments():
     with pytest.raises(ConfigError, match=r"rank must be in \[0, 2\), got 2"):
-        D.DistributedBatchSampler(10, 4, rank=2, world_size=2)
+        dist_env.DistributedBatchSampler(10, 4, rank=2, world_size=2)
     with pytest.raises(ConfigError, match="batch_size must be a positive integer, got 0"):
-        D.DistributedBatchSampler(10, 0)
+        dist_env.DistributedBatchSampler(10, 0)
 
 
 def test_outside_torchrun_everything_is_one_process(no_torchrun):
-    assert (D.rank(), D.world_size(), D.local_rank(), D.is_main_process()) == (0, 1, 0, True)
-    assert not D.launched_distributed()
-    assert D.init_distributed() is False
+    assert (dist_env.rank(), dist_env.world_size(), dist_env.local_rank()) == (0, 1, 0)
+    assert dist_env.is_main_process()
+    assert not dist_env.launched_distributed()
+    assert dist_env.init_distributed() is False
     assert DistributedFit.start(None) is None
-    with pytest.raises(ConfigError, match=r"RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT is not set: launch with e\.g\. "
+    with pytest.raises(ConfigError, match=r"RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT are not set: launch with e\.g\. "
                                           r"`torchrun --standalone --nproc-per-node 2 train\.py`"):
-        D.init_distributed(required=True)
+        dist_env.init_distributed(required=True)
 
 
 def test_fit_distributed_true_outside_torchrun_says_how_to_launch(no_torchrun):
@@ -88,17 +89,17 @@ def test_fit_distributed_true_outside_torchrun_says_how_to_launch(no_torchrun):
 
 def test_timeout_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("LSTMTEXT_DIST_TIMEOUT", raising=False)
-    assert D.default_timeout() == datetime.timedelta(seconds=D.DEFAULT_TIMEOUT_S)
+    assert dist_env.default_timeout() == datetime.timedelta(seconds=dist_env.DEFAULT_TIMEOUT_S)
     monkeypatch.setenv("LSTMTEXT_DIST_TIMEOUT", "2.5")
-    assert D.default_timeout() == datetime.timedelta(seconds=2.5)
+    assert dist_env.default_timeout() == datetime.timedelta(seconds=2.5)
     for bad in ("0", "-3", "soon"):
         monkeypatch.setenv("LSTMTEXT_DIST_TIMEOUT", bad)
         with pytest.raises(ConfigError, match=f"LSTMTEXT_DIST_TIMEOUT must be a positive number of seconds, got "
                                               f"'{bad}'"):
-            D.default_timeout()
+            dist_env.default_timeout()
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ConfigError, match="WORLD_SIZE must be an integer, got 'two'"):
-        D.world_size()
+        dist_env.world_size()
 
 
 def _model(reduction: str) -> Sequential:
@@ -138,7 +139,7 @@ def test_scaled_rank_losses_average_to_the_global_batch_gradient(monkeypatch, re
     per_step: list[list[list[torch.Tensor]]] = [[], []]
     # The weighted reduction sums the shards' weights over ranks: here, the whole batch's.
     totals = iter([data.sample_weight[order[:5]].sum(), data.sample_weight[order[5:]].sum()] * world)
-    monkeypatch.setattr(D, "all_reduce_sum", lambda tensors, what="": [next(totals).double()])
+    monkeypatch.setattr(dist_env, "all_reduce_sum", lambda tensors, what="": [next(totals).double()])
     for fit in ranks:
         for k, (xb, yb, swb) in enumerate(fit.batches(data, batch, order)):
             loss = model.compute_loss(yb, model(xb, training=True), swb)
@@ -174,12 +175,12 @@ def test_a_one_process_group_trains_like_plain_fit(monkeypatch):
     for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
                  "MASTER_PORT": str(free_port())}.items():
         monkeypatch.setenv(k, v)
-    assert D.init_distributed(backend="gloo", timeout=30)
+    assert dist_env.init_distributed(backend="gloo", timeout=30)
     try:
         w_dist, h_dist = train(True)
     finally:
-        D.shutdown_distributed()
-    assert not D.is_initialized()
+        dist_env.shutdown_distributed()
+    assert not dist_env.is_initialized()
     for a, b in zip(w_plain, w_dist):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert sorted(h_dist) == sorted(h_plain)

@@ -57,6 +57,7 @@ def test_predict_backend_onnx(tmp_path, capsys):
     model.build((None, 8))
     folder = Predictor(model, tok, maxlen=8, labels=["neg", "pos"]).save(tmp_path / "ckpt")
     texts = ["the film was good", "bad plot", "", "good " * 20]
+    capsys.readouterr()  # only the commands' output below (another test module may make saving talk)
 
     def run(source, *extra):
         assert main(["predict", source, *texts, "--format", "jsonl", *extra]) == 0

@@ -149,3 +149,4 @@ def test_report_from_run_json_with_nan_markers(tmp_path):
     data = json.loads((folder / "report" / "report.json").read_text())
     assert data["history"]["loss"] == [0.7, None, 0.5]
     assert_png(folder / "report" / "loss.png")
+

@@ -21,6 +21,7 @@ safetensors, validated before use: no pickle, no code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -51,6 +52,9 @@ from lstmtext.utils.versions import library_versions
 CONFIG, WEIGHTS, OPTIMIZER, TRAINER, VOCAB, RUN = (
     "config.json", "model.safetensors", "optimizer.safetensors", "trainer.json", "vocab.json", "run.json")
 KNOWN_FILES = (CONFIG, WEIGHTS, OPTIMIZER, TRAINER, VOCAB, RUN)
+#: Made from a checkpoint and kept in its folder (the run report, the default ONNX export); they go when
+#: the checkpoint is replaced, so their presence does not stop a save.
+DERIVED_ENTRIES = ("report", "model.onnx", "model.onnx.json")
 TRAINER_FORMAT = "lstmtext.trainer"
 
 #: (max bytes, max JSON depth) of each JSON file; weights files are bounded by their manifest entry.
@@ -212,7 +216,7 @@ def _check_replaceable(directory: Path) -> None:
     if not directory.is_dir() or directory.is_symlink():
         raise CheckpointError(f"{directory}: exists and is not a checkpoint folder; refusing to replace it")
     foreign = sorted(p.name for p in directory.iterdir()
-                     if p.name not in (*KNOWN_FILES, mf.MANIFEST) and not p.name.endswith(".tmp"))
+                     if p.name not in (*KNOWN_FILES, *DERIVED_ENTRIES, mf.MANIFEST) and not p.name.endswith(".tmp"))
     if foreign:
         raise CheckpointError(f"{directory}: exists and holds files that are not part of a checkpoint "
                               f"({', '.join(foreign[:5])}); refusing to replace it")
@@ -368,13 +372,19 @@ def build_model(checkpoint: Checkpoint | Mapping[str, Any], *, file: str | os.Pa
     import lstmtext.models  # noqa: F401  (registers Sequential and InputLayer with the layer registry)
     from lstmtext.errors import ConfigError
     from lstmtext.layers import deserialize
+    from lstmtext.layers.base import weight_budget
 
+    budget = None
     if isinstance(checkpoint, Checkpoint):
         config, file = checkpoint.config, checkpoint.path / CONFIG
+        # The model's weights must fit in what the weights file holds (+1 MiB): a config asking for a huge
+        # layer is refused before its weights are allocated and initialized, not after.
+        budget = sum(t.numel() * t.element_size() for t in checkpoint.weights.values()) + (1 << 20)
     else:
         config = check_model_config(checkpoint, file=file)
     try:
-        return deserialize(config)
+        with weight_budget(budget) if budget is not None else contextlib.nullcontext():
+            return deserialize(config)
     except ConfigError as e:
         raise CheckpointConfigError(file, str(e)) from None
     except Exception as e:  # any from_config rejecting its arguments: the file is untrusted input

@@ -179,8 +179,10 @@ def _read_word_index_json(path: Path) -> dict[str, int]:
             obj = json.load(f)
     except FileNotFoundError as e:
         raise DataError(f"word index file {str(path)!r} does not exist") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: bad UTF-8, bad JSON, an integer of over 4300 digits
         raise DataError(f"word index file {str(path)!r} is not readable JSON: {e}") from e
+    except RecursionError:  # the JSON parser recurses per nesting level
+        raise DataError(f"word index file {str(path)!r} is not readable JSON: nested too deeply") from None
     if not isinstance(obj, dict) or not all(isinstance(k, str) and type(v) is int for k, v in obj.items()):
         raise DataError(f"word index file {str(path)!r} must hold a JSON object of word -> integer rank")
     return obj

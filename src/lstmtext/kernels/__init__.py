@@ -5,6 +5,7 @@
 """
 
 from lstmtext.kernels.dispatch import fused_available, lstm_sequence
+from lstmtext.kernels.embedding_lstm import lstm_sequence_from_embedding
 from lstmtext.kernels.packed import keras_to_torch_lstm_weights, lstm_sequence_packed
 from lstmtext.kernels.reference import lstm_sequence_reference
 
@@ -16,6 +17,7 @@ __all__ = [
     "fused_available",
     "keras_to_torch_lstm_weights",
     "lstm_sequence",
+    "lstm_sequence_from_embedding",
     "lstm_sequence_packed",
     "lstm_sequence_reference",
 ]

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 SOURCES = [Path(__file__).with_name("lstm_cpu.cpp"), Path(__file__).with_name("ops_cpu.cpp")]
+HEADERS = [Path(__file__).with_name("small_gemm.h")]
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _LDFLAGS = ["-fopenmp"]
 
@@ -74,8 +75,9 @@ def _cpu_flags() -> str:
 def build_key() -> str:
     """Hash of everything the compiled library depends on."""
     h = hashlib.sha256()
-    for part in (*(src.read_bytes() for src in SOURCES), torch.__version__.encode(), " ".join(_CFLAGS).encode(),
-                 _cpu_flags().encode(), sys.version.encode()):
+    sources = [src.read_bytes() for src in SOURCES + HEADERS]
+    for part in (*sources, torch.__version__.encode(), " ".join(_CFLAGS).encode(), _cpu_flags().encode(),
+                 sys.version.encode()):
         h.update(part)
         h.update(b"\0")
     return h.hexdigest()[:16]

@@ -73,11 +73,20 @@ class _FusedLSTM(torch.autograd.Function):
     def backward(ctx, dout, dh_t, dc_t):
         x2, kernel, recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask = ctx.saved_tensors
         ops = load_ops()
+        batch, steps = gates.shape[0], gates.shape[1]
+        need = ctx.needs_input_grad
+        if ops.resolved_impl(recurrent_kernel.shape[0], ctx.impl) == IMPL_GEMM:
+            # Large u: the weight gradients are formed step by step inside the time loop (lstm_cpu.cpp).
+            dx, d_kernel, d_recurrent, d_bias, dh0, dc0 = ops.lstm_backward_fused(
+                dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq, hprev,
+                c0, x2.view(batch, steps, -1), kernel, mask, rdmask, ctx.zero_output, ctx.impl,
+            )
+            return (dx if need[0] else None, d_kernel if need[1] else None, d_recurrent if need[2] else None,
+                    d_bias if ctx.has_bias and need[3] else None, dh0, dc0, None, None, None)
         dz, dh0, dc0 = ops.lstm_backward(
             dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq,
             c0, mask, rdmask, ctx.zero_output, ctx.impl,
         )
-        need = ctx.needs_input_grad
         dz2 = dz.view(-1, dz.shape[-1])
         dx = linear(dz2, kernel).view(gates.shape[0], gates.shape[1], -1) if need[0] else None
         d_kernel = linear(x2.t(), dz2.t()) if need[1] else None

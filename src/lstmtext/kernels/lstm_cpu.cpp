@@ -9,16 +9,19 @@
 //   * kVector (AVX-512, u <= 48): per row, each gate's pre-activations live in ceil(u/16) registers;
 //     z += h[l] * R[l] as broadcast FMAs, activations as vector polynomials, no per-step allocation;
 //   * kRows: the same per-row algorithm in plain C++ loops (any CPU; the compiler vectorises what it can);
-//   * kGemm (large u): per step one single-threaded GEMM (rows x u) @ (u x 4u) through at::mm_out.
+//   * kGemm (large u): per step one single-threaded GEMM (rows x u) @ (u x 4u) (small_gemm.h: AVX-512
+//     register-blocked, else at::mm). Its backward also forms the weight gradients step by step
+//     (lstm_backward_fused): dx_t = dz_t K^T, dK += x_t^T dz_t, dR += h_{t-1}^T dz_t, db += dz_t, so
+//     dz (B, T, 4u) is never written out and no transposed copy of x or h is made for the weight GEMMs.
 // Masked steps (mask false) carry h and c and repeat the previous output (zeros before the first real
 // step, or always zeros with zero_output_for_mask), exactly as keras/src/backend/torch/rnn.py.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -27,6 +30,7 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define LSTMTEXT_HAVE_AVX512 1
+#include "small_gemm.h"
 #endif
 
 namespace {
@@ -70,6 +74,50 @@ inline float tanh_approx(float x) {
   return ax < 0.625f ? small : big;
 }
 
+#ifdef LSTMTEXT_HAVE_AVX512
+// ---- AVX-512 activations (the same polynomials, 16 lanes) -----------------------------------------------
+
+using V = __m512;
+
+inline V v1(float x) { return _mm512_set1_ps(x); }
+
+inline V exp_v(V x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, v1(-87.0f)), v1(88.0f));
+  const V fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, v1(1.44269504088896341f), v1(0.5f)),
+                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(fx, v1(0.693359375f), x);
+  x = _mm512_fnmadd_ps(fx, v1(-2.12194440e-4f), x);
+  const V z = _mm512_mul_ps(x, x);
+  V y = v1(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, x, v1(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, x, v1(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, x, v1(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, x, v1(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, x, v1(5.0000001201e-1f));
+  y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), v1(1.0f));
+  return _mm512_scalef_ps(y, fx);  // y * 2^fx
+}
+
+inline V sigmoid_v(V x) { return _mm512_div_ps(v1(1.0f), _mm512_add_ps(v1(1.0f), exp_v(_mm512_sub_ps(v1(0.0f), x)))); }
+
+inline V tanh_v(V x) {
+  const V sign = v1(-0.0f);
+  const V ax = _mm512_andnot_ps(sign, x);
+  const V e = exp_v(_mm512_mul_ps(v1(2.0f), _mm512_min_ps(ax, v1(9.0f))));
+  V big = _mm512_sub_ps(v1(1.0f), _mm512_div_ps(v1(2.0f), _mm512_add_ps(e, v1(1.0f))));
+  big = _mm512_or_ps(big, _mm512_and_ps(sign, x));
+  const V z = _mm512_mul_ps(x, x);
+  V p = v1(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, z, v1(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, z, v1(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, z, v1(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, z, v1(-3.33332819422e-1f));
+  const V small = _mm512_fmadd_ps(_mm512_mul_ps(x, z), p, x);
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, v1(0.625f), _CMP_LT_OQ), big, small);
+}
+
+#endif  // LSTMTEXT_HAVE_AVX512
+
 // ---- arguments shared by the strategies ----------------------------------------------------------------
 
 // Recurrent dropout: none, one (B, u) mask shared by the gates, or one per gate (B, 4, u).
@@ -112,9 +160,15 @@ struct BwdArgs {
   const float* gates;  // (B, T, 4u)
   const float* cseq;   // (B, T, u)
   const float* c0;     // (B, u)
-  float* dz;           // (B, T, 4u) out
+  float* dz;           // (B, T, 4u) out, or null when the weight gradients are fused (kGemm)
   float* dh;           // (B, u) in: dh_T, out: dh_0
   float* dc;           // (B, u)
+  // Fused weight gradients (kGemm): per step, dx_t = dz_t K^T, dK += x_t^T dz_t, dR += h_{t-1}^T dz_t.
+  const float* x = nullptr;      // (B, T, F) layer inputs
+  const float* KT = nullptr;     // (4u, F) kernel transposed
+  const float* hprev = nullptr;  // (B, T, u) carried h before each step
+  float* dx = nullptr;           // (B, T, F) out
+  int64_t F = 0;
 };
 
 inline bool is_real(const Common& k, int64_t bt) { return k.mask == nullptr || k.mask[bt]; }
@@ -129,23 +183,22 @@ inline void masked_output(const Common& k, float* o_out, int64_t t) {
   }
 }
 
-// a (m, k) @ w^T for w (n, k), through oneDNN's matmul (mkldnn::_linear_pointwise, about twice as fast
-// as at::mm's MKL sgemm for these shapes on AMD CPUs) when torch has it, else at::mm.
-using LinearFn = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::string_view,
-                            c10::List<std::optional<c10::Scalar>>, std::optional<c10::string_view>);
-
-at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w) {
-  static const auto handle = []() -> std::optional<c10::TypedOperatorHandle<LinearFn>> {
-    auto op = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
-    if (!op.has_value() || !at::hasMKLDNN()) return std::nullopt;
-    return op->typed<LinearFn>();
-  }();
-  if (handle.has_value()) {
-    c10::List<std::optional<c10::Scalar>> scalars;
-    scalars.push_back(std::nullopt);
-    return handle->call(a, w, std::nullopt, "none", scalars, std::nullopt);
+// C (M x N, row stride ldc) = [C +] A B with A(m, k) = A[m * sam + k * sak], B row-major (row stride ldb);
+// single-threaded (called inside a thread's time loop).
+void small_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sam, int64_t sak, const float* B,
+                int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+#ifdef LSTMTEXT_HAVE_AVX512
+  lstmtext_gemm::gemm(M, N, K, A, sam, sak, B, ldb, C, ldc, accumulate);
+#else
+  auto At = at::from_blob(const_cast<float*>(A), {M, K}, {sam, sak}, at::kFloat);
+  auto Bt = at::from_blob(const_cast<float*>(B), {K, N}, {ldb, 1}, at::kFloat);
+  auto Ct = at::from_blob(C, {M, N}, {ldc, 1}, at::kFloat);
+  if (accumulate) {
+    Ct.addmm_(At, Bt);
+  } else {
+    Ct.copy_(at::mm(At, Bt));
   }
-  return at::mm(a, w.t());
+#endif
 }
 
 // ---- kRows / kGemm forward ------------------------------------------------------------------------------
@@ -225,35 +278,30 @@ void forward_rows(const FwdArgs& a, int64_t b0, int64_t b1) {
   }
 }
 
-void forward_gemm(const FwdArgs& a, const at::Tensor& RT, const std::vector<at::Tensor>& RTg, int64_t b0,
-                  int64_t b1) {
+void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
   const Common& k = a.k;
-  const int64_t rows = b1 - b0;
-  std::vector<float> hm(rows * k.u);
-  auto hmt = at::from_blob(hm.data(), {rows, k.u}, at::kFloat);
-  auto ht = at::from_blob(a.h + b0 * k.u, {rows, k.u}, at::kFloat);
-  at::Tensor zt;
+  const int64_t rows = b1 - b0, u = k.u, G = k.G;
+  std::vector<float> hm(rows * u), zbuf(rows * G);
   for (int64_t t = 0; t < k.T; ++t) {
-    // zt = (h_{t-1} * mask) @ R for the slice; single-threaded since we are inside parallel_for.
+    // zbuf = (h_{t-1} * mask) @ R for the slice; one (u x u) block per gate when the masks differ by gate.
     if (k.mode == DropMode::kNone) {
-      zt = onednn_linear(ht, RT);
+      small_gemm(rows, G, u, a.h + b0 * u, u, 1, a.R, G, zbuf.data(), G, false);
     } else {
       const int64_t blocks = k.mode == DropMode::kPerGate ? 4 : 1;
-      if (blocks == 4) zt = at::empty({rows, k.G}, at::kFloat);
       for (int64_t g = 0; g < blocks; ++g) {
         for (int64_t b = 0; b < rows; ++b) {
-          const float* h = a.h + (b0 + b) * k.u;
-          const float* m = k.rdm + (b0 + b) * k.rdm_stride + g * k.u;
-          for (int64_t l = 0; l < k.u; ++l) hm[b * k.u + l] = h[l] * m[l];
+          const float* h = a.h + (b0 + b) * u;
+          const float* m = k.rdm + (b0 + b) * k.rdm_stride + g * u;
+          for (int64_t l = 0; l < u; ++l) hm[b * u + l] = h[l] * m[l];
         }
         if (blocks == 1) {
-          zt = onednn_linear(hmt, RT);
+          small_gemm(rows, G, u, hm.data(), u, 1, a.R, G, zbuf.data(), G, false);
         } else {
-          zt.narrow(1, g * k.u, k.u).copy_(onednn_linear(hmt, RTg[g]));
+          small_gemm(rows, u, u, hm.data(), u, 1, a.R + g * u, G, zbuf.data() + g * u, G, false);
         }
       }
     }
-    float* zall = zt.data_ptr<float>();
+    float* zall = zbuf.data();
     for (int64_t b = b0; b < b1; ++b) {
       if (!begin_step(a, b, t)) continue;
       const int64_t bt = b * k.T + t;
@@ -286,6 +334,35 @@ inline void gate_grads(const BwdArgs& a, const float* __restrict dhv, int64_t b,
   }
 }
 
+#ifdef LSTMTEXT_HAVE_AVX512
+// gate_grads at 16 lanes.
+inline void gate_grads_v(const BwdArgs& a, const float* __restrict dhv, int64_t b, int64_t t, float* __restrict dzr) {
+  const int64_t u = a.k.u, bt = b * a.k.T + t;
+  const float* g = a.gates + bt * a.k.G;
+  const float* ct = a.cseq + bt * u;
+  const float* cprev = t > 0 ? a.cseq + (bt - 1) * u : a.c0 + b * u;
+  float* dc = a.dc + b * u;
+  const V one = v1(1.0f);
+  for (int64_t j = 0; j < u; j += 16) {
+    const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, u - j)) - 1u);
+    const V gi = _mm512_maskz_loadu_ps(m, g + j), gf = _mm512_maskz_loadu_ps(m, g + u + j);
+    const V gg = _mm512_maskz_loadu_ps(m, g + 2 * u + j), go = _mm512_maskz_loadu_ps(m, g + 3 * u + j);
+    const V dh = _mm512_maskz_loadu_ps(m, dhv + j);
+    const V tc = tanh_v(_mm512_maskz_loadu_ps(m, ct + j));
+    const V dct =
+        _mm512_fmadd_ps(_mm512_mul_ps(dh, go), _mm512_fnmadd_ps(tc, tc, one), _mm512_maskz_loadu_ps(m, dc + j));
+    _mm512_mask_storeu_ps(dzr + j, m, _mm512_mul_ps(_mm512_mul_ps(dct, gg), _mm512_mul_ps(gi, _mm512_sub_ps(one, gi))));
+    _mm512_mask_storeu_ps(dzr + u + j, m,
+                          _mm512_mul_ps(_mm512_mul_ps(dct, _mm512_maskz_loadu_ps(m, cprev + j)),
+                                        _mm512_mul_ps(gf, _mm512_sub_ps(one, gf))));
+    _mm512_mask_storeu_ps(dzr + 2 * u + j, m, _mm512_mul_ps(_mm512_mul_ps(dct, gi), _mm512_fnmadd_ps(gg, gg, one)));
+    _mm512_mask_storeu_ps(dzr + 3 * u + j, m,
+                          _mm512_mul_ps(_mm512_mul_ps(dh, tc), _mm512_mul_ps(go, _mm512_sub_ps(one, go))));
+    _mm512_mask_storeu_ps(dc + j, m, _mm512_mul_ps(dct, gf));
+  }
+}
+#endif
+
 // Output gradient owed to step t of row b (its own plus those of the masked steps repeating it), or
 // false for a masked step (whose output gradient is added to acc, owed to the previous real step).
 inline bool step_dh(const BwdArgs& a, int64_t b, int64_t t, float* __restrict acc, float* __restrict dhv) {
@@ -295,7 +372,7 @@ inline bool step_dh(const BwdArgs& a, int64_t b, int64_t t, float* __restrict ac
     if (!a.k.zero_output) {
       for (int64_t j = 0; j < u; ++j) acc[j] += dout[j];
     }
-    std::fill(a.dz + bt * a.k.G, a.dz + (bt + 1) * a.k.G, 0.0f);
+    if (a.dz != nullptr) std::fill(a.dz + bt * a.k.G, a.dz + (bt + 1) * a.k.G, 0.0f);
     return false;
   }
   const float* dh = a.dh + b * u;
@@ -333,47 +410,86 @@ void backward_rows(const BwdArgs& a, int64_t b0, int64_t b1) {
   }
 }
 
-void backward_gemm(const BwdArgs& a, const at::Tensor& R, const std::vector<at::Tensor>& Rg, int64_t b0,
-                   int64_t b1) {
+// Per-thread partial weight gradients of the fused kGemm backward, summed in row order afterwards.
+struct WeightGrads {
+  int64_t b0 = 0;
+  std::vector<float> dK, dR, db;
+};
+
+void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
   const Common& k = a.k;
-  const int64_t u = k.u, rows = b1 - b0;
-  std::vector<float> acc(rows * u, 0.0f), dhv(u);
-  std::vector<float> dzbuf(rows * k.G);
+  const int64_t u = k.u, G = k.G, T = k.T, F = a.F, rows = b1 - b0;
+  const bool fuse = wg != nullptr;           // dR and db step by step
+  const bool fuse_x = fuse && a.x != nullptr;  // dx and dK too
+  std::vector<float> acc(rows * u, 0.0f), dhv(u), dzbuf(rows * G), dhbuf(rows * u), part(rows * u), hm(rows * u);
   std::vector<uint8_t> real(rows);
-  auto dzt = at::from_blob(dzbuf.data(), {rows, k.G}, at::kFloat);
-  for (int64_t t = k.T - 1; t >= 0; --t) {
+  if (fuse) {
+    wg->b0 = b0;
+    wg->dK.assign(F * G, 0.0f);
+    wg->dR.assign(u * G, 0.0f);
+    wg->db.assign(G, 0.0f);
+  }
+  for (int64_t t = T - 1; t >= 0; --t) {
     for (int64_t b = b0; b < b1; ++b) {
-      float* dzl = dzbuf.data() + (b - b0) * k.G;
+      float* dzl = dzbuf.data() + (b - b0) * G;
       real[b - b0] = step_dh(a, b, t, acc.data() + (b - b0) * u, dhv.data());
       if (!real[b - b0]) {
-        std::fill(dzl, dzl + k.G, 0.0f);
+        std::fill(dzl, dzl + G, 0.0f);
         continue;
       }
-      float* dzr = a.dz + (b * k.T + t) * k.G;
-      gate_grads(a, dhv.data(), b, t, dzr);
-      std::memcpy(dzl, dzr, k.G * sizeof(float));
+#ifdef LSTMTEXT_HAVE_AVX512
+      gate_grads_v(a, dhv.data(), b, t, dzl);
+#else
+      gate_grads(a, dhv.data(), b, t, dzl);
+#endif
+      if (a.dz != nullptr) std::memcpy(a.dz + (b * T + t) * G, dzl, G * sizeof(float));
     }
-    // dh_{t-1} for the slice: one GEMM (rows x 4u) @ (4u x u), one per gate when masks differ by gate.
-    at::Tensor dht;
+    // dh_{t-1} for the slice: (rows x 4u) @ R^T (4u x u), one (u x u) block per gate when masks differ by gate.
     if (k.mode == DropMode::kPerGate) {
-      dht = at::zeros({rows, u}, at::kFloat);
+      std::fill(dhbuf.begin(), dhbuf.end(), 0.0f);
       for (int64_t g = 0; g < 4; ++g) {
-        auto part = onednn_linear(dzt.narrow(1, g * u, u).contiguous(), Rg[g]);
-        const float* pp = part.data_ptr<float>();
-        float* dp = dht.data_ptr<float>();
+        small_gemm(rows, u, u, dzbuf.data() + g * u, G, 1, a.RT + g * u * u, u, part.data(), u, false);
         for (int64_t b = 0; b < rows; ++b) {
           const float* mg = k.rdm + (b0 + b) * k.rdm_stride + g * u;
-          for (int64_t l = 0; l < u; ++l) dp[b * u + l] += pp[b * u + l] * mg[l];
+          for (int64_t l = 0; l < u; ++l) dhbuf[b * u + l] += part[b * u + l] * mg[l];
         }
       }
     } else {
-      dht = onednn_linear(dzt, R);
+      small_gemm(rows, u, G, dzbuf.data(), G, 1, a.RT, u, dhbuf.data(), u, false);
     }
-    const float* dhbuf = dht.data_ptr<float>();
+    if (fuse) {
+      const int64_t bt0 = b0 * T + t;
+      if (fuse_x) {
+        // dx_t = dz_t K^T, straight into the (B, T, F) gradient; masked rows have dz = 0, so dx = 0.
+        small_gemm(rows, F, G, dzbuf.data(), G, 1, a.KT, F, a.dx + bt0 * F, T * F, false);
+        // dK += x_t^T dz_t, reading x_t^T of the slice in place.
+        small_gemm(F, G, rows, a.x + bt0 * F, 1, T * F, dzbuf.data(), G, wg->dK.data(), G, true);
+      }
+      // dR += (h_{t-1} * mask)^T dz_t, per gate block when the masks differ by gate.
+      if (k.mode == DropMode::kNone) {
+        small_gemm(u, G, rows, a.hprev + bt0 * u, 1, T * u, dzbuf.data(), G, wg->dR.data(), G, true);
+      } else {
+        const int64_t blocks = k.mode == DropMode::kPerGate ? 4 : 1;
+        for (int64_t g = 0; g < blocks; ++g) {
+          for (int64_t b = 0; b < rows; ++b) {
+            const float* h = a.hprev + ((b0 + b) * T + t) * u;
+            const float* m = k.rdm + (b0 + b) * k.rdm_stride + g * u;
+            for (int64_t l = 0; l < u; ++l) hm[b * u + l] = h[l] * m[l];
+          }
+          const int64_t n = blocks == 1 ? G : u;
+          small_gemm(u, n, rows, hm.data(), 1, u, dzbuf.data() + g * u, G, wg->dR.data() + g * u, G, true);
+        }
+      }
+      float* db = wg->db.data();
+      for (int64_t b = 0; b < rows; ++b) {
+        const float* dzl = dzbuf.data() + b * G;
+        for (int64_t j = 0; j < G; ++j) db[j] += dzl[j];
+      }
+    }
     for (int64_t b = 0; b < rows; ++b) {
       if (!real[b]) continue;  // masked step: dh passes through unchanged
       float* dh = a.dh + (b0 + b) * u;
-      const float* src = dhbuf + b * u;
+      const float* src = dhbuf.data() + b * u;
       if (k.mode == DropMode::kShared) {
         const float* m = k.rdm + (b0 + b) * k.rdm_stride;
         for (int64_t l = 0; l < u; ++l) dh[l] = src[l] * m[l];
@@ -386,45 +502,6 @@ void backward_gemm(const BwdArgs& a, const at::Tensor& R, const std::vector<at::
 
 #ifdef LSTMTEXT_HAVE_AVX512
 // ---- kVector: AVX-512, one row at a time, NV = ceil(u / 16) registers per gate --------------------------
-
-using V = __m512;
-
-inline V v1(float x) { return _mm512_set1_ps(x); }
-
-inline V exp_v(V x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, v1(-87.0f)), v1(88.0f));
-  const V fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, v1(1.44269504088896341f), v1(0.5f)),
-                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  x = _mm512_fnmadd_ps(fx, v1(0.693359375f), x);
-  x = _mm512_fnmadd_ps(fx, v1(-2.12194440e-4f), x);
-  const V z = _mm512_mul_ps(x, x);
-  V y = v1(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, x, v1(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, x, v1(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, x, v1(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, x, v1(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, x, v1(5.0000001201e-1f));
-  y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), v1(1.0f));
-  return _mm512_scalef_ps(y, fx);  // y * 2^fx
-}
-
-inline V sigmoid_v(V x) { return _mm512_div_ps(v1(1.0f), _mm512_add_ps(v1(1.0f), exp_v(_mm512_sub_ps(v1(0.0f), x)))); }
-
-inline V tanh_v(V x) {
-  const V sign = v1(-0.0f);
-  const V ax = _mm512_andnot_ps(sign, x);
-  const V e = exp_v(_mm512_mul_ps(v1(2.0f), _mm512_min_ps(ax, v1(9.0f))));
-  V big = _mm512_sub_ps(v1(1.0f), _mm512_div_ps(v1(2.0f), _mm512_add_ps(e, v1(1.0f))));
-  big = _mm512_or_ps(big, _mm512_and_ps(sign, x));
-  const V z = _mm512_mul_ps(x, x);
-  V p = v1(-5.70498872745e-3f);
-  p = _mm512_fmadd_ps(p, z, v1(2.06390887954e-2f));
-  p = _mm512_fmadd_ps(p, z, v1(-5.37397155531e-2f));
-  p = _mm512_fmadd_ps(p, z, v1(1.33314422036e-1f));
-  p = _mm512_fmadd_ps(p, z, v1(-3.33332819422e-1f));
-  const V small = _mm512_fmadd_ps(_mm512_mul_ps(x, z), p, x);
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, v1(0.625f), _CMP_LT_OQ), big, small);
-}
 
 // R (u, 4u) -> (u, 4, P) and R^T (4u, u) -> (4u, P), P = 16 * NV, zero padded.
 std::vector<float> pad_rows(const float* src, int64_t rows, int64_t cols_per_block, int64_t blocks, int64_t P) {
@@ -706,15 +783,8 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, 
   std::vector<float> Rp;
   if (how == kVector) Rp = pad_rows(a.R, u, u, 4, 16 * nv);
 #endif
-  // Weights in the (n, k) layout of onednn_linear(): R^T for the forward, one (u, u) block per gate.
-  at::Tensor RT;
-  std::vector<at::Tensor> RTg;
-  if (how == kGemm) {
-    RT = R.t().contiguous();
-    for (int64_t g = 0; g < 4; ++g) RTg.push_back(RT.narrow(0, g * u, u).contiguous());
-  }
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    if (how == kGemm) return forward_gemm(a, RT, RTg, b0, b1);
+    if (how == kGemm) return forward_gemm(a, b0, b1);
 #ifdef LSTMTEXT_HAVE_AVX512
     if (how == kVector) {
       if (nv == 1) return forward_vector<1, 4>(a, Rp.data(), b0, b1);
@@ -727,43 +797,79 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, 
   return {out, hT, cT, gates, cseq, hprev};
 }
 
-std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
+// The shared backward; with `fused` (kGemm only) the weight gradients are computed per step in the time loop
+// and dz is never materialised: returns {dx, dK, dR, db, dh0, dc0}; otherwise {dz, dh0, dc0}.
+std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
                                       const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
                                       const at::Tensor& c0, const std::optional<at::Tensor>& mask,
-                                      const std::optional<at::Tensor>& rdmask, bool zero_output, int64_t impl) {
+                                      const std::optional<at::Tensor>& rdmask, bool zero_output, int64_t impl,
+                                      const at::Tensor* hprev, const at::Tensor* x, const at::Tensor* kernel,
+                                      bool weights_only_recurrent = false) {
   const int64_t B = gates.size(0), T = gates.size(1), u = R.size(0);
   TORCH_CHECK(gates.is_contiguous() && cseq.is_contiguous() && gates.size(2) == 4 * u,
               "lstm kernel: saved tensors do not match");
+  // fused: dx, dK, dR, db step by step (no dz); weights_only_recurrent: dz out, dR and db step by step.
+  const bool fused = x != nullptr || weights_only_recurrent;
   at::Tensor mask_keep, rdm_keep;
   BwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
   auto dout_c = dout.contiguous();
   auto c0_c = c0.contiguous();
   auto R_c = R.contiguous();
   auto RT = R_c.t().contiguous();
-  auto dz = at::empty({B, T, 4 * u}, gates.options());
   auto dh0 = dhT.contiguous().clone();
   auto dc0 = dcT.contiguous().clone();
+  at::Tensor dz, x_c, KT, hprev_c, dx;
+  if (weights_only_recurrent) {
+    TORCH_CHECK(hprev->numel() == B * T * u, "lstm kernel: hprev does not match the saved tensors");
+    hprev_c = hprev->contiguous();
+    a.hprev = hprev_c.data_ptr<float>();
+    dz = at::empty({B, T, 4 * u}, gates.options());
+    a.dz = dz.data_ptr<float>();
+  } else if (fused) {
+    TORCH_CHECK(x->dim() == 3 && x->size(0) == B && x->size(1) == T && kernel->dim() == 2 &&
+                    kernel->size(0) == x->size(2) && kernel->size(1) == 4 * u && hprev->numel() == B * T * u,
+                "lstm kernel: x, kernel or hprev do not match the saved tensors");
+    x_c = x->contiguous();
+    KT = kernel->t().contiguous();
+    hprev_c = hprev->contiguous();
+    dx = at::empty_like(x_c);
+    a.F = x_c.size(2);
+    a.x = x_c.data_ptr<float>();
+    a.KT = KT.data_ptr<float>();
+    a.hprev = hprev_c.data_ptr<float>();
+    a.dx = dx.data_ptr<float>();
+    a.dz = nullptr;
+  } else {
+    dz = at::empty({B, T, 4 * u}, gates.options());
+    a.dz = dz.data_ptr<float>();
+  }
   a.dout = dout_c.data_ptr<float>();
   a.R = R_c.data_ptr<float>();
   a.RT = RT.data_ptr<float>();
   a.gates = gates.data_ptr<float>();
   a.cseq = cseq.data_ptr<float>();
   a.c0 = c0_c.data_ptr<float>();
-  a.dz = dz.data_ptr<float>();
   a.dh = dh0.data_ptr<float>();
   a.dc = dc0.data_ptr<float>();
   const int64_t how = resolve_impl(impl, u);
+  TORCH_CHECK(!fused || how == kGemm, "lstm kernel: fused weight gradients need the per-step GEMM strategy");
 #ifdef LSTMTEXT_HAVE_AVX512
   const int64_t nv = (u + 15) / 16;
   std::vector<float> RTp;
   if (how == kVector) RTp = pad_rows(a.RT, 4 * u, u, 1, 16 * nv);
 #endif
-  std::vector<at::Tensor> Rg;
-  if (how == kGemm) {
-    for (int64_t g = 0; g < 4; ++g) Rg.push_back(R_c.narrow(1, g * u, u).contiguous());
-  }
+  std::vector<WeightGrads> partials(fused ? std::max<int64_t>(1, at::get_num_threads()) * 2 : 0);
+  std::atomic<int64_t> next_partial{0};
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    if (how == kGemm) return backward_gemm(a, R_c, Rg, b0, b1);
+    if (how == kGemm) {
+      WeightGrads* wg = nullptr;
+      if (fused) {
+        const int64_t slot = next_partial.fetch_add(1);
+        TORCH_CHECK(slot < static_cast<int64_t>(partials.size()), "lstm kernel: more chunks than expected");
+        wg = &partials[slot];
+      }
+      return backward_gemm(a, b0, b1, wg);
+    }
 #ifdef LSTMTEXT_HAVE_AVX512
     if (how == kVector) {
       if (nv == 1) return backward_vector<1, 4>(a, RTp.data(), b0, b1);
@@ -773,8 +879,52 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
 #endif
     backward_rows(a, b0, b1);
   });
-  return {dz, dh0, dc0};
+  if (!fused) return {dz, dh0, dc0};
+  // Sum the threads' partials in row order: the result does not depend on which thread ran which rows.
+  partials.resize(next_partial.load());
+  std::sort(partials.begin(), partials.end(), [](const WeightGrads& p, const WeightGrads& q) { return p.b0 < q.b0; });
+  auto opts = gates.options();
+  auto dK = at::zeros({a.F, 4 * u}, opts), dR = at::zeros({u, 4 * u}, opts), db = at::zeros({4 * u}, opts);
+  if (weights_only_recurrent) dK = dz;  // returned in dK's place: {dz, dR, db, dh0, dc0}
+  for (const auto& p : partials) {
+    float* k_out = dK.data_ptr<float>();
+    float* r_out = dR.data_ptr<float>();
+    float* b_out = db.data_ptr<float>();
+    for (size_t i = 0; i < p.dK.size(); ++i) k_out[i] += p.dK[i];
+    for (size_t i = 0; i < p.dR.size(); ++i) r_out[i] += p.dR[i];
+    for (size_t i = 0; i < p.db.size(); ++i) b_out[i] += p.db[i];
+  }
+  if (weights_only_recurrent) return {dz, dR, db, dh0, dc0};
+  return {dx, dK, dR, db, dh0, dc0};
 }
+
+std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
+                                      const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
+                                      const at::Tensor& c0, const std::optional<at::Tensor>& mask,
+                                      const std::optional<at::Tensor>& rdmask, bool zero_output, int64_t impl) {
+  return backward_impl(dout, dhT, dcT, R, gates, cseq, c0, mask, rdmask, zero_output, impl, nullptr, nullptr,
+                       nullptr);
+}
+
+std::vector<at::Tensor> lstm_backward_fused(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
+                                            const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
+                                            const at::Tensor& hprev, const at::Tensor& c0, const at::Tensor& x,
+                                            const at::Tensor& kernel, const std::optional<at::Tensor>& mask,
+                                            const std::optional<at::Tensor>& rdmask, bool zero_output, int64_t impl) {
+  return backward_impl(dout, dhT, dcT, R, gates, cseq, c0, mask, rdmask, zero_output, impl, &hprev, &x, &kernel);
+}
+
+// For inputs projected outside (an embedding table already multiplied by the kernel): {dz, dR, db, dh0, dc0}.
+std::vector<at::Tensor> lstm_backward_dz(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
+                                         const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
+                                         const at::Tensor& hprev, const at::Tensor& c0,
+                                         const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& rdmask,
+                                         bool zero_output, int64_t impl) {
+  return backward_impl(dout, dhT, dcT, R, gates, cseq, c0, mask, rdmask, zero_output, impl, &hprev, nullptr, nullptr,
+                       true);
+}
+
+int64_t resolved_impl(int64_t units, int64_t impl) { return resolve_impl(impl, units); }
 
 bool has_vector_impl() { return vector_available(); }
 
@@ -787,10 +937,20 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
   m.def(
       "lstm_backward(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
       "Tensor c0, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) -> Tensor[]");
+  m.def(
+      "lstm_backward_fused(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
+      "Tensor hprev, Tensor c0, Tensor x, Tensor kernel, Tensor? mask, Tensor? rdmask, bool zero_output, "
+      "int impl=0) -> Tensor[]");
+  m.def(
+      "lstm_backward_dz(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
+      "Tensor hprev, Tensor c0, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) -> Tensor[]");
   m.def("has_vector_impl() -> bool", &has_vector_impl);
+  m.def("resolved_impl(int units, int impl) -> int", &resolved_impl);
 }
 
 TORCH_LIBRARY_IMPL(lstmtext_kernels, CPU, m) {
   m.impl("lstm_forward", &lstm_forward);
   m.impl("lstm_backward", &lstm_backward);
+  m.impl("lstm_backward_fused", &lstm_backward_fused);
+  m.impl("lstm_backward_dz", &lstm_backward_dz);
 }

@@ -115,4 +115,7 @@ def adam_update_(params: list[torch.Tensor], grads: list[torch.Tensor], momentum
         return False
     for p, g, m, v in zip(params, grads, momentums, velocities):
         ops.adam_update(p, g, m, v, alpha, beta_1, beta_2, epsilon)
+        # Written in place behind autograd's back: bump the version as a torch in-place op would, so that
+        # caches keyed on it (the projected embedding table of inference) see the new values.
+        torch.autograd.graph.increment_version(p)
     return True

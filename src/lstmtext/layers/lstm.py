@@ -432,11 +432,42 @@ class LSTM(Layer):
         return None
 
     # -- calling -----------------------------------------------------------------------------------
+    def accepts_embedding(self, embedding: Layer, training: bool) -> bool:
+        """Whether :meth:`call_embedding` can stand for ``self(embedding(ids))`` (a Sequential fast path).
+
+        It can when the LSTM would take the fused path, has no input dropout in training, is batch-major,
+        and neither layer has an activity regularizer; the embedding's table is then multiplied by the
+        kernel once per vocabulary row (``lstmtext.kernels.embedding_lstm``) instead of once per token.
+        """
+        if not (self.built and embedding.built) or self.time_major or self.activity_regularizer is not None:
+            return False
+        if embedding.activity_regularizer is not None or (training and self.cell.dropout > 0):
+            return False
+        table = embedding.embeddings
+        if table.dtype != self.cell.torch_dtype or table.shape[1] != self.cell.kernel.shape[0]:
+            return False
+        kernels, _ = fused_kernels()
+        return (kernels is not None and hasattr(kernels, "lstm_sequence_from_embedding")
+                and self.fused_impediment(table.device, training=bool(training)) is None)
+
+    def call_embedding(self, embedding: Layer, ids: torch.Tensor, mask: torch.Tensor | None = None,
+                       training: bool = False) -> Any:
+        """``self(embedding(ids), mask=mask)`` with the input projection on the vocabulary; only where
+        :meth:`accepts_embedding` holds."""
+        if ids.is_floating_point():
+            ids = ids.long()
+        return self.call(ids, mask=mask, training=training, _embedding=embedding)
+
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False,
-             initial_state: Any = None, **kw: Any):
+             initial_state: Any = None, _embedding: Layer | None = None, **kw: Any):
         if kw:
             raise ConfigError(f"{self.name}: unexpected call arguments {sorted(kw)}")
-        x = inputs.to(self.cell.torch_dtype)  # Keras casts inputs to the layer's dtype (numpy gives float64)
+        if _embedding is not None:
+            # inputs are token ids; a stand-in of the embedded input's shape serves the checks below.
+            ids, table = inputs, _embedding.embeddings
+            inputs = x = table.new_zeros(()).expand(*ids.shape, table.shape[1])
+        else:
+            x = inputs.to(self.cell.torch_dtype)  # Keras casts inputs to the layer's dtype (numpy gives float64)
         if x.ndim != 3:
             raise ConfigError(f"{self.name}: expected a 3-D input, got shape {tuple(x.shape)}")
         if self.time_major:
@@ -462,11 +493,19 @@ class LSTM(Layer):
         if self.go_backwards:
             x = x.flip(1)
             mask = mask.flip(1) if mask is not None else None
+            if _embedding is not None:
+                ids = ids.flip(1)
         why = self.fused_impediment(x.device, training=bool(training))
         if why is not None and self.use_cudnn is True:
             raise ConfigError(f"{self.name}: use_cudnn=True but the fused path is impossible: {why}")
         weights = (x, self.cell.kernel, self.cell.recurrent_kernel, self.cell.bias, h0, c0)
-        if why is None:
+        if _embedding is not None:
+            kernels, _ = fused_kernels()
+            outputs, h, c = kernels.lstm_sequence_from_embedding(
+                table, ids, *weights[1:], mask=mask, recurrent_dropout_mask=rdp,
+                zero_output_for_mask=self.zero_output_for_mask)
+            self.last_path = "fused"
+        elif why is None:
             kernels, _ = fused_kernels()
             outputs, h, c = lstm_fused(kernels, *weights, mask=mask, input_masks=dp, recurrent_masks=rdp,
                                        zero_output_for_mask=self.zero_output_for_mask)

@@ -17,6 +17,7 @@ from torch import nn
 
 from lstmtext.errors import ConfigError, DataError, LstmtextError
 from lstmtext.layers.base import Layer, Shape, deserialize, register_layer, serialize
+from lstmtext.layers.embedding import Embedding
 from lstmtext.training.trainer import Trainer
 
 
@@ -160,10 +161,19 @@ class Sequential(Trainer, Layer):
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
         x = inputs
-        for layer in self.layers:
+        layers, i = self.layers, 0
+        while i < len(layers):
+            layer, nxt = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layer, Embedding) and hasattr(nxt, "accepts_embedding") and nxt.accepts_embedding(
+                    layer, training):
+                # Embedding -> LSTM: the LSTM projects the vocabulary instead of every token (same function).
+                mask = layer.compute_mask(x, mask)
+                x = nxt.call_embedding(layer, x, mask=mask, training=training)
+                mask, i = nxt.compute_mask(x, mask), i + 2
+                continue
             out = layer(x, mask=mask, training=training)
             mask = layer.compute_mask(x, mask)
-            x = out
+            x, i = out, i + 1
         return x
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -280,6 +290,11 @@ class Sequential(Trainer, Layer):
             model.add(deserialize(spec))
         shape = config.get("build_input_shape")
         if shape is not None and not model.built:
+            ok = isinstance(shape, list | tuple) and 1 <= len(shape) <= 8 and all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in shape)
+            if not ok:
+                raise ConfigError(f"Sequential config: build_input_shape must be a list of 1 to 8 non-negative "
+                                  f"integers or nulls (batch axis first), got {shape!r:.200}")
             model.build(tuple(shape))
         return model
 

@@ -8,7 +8,7 @@
 Needs the ``report`` extra (matplotlib); TensorBoard logging needs the ``tensorboard`` extra.
 """
 
-from lstmtext.report.build import predictions_section, rebuild_report, write_report
+from lstmtext.report.build import predictions_section, rebuild_report, run_report, write_report
 from lstmtext.report.callbacks import ReportCallback, TensorBoard, summary_writer
 from lstmtext.report.metrics import auc, confusion_matrix, roc_curve
 
@@ -20,6 +20,7 @@ __all__ = [
     "predictions_section",
     "rebuild_report",
     "roc_curve",
+    "run_report",
     "summary_writer",
     "write_report",
 ]

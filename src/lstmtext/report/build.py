@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,7 @@ def write_report(
     labels: Sequence[str] | None = None,
     config: Mapping[str, Any] | None = None,
     run_info: Mapping[str, Any] | None = None,
+    test_metrics: Mapping[str, float] | None = None,
     batch_size: int = 256,
 ) -> Path:
     """Write ``directory/report/``: curves, test confusion matrix and ROC, ``report.json`` and ``report.html``.
@@ -159,6 +161,8 @@ def write_report(
         labels: class names, e.g. ``["negative", "positive"]``.
         config: the model's ``{"class_name", "config"}`` (default: from ``model``, else ``config.json``).
         run_info: the run record (default: ``run.json`` in ``directory`` when present).
+        test_metrics: ``model.evaluate(..., return_dict=True)`` on ``test_data`` when already computed
+            (default: evaluated here for a compiled model).
         batch_size: prediction batch size.
 
     Returns:
@@ -189,7 +193,9 @@ def write_report(
         if shown is None and tokenizer is not None:
             shown = _Decoded(tokenizer, x)
         test = predictions_section(outputs, y, labels=labels, from_logits=from_logits, texts=shown)
-        if getattr(model, "compiled", False):
+        if test_metrics is not None:
+            test["evaluate"] = {k: float(v) for k, v in test_metrics.items()}
+        elif getattr(model, "compiled", False):
             # the compiled loss and metrics, as model.evaluate gives them
             test["evaluate"] = {k: float(v) for k, v in
                                 model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True).items()}
@@ -206,6 +212,20 @@ def write_report(
         "test": test,
     }
     return _render(report, directory)
+
+
+def run_report(directory: str | os.PathLike[str], **kwargs: Any) -> Path | None:
+    """:func:`write_report` for the end of a training run: without matplotlib it warns and returns None
+    (the run's checkpoint is already saved; ``lstmtext report DIR`` can draw it later)."""
+    from lstmtext.errors import ConfigError
+
+    try:
+        return write_report(directory, **kwargs)
+    except ConfigError as e:
+        if "matplotlib" not in str(e):
+            raise
+        warnings.warn(f"no training report written: {e}", stacklevel=2)
+        return None
 
 
 class _Decoded(Sequence):

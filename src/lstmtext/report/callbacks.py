@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,9 @@ class ReportCallback(Callback):
         tokenizer: optional tokenizer to decode the test ids when ``texts`` is not given.
         labels: optional class names.
 
-    A missing matplotlib does not stop the run: the callback warns and writes nothing.
+    A missing matplotlib does not stop the run: the callback warns and writes nothing. Saving a checkpoint
+    replaces its whole folder, so save before the report is written (e.g. with ``ModelCheckpoint``), or call
+    :func:`~lstmtext.report.write_report` after the last save.
 
     >>> model.fit(x, y, epochs=3, validation_split=0.2,
     ...           callbacks=[ReportCallback("runs/imdb", test_data=(x_test, y_test))])  # doctest: +SKIP
@@ -38,15 +39,10 @@ class ReportCallback(Callback):
         self.path: Path | None = None
 
     def on_train_end(self, logs=None):
-        from lstmtext.report.build import write_report
+        from lstmtext.report.build import run_report
 
-        try:
-            self.path = write_report(self.directory, model=self.model, test_data=self.test_data, texts=self.texts,
-                                     tokenizer=self.tokenizer, labels=self.labels)
-        except ConfigError as e:
-            if "matplotlib" not in str(e):
-                raise
-            warnings.warn(f"no training report written: {e}", stacklevel=2)
+        self.path = run_report(self.directory, model=self.model, test_data=self.test_data, texts=self.texts,
+                               tokenizer=self.tokenizer, labels=self.labels)
 
 
 def summary_writer(log_dir: str | os.PathLike[str]) -> Any:

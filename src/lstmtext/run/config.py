@@ -35,6 +35,7 @@ import dataclasses
 import inspect
 import os
 import re
+import stat
 import textwrap
 import tomllib
 import typing
@@ -46,6 +47,8 @@ from lstmtext.config import PRESETS, DataConfig, ExperimentConfig, ModelConfig, 
 from lstmtext.errors import ConfigError
 
 DEFAULT_PRESET = "keras-imdb"
+#: Largest run config file read (a real one is well under 10 kB).
+MAX_TOML_BYTES = 1 << 20
 
 
 @dataclass
@@ -126,17 +129,29 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a run config file: ``{"preset"?, "name"?, "data"?, "model"?, "train"?, "run"?}``.
 
     Raises:
-        ConfigError: the file is missing, not TOML, or has an unknown section or field (naming it).
+        ConfigError: the file is missing, not a regular file, larger than :data:`MAX_TOML_BYTES`, not TOML
+            (nesting deeper than the parser's recursion allows included), or has an unknown section or
+            field (naming it).
     """
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise ConfigError(f"--config {os.fspath(path)!r}: not a regular file")
+        if st.st_size > MAX_TOML_BYTES:
+            raise ConfigError(f"--config {os.fspath(path)!r}: {st.st_size} bytes, larger than the "
+                              f"{MAX_TOML_BYTES}-byte limit of a run config")
         with open(path, "rb") as f:
-            raw = tomllib.load(f)
+            raw = tomllib.loads(f.read(MAX_TOML_BYTES + 1).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"--config {os.fspath(path)!r}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--config {os.fspath(path)!r}: cannot read it ({e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config {os.fspath(path)!r}: not valid TOML ({e})") from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays / inline tables
+        raise ConfigError(f"--config {os.fspath(path)!r}: not valid TOML (arrays or tables nested too deeply)") \
+            from None
     unknown = sorted(set(raw) - {"preset", "name", *SECTIONS})
     if unknown:
         raise ConfigError(f"--config {os.fspath(path)!r}: unknown key(s) {unknown}; expected preset, name and "

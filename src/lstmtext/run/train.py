@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstmtext.checkpoint.folder import KNOWN_FILES
+from lstmtext.checkpoint.folder import DERIVED_ENTRIES, KNOWN_FILES
 from lstmtext.checkpoint.manifest import MANIFEST
+from lstmtext.checkpoint.safejson import read_json
 from lstmtext.config import ExperimentConfig, build_model
 from lstmtext.errors import CheckpointError, ConfigError
 from lstmtext.run.config import RunConfig
@@ -101,7 +102,7 @@ def check_output_folder(cfg: RunConfig) -> None:
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"--out {str(out)!r}: exists and is not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    foreign = [n for n in entries if n not in (*KNOWN_FILES, MANIFEST) and not n.endswith(".tmp")]
+    foreign = [n for n in entries if n not in (*KNOWN_FILES, *DERIVED_ENTRIES, MANIFEST) and not n.endswith(".tmp")]
     if foreign:
         raise CheckpointError(f"--out {str(out)!r}: holds files that are not part of a checkpoint "
                               f"({', '.join(foreign[:5])}); choose an empty or new folder")
@@ -151,9 +152,13 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     Raises:
         ConfigError, DataError, CheckpointError: bad config, data or output folder (each naming it).
     """
+    from lstmtext.training.distributed import is_main_process
     from lstmtext.utils import set_random_seed
 
     t0 = time.perf_counter()
+    main_process = is_main_process()  # under torchrun only rank 0 prints, tests and saves
+    if not main_process:
+        print_fn = _quiet
     check_output_folder(cfg)
     check_data_path(cfg.experiment.data.archive)
     exp, verbose = cfg.experiment, cfg.output.verbose
@@ -177,15 +182,28 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
     history = model.fit(data.x_train, data.y_train, batch_size=exp.train.batch_size, epochs=exp.train.epochs,
                         validation_split=exp.train.validation_split, shuffle=exp.train.shuffle, verbose=verbose,
                         callbacks=[saver, *callbacks], resume_from=str(cfg.out) if cfg.output.resume else None)
+    if not main_process:
+        hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+        return RunResult(cfg.out, cfg, hist, {}, data.class_names, time.perf_counter() - t0, model)
     test = model.evaluate(data.x_test, data.y_test, batch_size=exp.train.batch_size, verbose=0, return_dict=True)
     test = {k: float(v) for k, v in test.items()}
     seconds = time.perf_counter() - t0
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     run_info.update(metrics=hist, test_metrics=test, seconds=round(seconds, 3))
     saver.save(model, run_info)
+    from lstmtext.report import run_report  # after the save: saving replaces the folder
+
+    page = run_report(cfg.out, model=model, history=hist, test_data=(data.x_test, data.y_test), test_metrics=test,
+                      tokenizer=data.tokenizer, labels=data.class_names, run_info=run_info)
+    if page is not None:
+        print_fn(f"report: {page}")
     print_fn("test: " + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(test.items())))
     print_fn(f"saved {cfg.out} ({seconds:.1f} s in all)")
     return RunResult(cfg.out, cfg, hist, test, data.class_names, seconds, model)
+
+
+def _quiet(*_: Any) -> None:
+    """The ``print_fn`` of ranks > 0 in a distributed run."""
 
 
 def _run_info_base(cfg: RunConfig, data: RunData, argv: Sequence[str] | None) -> dict[str, Any]:
@@ -251,9 +269,7 @@ def read_run_config(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / "run.json"
     if not path.is_file():
         return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not readable JSON ({e})") from None
+    # Bounded, strict and depth-limited like every JSON file of a checkpoint (CorruptFileError names the file)
+    info = read_json(path, max_bytes=16 << 20, expect=None)
     cfg = info.get("config") if isinstance(info, dict) else None
     return cfg if isinstance(cfg, dict) else None

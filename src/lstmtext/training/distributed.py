@@ -133,7 +133,8 @@ def init_distributed(backend: str | None = None, timeout: float | datetime.timed
         if required:
             raise ConfigError(
                 f"distributed training needs the environment torchrun sets up, but {', '.join(missing)} "
-                "is not set: launch with e.g. `torchrun --standalone --nproc-per-node 2 train.py` "
+                f"{'is' if len(missing) == 1 else 'are'} not set: launch with e.g. "
+                "`torchrun --standalone --nproc-per-node 2 train.py` "
                 "(see README, 'Multi-machine training')"
             )
         return False

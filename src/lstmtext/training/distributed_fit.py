@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lstmtext.errors import ConfigError, DistributedError
-from lstmtext.training import distributed as D
+from lstmtext.training import distributed as dist_env
 from lstmtext.training.callbacks import Callback, CSVLogger, ModelCheckpoint
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class DistributedFit:
     """The distributed side of one ``fit`` call (created by :meth:`start`, used by the trainer's loop)."""
 
     def __init__(self) -> None:
-        self.rank, self.world_size = D.rank(), D.world_size()
+        self.rank, self.world_size = dist_env.rank(), dist_env.world_size()
         self.device = torch.device("cpu")
         self.global_count = 0  #: samples in the current global batch (all ranks)
         self.local_count = 0  #: of which this rank's (0: it computes on one placeholder sample)
@@ -65,9 +65,9 @@ class DistributedFit:
         """
         if distributed is not None and not isinstance(distributed, bool):
             raise ConfigError(f"fit: distributed must be True, False or None, got {distributed!r}")
-        if distributed is False or (distributed is None and not D.launched_distributed()):
+        if distributed is False or (distributed is None and not dist_env.launched_distributed()):
             return None
-        D.init_distributed(required=True)
+        dist_env.init_distributed(required=True)
         return cls()
 
     def begin(self, model: Any, device: torch.device, state: TrainState, batch_size: int, verbose: int,
@@ -90,18 +90,21 @@ class DistributedFit:
         try:
             ddp = DistributedDataParallel(model, device_ids=ids)
         except RuntimeError as e:
-            raise DistributedError(D.lost_peer_message("wrapping the model in DistributedDataParallel", e)) from e
+            raise DistributedError(
+                dist_env.lost_peer_message("wrapping the model in DistributedDataParallel", e)) from e
         ddp.register_comm_hook(self, _allreduce_hook)
         # Not as a submodule (nn.Module.__setattr__ would register it: a cycle, and its weights in state_dict).
         object.__setattr__(model, "_forward_module", ddp)
-        state.shuffle_seed = D.broadcast_int(state.shuffle_seed or 0, device, what="agreeing on the shuffle seed")
+        state.shuffle_seed = dist_env.broadcast_int(state.shuffle_seed or 0, device,
+                                                    what="agreeing on the shuffle seed")
         self._decorrelate_dropout()
         model._distributed = self
         if self.rank != 0:
             return 0, [c for c in callbacks
                        if not isinstance(c, MAIN_PROCESS_CALLBACKS) and not getattr(c, "main_process_only", False)]
         if verbose:
-            print(f"Distributed: {self.world_size} processes ({D.dist.get_backend()}), global batch {batch_size} "
+            backend = dist_env.dist.get_backend()
+            print(f"Distributed: {self.world_size} processes ({backend}), global batch {batch_size} "
                   f"= {batch_size // self.world_size}"
                   f"{'+' if batch_size % self.world_size else ''} samples per process and step", flush=True)
         return verbose, callbacks
@@ -134,8 +137,8 @@ class DistributedFit:
         A rank whose share of a short last batch is empty computes on the batch's first sample with a
         loss scale of 0 and no metric update, so that every rank joins the gradient all-reduce.
         """
-        for lo, hi in D.global_batches(len(data), batch_size, start, stop):
-            a, b = D.shard_bounds(hi - lo, self.world_size, self.rank)
+        for lo, hi in dist_env.global_batches(len(data), batch_size, start, stop):
+            a, b = dist_env.shard_bounds(hi - lo, self.world_size, self.rank)
             self.global_count, self.local_count = hi - lo, b - a
             if a == b:
                 a, b = 0, 1
@@ -160,7 +163,7 @@ class DistributedFit:
         if reduction == "mean_with_sample_weight" and sample_weight is not None:
             # A collective: every rank joins, the one with an empty share too.
             local = sample_weight[:b].to(torch.float64).sum()
-            total = D.all_reduce_sum([local], f"summing the sample weights of step {self.step}")[0]
+            total = dist_env.all_reduce_sum([local], f"summing the sample weights of step {self.step}")[0]
             c = torch.where(total != 0, w * local / torch.where(total != 0, total, 1.0), 0.0).to(loss.dtype)
         elif reduction == "sum":
             c = float(w)
@@ -193,7 +196,7 @@ class DistributedFit:
         after = [v for m in metrics for v in m.variables]
         if len(after) != len(before):
             raise DistributedError("a metric changed its number of state tensors during an update")
-        summed = D.all_reduce_sum(after, "summing the metrics of the step")
+        summed = dist_env.all_reduce_sum(after, "summing the metrics of the step")
         with torch.no_grad():
             for v, old, delta in zip(after, before, summed):
                 v.copy_(old + delta)
@@ -203,7 +206,7 @@ class DistributedFit:
         with batch hooks could have set it)."""
         if step_level and not self.sync_stop_each_step:
             return
-        model.stop_training = D.any_rank(model.stop_training, self.device, "agreeing on stop_training")
+        model.stop_training = dist_env.any_rank(model.stop_training, self.device, "agreeing on stop_training")
 
 
 def _rows(t: torch.Tensor | None, idx: slice | torch.Tensor) -> torch.Tensor | None:
@@ -214,11 +217,12 @@ def _allreduce_hook(state, bucket):
     """DDP's default gradient averaging (``GradBucket`` in, ``Future[Tensor]`` out), with a failure
     reported as what it is: a lost process. Unannotated: DDP checks annotations, and ours are strings."""
     buffer = bucket.buffer()
-    fut = D.dist.all_reduce(buffer.div_(state.world_size), async_op=True).get_future()
+    fut = dist_env.dist.all_reduce(buffer.div_(state.world_size), async_op=True).get_future()
 
     def unpack(f: torch.futures.Future[list[torch.Tensor]]) -> torch.Tensor:
         try:
             return f.value()[0]
         except RuntimeError as e:
-            raise DistributedError(D.lost_peer_message(f"the gradient all-reduce of step {state.step}", e)) from e
+            raise DistributedError(
+                dist_env.lost_peer_message(f"the gradient all-reduce of step {state.step}", e)) from e
     return fut.then(unpack)
