@@ -22,4 +22,13 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+src"
 
-__all__ = ["__version__"]
+__all__ = ["Predictor", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that importing lstmtext (the CLI, `lstmtext stats`) does not load the model stack.
+    if name == "Predictor":
+        from lstmtext.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'lstmtext' has no attribute {name!r}")

@@ -100,3 +100,12 @@ def test_metadata_reports_padding_and_version():
     meta = tiny_predictor(version="v7").metadata
     assert meta["version"] == "v7" and meta["maxlen"] == 20 and meta["padding"] == "pre"
     assert meta["vocab_size"] == 32
+
+
+def test_predictor_is_the_package_level_inference_api():
+    import lstmtext
+    from lstmtext.predictor import Predictor
+
+    assert lstmtext.Predictor is Predictor and "Predictor" in lstmtext.__all__
+    with pytest.raises(AttributeError, match="no attribute 'Predicter'"):
+        lstmtext.Predicter  # noqa: B018
