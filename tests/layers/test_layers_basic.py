@@ -30,3 +30,12 @@ def test_set_weights_checks_shapes():
 def test_unknown_layer_class_is_refused():
     with pytest.raises(ConfigError, match="unknown layer class 'Lambda'"):
         deserialize({"class_name": "Lambda", "config": {}})
+
+
+def test_input_is_importable_from_layers_like_keras():
+    from lstmtext.layers import Input
+    from lstmtext.models import Input as ModelsInput
+    from lstmtext.models import Sequential
+
+    assert Input is ModelsInput
+    assert Sequential([Input((5,)), Dense(2)]).count_params() == 12

@@ -30,3 +30,13 @@ __all__ = [
     "serialize",
     "torch_to_keras_lstm_weights",
 ]
+
+
+def __getattr__(name: str):
+    # keras.layers.Input / InputLayer live with the model code (they describe a model's input); lazy to avoid
+    # an import cycle (models imports layers).
+    if name in ("Input", "InputLayer"):
+        from lstmtext.models import sequential
+
+        return getattr(sequential, name)
+    raise AttributeError(f"module 'lstmtext.layers' has no attribute {name!r}")
