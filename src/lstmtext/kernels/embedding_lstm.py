@@ -141,5 +141,10 @@ def lstm_sequence_from_embedding(
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.to(torch.bool)
     xz = embedding_lookup(project_table(table, kernel, bias), ids)  # (B, T, 4u)
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (xz, recurrent_kernel, h0, c0))):
+        # Inference: nothing is kept for a backward (autograd.Function would see the weights' requires_grad).
+        out, h_t, c_t, *_ = ops.lstm_forward(xz, recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous(),
+                                             mask, rd, bool(zero_output_for_mask), False, forced_impl)
+        return out, h_t, c_t
     return _RecurrenceFromZ.apply(xz, recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous(), mask, rd,
                                   bool(zero_output_for_mask))
