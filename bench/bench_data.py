@@ -4,14 +4,16 @@
   build script (``../shared/peers/build_imdb_keras.py``: parse + rank + save; then its ``load_data``);
 - cached ``imdb.load_data``;
 - ``pad_sequences(x_train, maxlen=300)`` vs ``keras.utils.pad_sequences`` (if Keras is installed);
-- ``Tokenizer.texts_to_sequences`` on the 25,000 raw training reviews.
+- the tokenizer rule vs its textbook ``re.findall`` form, and ``Tokenizer.texts_to_sequences``, on the
+  25,000 raw training reviews.
 
-Run from the repository root:
+Wall and CPU seconds are both reported: on a busy machine CPU time is the steadier figure. Run from
+the repository root:
 
     PYTHONPATH=src python bench/bench_data.py --repeats 3
 
-The archive is ``$LSTMTEXT_IMDB_ARCHIVE`` or ``../shared/datasets/aclImdb_v1.tar.gz``. Each figure is the
-median of ``--repeats`` runs; timings on shared machines vary, so compare the ratios.
+The archive is ``$LSTMTEXT_IMDB_ARCHIVE`` or ``../shared/datasets/aclImdb_v1.tar.gz``. Figures are the
+median and minimum of ``--repeats`` runs; timings on shared machines vary, so compare the ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import importlib.util
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,10 +42,17 @@ def _reference_tokenize(text: str) -> list[str]:
     return [w for w in (w.strip("'") for w in _WORD.findall(text)) if w]
 
 
+def _cpu() -> float:
+    # This process's CPU time plus that of finished child processes (the reference script).
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def _timed(fn):
-    t0 = time.perf_counter()
+    """Run ``fn``; returns ((wall seconds, CPU seconds), its result)."""
+    t0, c0 = time.perf_counter(), _cpu()
     out = fn()
-    return time.perf_counter() - t0, out
+    return (time.perf_counter() - t0, _cpu() - c0), out
 
 
 def _one_repeat(archive: str, peer: Path, record) -> None:
@@ -52,8 +62,8 @@ def _one_repeat(archive: str, peer: Path, record) -> None:
     from lstmtext.text import tokenize
 
     with tempfile.TemporaryDirectory() as cache:
-        seconds, data = _timed(lambda: imdb.load_data(archive, cache_dir=cache, progress=False))
-        record("load_data, first (parse + cache)", seconds)
+        timing, data = _timed(lambda: imdb.load_data(archive, cache_dir=cache, progress=False))
+        record("load_data, first (parse + cache)", timing)
         record("load_data, cached", _timed(lambda: imdb.load_data(archive, cache_dir=cache))[0])
         record(
             "load_data num_words=5000, cached",
@@ -98,31 +108,39 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[tuple[float, float]]] = {}
 
-    def record(name: str, seconds: float) -> None:
-        results.setdefault(name, []).append(seconds)
-        print(f"  {name}: {seconds:.3f} s", flush=True)
+    def record(name: str, timing: tuple[float, float]) -> None:
+        results.setdefault(name, []).append(timing)
+        print(f"  {name}: {timing[0]:.3f} s wall, {timing[1]:.3f} s CPU", flush=True)
 
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
     for r in range(args.repeats):
         print(f"repeat {r + 1}/{args.repeats}")
         _one_repeat(args.archive, Path(args.peer), record)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
-    print(f"\nmedian of {args.repeats} (archive {args.archive}):")
+    # Wall time depends on what else runs on the machine; CPU time much less (single-threaded code).
+    print(f"\nmedian and min of {args.repeats} (archive {args.archive}):")
     width = max(map(len, results))
+    print(f"  {'':{width}}  {'wall med':>9} {'wall min':>9} {'CPU med':>9} {'CPU min':>9}")
+    med = {}
     for name, values in results.items():
-        runs = ", ".join(f"{v:.2f}" for v in values)
-        print(f"  {name:{width}}  median {statistics.median(values):7.3f} s  min {min(values):7.3f} s  (runs: {runs})")
-    med = {k: statistics.median(v) for k, v in results.items()}
-    ref = med.get("reference build script (parse + rank + save)")
-    if ref:
-        print(f"  first load_data / reference build: {med['load_data, first (parse + cache)'] / ref:.2f}")
-    keras_pad = med.get("keras pad_sequences maxlen=300 (25,000)")
-    ref_tok = med.get("reference tokenize rule (25,000 reviews)")
-    if ref_tok:
-        print(f"  tokenize / reference rule: {med['tokenize (25,000 reviews)'] / ref_tok:.2f}")
-    if keras_pad:
-        print(f"  pad_sequences / keras: {med['pad_sequences maxlen=300 (25,000)'] / keras_pad:.2f}")
+        wall, cpu = [v[0] for v in values], [v[1] for v in values]
+        med[name] = statistics.median(cpu)
+        print(
+            f"  {name:{width}}  {statistics.median(wall):9.3f} {min(wall):9.3f} {statistics.median(cpu):9.3f} "
+            f"{min(cpu):9.3f}"
+        )
+    print("ratios of median CPU times:")
+    for ours, ref in (
+        ("load_data, first (parse + cache)", "reference build script (parse + rank + save)"),
+        ("load_data, cached", "reference load_data (its npz)"),
+        ("tokenize (25,000 reviews)", "reference tokenize rule (25,000 reviews)"),
+        ("pad_sequences maxlen=300 (25,000)", "keras pad_sequences maxlen=300 (25,000)"),
+    ):
+        if ours in med and ref in med:
+            print(f"  {ours} / {ref}: {med[ours] / med[ref]:.2f}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ def main() -> int:
         ("config parser", ft.config_inputs, ft.parse_config, args.examples),
         ("trainer tree decoder", ft.tree_inputs, ft.decode_trainer_tree, args.examples),
         ("RNG state restorer", ft.rng_states(), ft.restore_rng, max(1, args.examples // 5)),
+        ("keras config parser", ft.keras_configs(), ft.parse_keras, args.examples),
     ]
     failed = False
     for name, strategy, target, n in targets:

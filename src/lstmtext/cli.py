@@ -1,11 +1,15 @@
 """The ``lstmtext`` command line: one sub-command per job, each a thin layer over the Python API.
 
-Sub-commands: ``stats`` (dataset statistics), ``predict`` (labels for raw texts from a checkpoint),
-``serve`` (the HTTP prediction service). Each has an ``add_<name>_parser(subparsers)`` that
-declares its options and a ``cmd_<name>(args) -> int`` that runs it; `build_parser` registers them.
+Sub-commands: ``stats`` (dataset statistics), ``train`` (train, test and save a model), ``evaluate``
+(a checkpoint's loss and metrics), ``summary`` (its model table and run record), ``predict`` (labels
+for raw texts from a checkpoint), ``serve`` (the HTTP prediction service), ``export`` (ONNX).
+Each has an ``add_<name>_parser(subparsers)`` that declares its options and a ``cmd_<name>(args) -> int``
+that runs it; `build_parser` registers them.
 A lstmtext error (bad data, bad option) ends the command with its message and exit status 1.
 
     lstmtext stats --data ../shared/datasets/aclImdb_v1.tar.gz
+    lstmtext train --preset keras-imdb --data ../shared/datasets/aclImdb_v1.tar.gz --out runs/imdb
+    lstmtext evaluate runs/imdb
     lstmtext predict runs/imdb "A moving, beautiful film." "Two hours I will never get back."
     lstmtext serve runs/imdb --port 8000
 """
@@ -102,6 +106,8 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for the model (default: 1; a small LSTM runs fastest on one thread while "
                         "the texts of the next batch are tokenized on another core)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="run the model with PyTorch (default) or onnxruntime (DIR may then be an exported .onnx)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -152,7 +158,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     texts = list(args.texts) if args.texts else list(_read_texts(args.input, args.input_format, args.field))
     if not texts:
         raise DataError(f"--input {args.input!r}: no texts in it (the file is empty)")
-    predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
+    if args.backend == "onnx":
+        from lstmtext.export import onnx_predictor
+
+        predictor = onnx_predictor(args.checkpoint, batch_size=args.batch_size, threads=args.threads)
+    else:
+        predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
     t0 = time.perf_counter()
     probs = predictor.predict_proba(texts)
     seconds = time.perf_counter() - t0
@@ -197,8 +208,11 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="reload the checkpoint when its manifest changes, checking every SECONDS")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log level (default: info)")
-    from lstmtext.service.config import ServiceConfig
-
+    try:
+        from lstmtext.service.config import ServiceConfig
+    except ImportError:  # the serve extra is not installed: the other commands work, `serve` says what to install
+        p.set_defaults(func=cmd_serve)
+        return
     docs = ServiceConfig.field_help()
     for f in _service_config_fields():
         flag = "--" + f.name.replace("_", "-")
@@ -268,15 +282,167 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext report``."""
+    p = subparsers.add_parser(
+        "report",
+        help="rebuild a run's report/ (plots and report.html)",
+        description=(
+            "Redraw DIR/report/: loss and metric curves per epoch, the test confusion matrix and ROC curve, "
+            "and report.html, from report/report.json and the folder's config.json, run.json and trainer.json."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", help="checkpoint folder of a training run")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Run ``lstmtext report``."""
+    from lstmtext.report import rebuild_report
+
+    page = rebuild_report(args.dir)
+    pngs = sorted(p.name for p in page.parent.glob("*.png"))
+    print(f"wrote {page} ({', '.join(pngs) or 'no plots'})")
+    return 0
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext train`` (one flag per field of the run's config dataclasses)."""
+    from lstmtext.config import PRESETS
+    from lstmtext.run.config import OutputConfig, add_config_flags, field_docs
+
+    p = subparsers.add_parser(
+        "train",
+        help="train, test and save a model from a preset, a TOML config and flags",
+        description=(
+            "Train a text classifier and write its checkpoint folder (--out): load the data, build the "
+            "vocabulary, pad, build and compile the model, fit with a progress bar (saving a checkpoint after "
+            "every epoch), evaluate on the test split, and save the model with its vocabulary, run.json (command "
+            "line, config, seed, versions, device, metrics) and manifest. The config starts from --preset, then "
+            "--config FILE.toml, then the flags below (later wins); it is printed before training. With more "
+            "than two classes the output becomes a softmax trained with sparse categorical cross-entropy."
+        ),
+        epilog=("example: lstmtext train --preset keras-imdb --data ../shared/datasets/aclImdb_v1.tar.gz "
+                "--out runs/imdb --epochs 5 --seed 1"),
+    )
+    docs = field_docs(OutputConfig)
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="the config to start from (default: the config file's preset, else keras-imdb)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="TOML file over the preset: preset = \"...\", [data], [model], [train] and [run] tables "
+                        "with the fields below (underscores, not dashes)")
+    p.add_argument("--out", metavar="DIR", dest="run.out", default=argparse.SUPPRESS, help=docs["out"])
+    p.add_argument("--resume", dest="run.resume", action="store_true", default=argparse.SUPPRESS,
+                   help=docs["resume"] + " The config recorded in DIR/run.json replaces the preset.")
+    p.add_argument("--overwrite", dest="run.overwrite", action="store_true", default=argparse.SUPPRESS,
+                   help=docs["overwrite"])
+    p.add_argument("--verbose", dest="run.verbose", type=int, choices=(0, 1, 2), default=argparse.SUPPRESS,
+                   help=docs["verbose"] + " (default: 1)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also log the epoch metrics for TensorBoard to DIR (needs the tensorboard package)")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run ``lstmtext train``."""
+    from lstmtext.run.config import overrides_from_args, resolve_run_config
+    from lstmtext.run.train import read_run_config, train_from_config
+
+    overrides = overrides_from_args(args)
+    cfg = resolve_run_config(args.preset, args.config, overrides)
+    if cfg.output.resume:
+        recorded = read_run_config(cfg.out)
+        if recorded is not None:
+            cfg = resolve_run_config(args.preset, args.config, overrides, base=recorded)
+    if args.dry_run:
+        print(cfg.format())
+        return 0
+    callbacks = []
+    if args.tensorboard is not None:
+        from lstmtext.report import TensorBoard
+
+        callbacks.append(TensorBoard(args.tensorboard))
+    train_from_config(cfg, argv=args.command_line, callbacks=callbacks)
+    return 0
+
+
+def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext evaluate``."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="loss and metrics of a checkpoint on its test split or other data",
+        description=(
+            "Print the loss and metrics of a checkpoint folder. Without --data: on the test split of the data it "
+            "was trained on, loaded again as run.json records. With --data: on that data's test split (an IMDB "
+            "archive or folder, a folder with train/ and test/) or on all of it (a <label>/*.txt folder, CSV or "
+            "JSON-lines file), encoded with the checkpoint's own vocabulary and padding."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="DIR", help="checkpoint folder written by lstmtext train")
+    p.add_argument("--data", metavar="PATH", default=None, help="labelled data to evaluate on (default: the run's)")
+    p.add_argument("--text-column", metavar="NAME", default=None,
+                   help="text column/key of a CSV or JSON-lines file (default: the run's)")
+    p.add_argument("--label-column", metavar="NAME", default=None,
+                   help="label column/key of a CSV or JSON-lines file (default: the run's)")
+    p.add_argument("--batch-size", metavar="N", type=int, default=512, help="examples per model call (default: 512)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Run ``lstmtext evaluate``."""
+    from lstmtext.run.evaluate import evaluate_checkpoint
+
+    if args.batch_size <= 0:
+        raise DataError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    r = evaluate_checkpoint(args.checkpoint, args.data, batch_size=args.batch_size, text_column=args.text_column,
+                            label_column=args.label_column)
+    if args.json:
+        print(json.dumps({"metrics": r.metrics, "examples": r.examples, "data": r.data,
+                          "seconds": round(r.seconds, 3)}, indent=2))
+    else:
+        print(f"{r.examples:,} examples from {r.data}")
+        print(" - ".join(f"{k}: {v:.4f}" for k, v in sorted(r.metrics.items())))
+        print(f"time: {r.seconds:.2f} s")
+    return 0
+
+
+def add_summary_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext summary``."""
+    p = subparsers.add_parser(
+        "summary",
+        help="a checkpoint's model table and run record",
+        description=("Print Keras's summary table of a checkpoint folder's model, then its run: config name, date, "
+                     "seed, device, data, classes, vocabulary, padding, per-epoch history, test metrics, library "
+                     "versions, command line and files."),
+    )
+    p.add_argument("checkpoint", metavar="DIR", help="checkpoint folder")
+    p.set_defaults(func=cmd_summary)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Run ``lstmtext summary``."""
+    from lstmtext.run.evaluate import describe_checkpoint
+
+    print(describe_checkpoint(args.checkpoint))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmtext`` parser with every sub-command registered."""
     parser = argparse.ArgumentParser(prog="lstmtext", description="Keras-exact LSTM text classifiers on PyTorch.")
     parser.add_argument("--version", action="version", version=f"lstmtext {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_stats_parser(subparsers)
+    add_train_parser(subparsers)
+    add_evaluate_parser(subparsers)
+    add_summary_parser(subparsers)
     add_predict_parser(subparsers)
     add_serve_parser(subparsers)
     add_export_parser(subparsers)
+    add_report_parser(subparsers)
     return parser
 
 
@@ -284,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lstmtext`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = ["lstmtext", *(sys.argv[1:] if argv is None else argv)]  # recorded in run.json
     try:
         return args.func(args)
     except LstmtextError as e:

@@ -40,7 +40,8 @@ class DataConfig:
     """Where the reviews come from and how they become fixed-length id sequences."""
 
     archive: str | None = None
-    """IMDB source (``aclImdb_v1.tar.gz``, ``aclImdb/`` or ``imdb.npz``); None: ``$LSTMTEXT_IMDB_ARCHIVE``."""
+    """The data: an IMDB source (``aclImdb_v1.tar.gz``, ``aclImdb/``, ``imdb.npz``) or your own (a ``<label>/*.txt``
+    folder, a ``.csv``/``.tsv`` or ``.jsonl`` file); None: ``$LSTMTEXT_IMDB_ARCHIVE``, else the downloaded archive."""
     num_words: int = 5000
     """Vocabulary size: ids of rarer words become the out-of-vocabulary id 2 (Keras's ``num_words``)."""
     maxlen: int = 300
@@ -49,10 +50,22 @@ class DataConfig:
     """Pad short reviews before (``"pre"``) or after (``"post"``) their words."""
     truncating: str = "pre"
     """Cut long reviews at the start (``"pre"``) or the end (``"post"``)."""
+    text_column: str = "text"
+    """Text column (CSV) or key (JSON lines) of your own data (not used for IMDB sources)."""
+    label_column: str = "label"
+    """Label column (CSV) or key (JSON lines) of your own data (not used for IMDB sources)."""
+    test_split: float = 0.2
+    """Fraction of your own data held out as the test split when it has no ``test/`` part (seed 113)."""
 
     def __post_init__(self) -> None:
         _positive_int("DataConfig", "num_words", self.num_words)
         _positive_int("DataConfig", "maxlen", self.maxlen)
+        ok = isinstance(self.test_split, (int, float)) and not isinstance(self.test_split, bool)
+        if not (ok and 0.0 < self.test_split < 1.0):
+            raise ConfigError(f"DataConfig.test_split: expected a number in (0, 1), got {self.test_split!r}")
+        for name in ("text_column", "label_column"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"DataConfig.{name}: expected a non-empty string, got {getattr(self, name)!r}")
         for name in ("padding", "truncating"):
             if getattr(self, name) not in ("pre", "post"):
                 raise ConfigError(f"DataConfig.{name}: expected 'pre' or 'post', got {getattr(self, name)!r}")

@@ -23,5 +23,9 @@ class CheckpointError(LstmtextError):
     """A checkpoint folder or model file is missing, corrupt, hostile or does not match its config."""
 
 
+class DistributedError(LstmtextError):
+    """A process of a distributed run died, timed out or could not join the others."""
+
+
 class ExportError(LstmtextError):
     """A model cannot be exported in the requested format."""

@@ -190,14 +190,8 @@ class Predictor:
         if self.tokenizer is None or not hasattr(self.model, "get_config"):
             raise ConfigError("Predictor.save: needs an lstmtext model and a lstmtext.text.Tokenizer "
                               f"(got {type(self.model).__name__} and an encode function)")
-        record = {
-            "format": INFERENCE_FORMAT,
-            "version": 1,
-            "tokenizer": self.tokenizer.to_json_dict(),
-            "sequence": {"maxlen": self.maxlen, "padding": self.padding, "truncating": self.truncating,
-                         "value": self.pad_value},
-            "labels": list(self.labels) if self.labels is not None else None,
-        }
+        record = inference_record(self.tokenizer, maxlen=self.maxlen, padding=self.padding,
+                                  truncating=self.truncating, pad_value=self.pad_value, labels=self.labels)
         return save_checkpoint(path, config=serialize(self.model), weights=self.model.state_dict(), vocab=record,
                                run_info=run_info if run_info is not None else make_run_info())
 
@@ -293,6 +287,21 @@ class Predictor:
             raise ConfigError(f"Predictor: {len(self.labels)} labels {list(self.labels)} for a model with "
                               f"{probs.shape[1]} output classes")
         return probs.numpy()
+
+
+def inference_record(tokenizer: Tokenizer, *, maxlen: int | None, padding: str = "pre", truncating: str = "pre",
+                     pad_value: int = 0, labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """The ``vocab.json`` of a checkpoint :meth:`Predictor.from_checkpoint` reads: tokenizer, padding, class names.
+
+    Pass it as ``model.save(path, vocab=...)``'s ``vocab`` to make any checkpoint predict on raw text.
+    """
+    return {
+        "format": INFERENCE_FORMAT,
+        "version": 1,
+        "tokenizer": tokenizer.to_json_dict(),
+        "sequence": {"maxlen": maxlen, "padding": padding, "truncating": truncating, "value": int(pad_value)},
+        "labels": [str(x) for x in labels] if labels is not None else None,
+    }
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
+import lstmtext.models  # noqa: F401  (registers Sequential: the registry must not change mid-run)
 from lstmtext.checkpoint import CheckpointError, build_model, check_model_config, restore_rng_state
 from lstmtext.checkpoint.rng import capture_rng_state
 from lstmtext.checkpoint.safejson import parse_json
@@ -126,9 +127,12 @@ def _layer_configs() -> list[dict[str, Any]]:
     return out
 
 
+_LAYER_CONFIGS = _layer_configs()  # once: automatic layer names change with every construction
+
+
 @st.composite
 def layer_configs(draw) -> dict[str, Any]:
-    base = draw(st.sampled_from(_layer_configs()))
+    base = draw(st.sampled_from(_LAYER_CONFIGS))
     config = dict(base["config"])
     for _ in range(draw(st.integers(0, 3))):
         key = draw(st.sampled_from([*config, "name", "dtype", "trainable", "x"])) if config else "x"
@@ -195,3 +199,55 @@ def restore_rng(state: Any) -> None:
         random.setstate(saved[0])
         np.random.set_state(saved[1])
         torch.set_rng_state(saved[2])
+
+
+# --- Keras config.json (the .keras importer) -------------------------------------------------------------
+
+
+def _keras_base_config() -> dict[str, Any]:
+    from lstmtext.interop.keras import _keras_model_config
+    from lstmtext.layers import LSTM, Bidirectional, Dense, Dropout, Embedding
+
+    layers = [Embedding(20, 4, mask_zero=True), Bidirectional(LSTM(3, return_sequences=True)), Dropout(0.1),
+              LSTM(2), Dense(1, activation="sigmoid")]
+    return json.loads(json.dumps(_keras_model_config(layers, (7,), "int32", "sequential")))
+
+
+_KERAS_BASE = _keras_base_config()
+
+
+def _slots(node: Any) -> list[tuple[Any, Any]]:
+    out, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            items = list(current.items())
+        else:
+            items = list(enumerate(current)) if isinstance(current, list) else []
+        for key, value in items:
+            out.append((current, key))
+            stack.append(value)
+    return out
+
+
+@st.composite
+def keras_configs(draw) -> Any:
+    config = json.loads(json.dumps(_KERAS_BASE))
+    for _ in range(draw(st.integers(1, 4))):
+        slots = _slots(config)
+        container, key = slots[draw(st.integers(0, len(slots) - 1))]
+        container[key] = draw(json_values | st.sampled_from(["Lambda", "function", "my.module", "GRU", "InputLayer"]))
+    return config
+
+
+def parse_keras(config: Any) -> None:
+    """Target: translate a (damaged) Keras config and build each layer from registered classes."""
+    from lstmtext.interop.keras import parse_keras_config
+
+    _count("keras config parser")
+    try:
+        spec = parse_keras_config(config, file="fuzz.keras")
+        for layer_spec in spec.layer_specs:
+            build_model(layer_spec, file="fuzz.keras")
+    except CheckpointError:
+        return

@@ -39,10 +39,6 @@ def _announce(write):
     return announced
 
 
-for _module in (lstmtext.checkpoint.folder, lstmtext.checkpoint.manifest):
-    _module.atomic_write_bytes = _announce(_module.atomic_write_bytes)
-
-
 def expected_weights(step: int) -> dict[str, torch.Tensor]:
     return {"kernel": torch.full((SIZE,), float(step)), "bias": torch.arange(1000, dtype=torch.int64) + step}
 
@@ -72,4 +68,7 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
+    # Only in the writer process: importing this module from a test must not patch the package.
+    for _module in (lstmtext.checkpoint.folder, lstmtext.checkpoint.manifest):
+        _module.atomic_write_bytes = _announce(_module.atomic_write_bytes)
     main(Path(sys.argv[1]))

@@ -179,6 +179,9 @@ def test_rng_state_garbage_is_refused_without_touching_generators():
     bad = {**state, "python": {**state["python"], "internal": [1] * 3}}
     with pytest.raises(CheckpointError, match="python.internal"):
         restore_rng_state(bad)
+    bad = {**state, "python": {**state["python"], "version": 0}}  # found by bench/fuzz_checkpoint.py
+    with pytest.raises(CheckpointError, match="python.version: 0 is not this Python's random state version"):
+        restore_rng_state(bad)
     with pytest.raises(CheckpointError, match=r"generators\.g: missing"):
         restore_rng_state(state, {"g": torch.Generator()})
     assert torch.equal(torch.get_rng_state(), before)

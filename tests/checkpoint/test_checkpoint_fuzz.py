@@ -34,7 +34,14 @@ def test_fuzz_rng_state_restore(state):
     ft.restore_rng(state)
 
 
+@FUZZ
+@given(ft.keras_configs())
+def test_fuzz_keras_config_parser(config):
+    ft.parse_keras(config)
+
+
 def test_fuzz_targets_ran():
     # Runs after the fuzz tests in file order; a target that silently stopped being called would show here.
     assert all(ft.COUNTS.get(name, 0) >= 100 for name in ("safetensors reader", "config parser",
-                                                          "trainer tree decoder", "RNG state restorer")), ft.COUNTS
+                                                          "trainer tree decoder", "RNG state restorer",
+                                                          "keras config parser")), ft.COUNTS

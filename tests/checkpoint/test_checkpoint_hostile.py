@@ -110,6 +110,7 @@ def test_tensor_claiming_100_gb_is_out_of_range(saved, commit):
     ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "non-negative integers"),
     ({"a": {"dtype": "OBJECT", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "dtype 'OBJECT' is not allowed"),
     ({"a": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}, b"\0" * 8, "dtype 'C64' is not allowed"),
+    ({"a": {"dtype": [], "shape": None, "data_offsets": None}}, b"", "dtype [] is not allowed"),
     ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8], "code": "x"}}, b"\0" * 8, "expected keys"),
     ({"__metadata__": {"k": 1}}, b"", "__metadata__ must map strings to strings"),
     ({"a": [1, 2]}, b"", "expected keys"),

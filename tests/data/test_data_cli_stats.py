@@ -81,3 +81,14 @@ def test_python_dash_m_runs_the_cli(tiny_imdb_archive, tmp_path):
         [sys.executable, "-m", "lstmtext", "stats", "--help"], capture_output=True, text=True, env=env, timeout=120
     )
     assert "--data PATH" in help_run.stdout
+
+
+def test_stats_works_without_the_optional_extras(tiny_imdb_archive, monkeypatch, capsys):
+    """`pip install -e .` has no fastapi: the CLI must still build its parser and run `stats`."""
+    for name in [m for m in sys.modules if m == "lstmtext.service" or m.startswith("lstmtext.service.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # makes `import fastapi` raise ImportError
+    assert main(["stats", "--data", str(tiny_imdb_archive)]) == 0
+    assert "% positive" in capsys.readouterr().out
+    assert main(["serve", "some-checkpoint"]) == 1
+    assert "pip install 'lstmtext[serve]'" in capsys.readouterr().err

@@ -135,6 +135,12 @@ def test_folder_and_keras_npz_sources_equal_the_archive(tiny_imdb_archive, tiny_
     assert imdb.get_word_index(tiny_imdb_folder) == imdb.get_word_index(tiny_imdb_archive)
 
 
+def test_env_variable_may_name_a_keras_npz(keras_npz, tiny_imdb_archive, monkeypatch):
+    monkeypatch.setenv("LSTMTEXT_IMDB_ARCHIVE", str(keras_npz))
+    assert imdb.get_word_index() == imdb.get_word_index(tiny_imdb_archive)
+    _assert_same(imdb.load_data(num_words=20), imdb.load_data(tiny_imdb_archive, num_words=20))
+
+
 def test_env_variable_names_the_default_archive(tiny_imdb_archive, monkeypatch):
     monkeypatch.setenv("LSTMTEXT_IMDB_ARCHIVE", str(tiny_imdb_archive))
     _assert_same(imdb.load_data(), imdb.load_data(tiny_imdb_archive))
@@ -230,16 +236,18 @@ def test_word_index_json_is_validated(tmp_path):
 
 @pytest.mark.slow
 def test_shared_archive_matches_the_published_figures(shared_imdb_archive, tmp_path):
-    t0 = time.perf_counter()
+    # CPU time, not wall time: the code is single-threaded, and other jobs on a shared machine stretch
+    # wall time several-fold. The targets are 15 s for the first load and 2 s for a cached one.
+    t0 = time.process_time()
     (x_train, y_train), (x_test, y_test) = imdb.load_data(shared_imdb_archive, cache_dir=tmp_path)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    first = time.process_time() - t0
+    t0 = time.process_time()
     imdb.load_data(shared_imdb_archive, cache_dir=tmp_path)
-    cached = time.perf_counter() - t0
+    cached = time.process_time() - t0
     assert len(x_train) == len(x_test) == 25_000
     assert y_train.mean() == y_test.mean() == 0.5
     word_index = imdb.get_word_index(shared_imdb_archive, cache_dir=tmp_path)
     assert list(word_index)[:4] == ["the", "and", "a", "of"]
     assert len(word_index) == 79_768
-    # Generous bounds (the targets are 15 s / 2 s; shared CI machines are noisy).
-    assert first < 45 and cached < 6
+    assert first < 15, f"first load_data took {first:.1f} s of CPU time"
+    assert cached < 2, f"cached load_data took {cached:.1f} s of CPU time"

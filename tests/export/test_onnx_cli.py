@@ -42,3 +42,38 @@ def test_export_command_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export", str(folder), "--format", "tflite"])
     assert e.value.code == 2
+
+
+def test_predict_backend_onnx(tmp_path, capsys):
+    """``lstmtext predict --backend onnx`` prints the PyTorch backend's labels and probabilities."""
+    import json
+
+    from lstmtext.predictor import Predictor
+    from lstmtext.text import Tokenizer
+
+    torch.manual_seed(0)
+    tok = Tokenizer({w: i + 1 for i, w in enumerate(["good", "bad", "film", "the", "plot"])}, num_words=9)
+    model = Sequential([Embedding(9, 4, mask_zero=True), LSTM(3), Dense(1, "sigmoid")])
+    model.build((None, 8))
+    folder = Predictor(model, tok, maxlen=8, labels=["neg", "pos"]).save(tmp_path / "ckpt")
+    texts = ["the film was good", "bad plot", "", "good " * 20]
+    capsys.readouterr()  # only the commands' output below (another test module may make saving talk)
+
+    def run(source, *extra):
+        assert main(["predict", source, *texts, "--format", "jsonl", *extra]) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    expected = run(str(folder))
+    for got in (run(str(folder), "--backend", "onnx"),
+                run(str(to_onnx_file(folder, tmp_path / "m.onnx")), "--backend", "onnx")):
+        assert [g["label"] for g in got] == [e["label"] for e in expected]
+        for g, e in zip(got, expected):
+            assert g["probabilities"] == pytest.approx(e["probabilities"], abs=1e-5)
+    with pytest.raises(SystemExit):
+        main(["predict", str(folder), "x", "--backend", "tflite"])
+
+
+def to_onnx_file(folder, path):
+    from lstmtext.export import to_onnx
+
+    return to_onnx(folder, path).path

@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from lstmtext.checkpoint import CheckpointConfigError, CheckpointError, CorruptFileError
-from lstmtext.interop.keras import load_keras_layers, load_keras_weights, run_layers, save_keras_model
+from lstmtext.interop.keras import (
+    load_keras_layers,
+    load_keras_model,
+    load_keras_weights,
+    run_layers,
+    save_keras_model,
+)
 from lstmtext.layers import LSTM, Bidirectional, Dense, Dropout, Embedding, Masking
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -61,6 +67,27 @@ def test_keras_archive_loads_with_the_same_predictions(tmp_path, mask_zero):
     assert spec.input_shape == (T,) and spec.input_dtype == "int32" and spec.keras_version == keras.__version__
     x = tokens()
     np.testing.assert_allclose(lstmtext_predict(layers, x), keras_predict(model, x), atol=1e-5)
+
+
+def test_keras_model_becomes_a_sequential_and_back(tmp_path):
+    """Issue 6 acceptance 3 with models: Embedding -> Bidirectional(LSTM, seq) -> LSTM -> Dense, both ways."""
+    from lstmtext.models import Input, Sequential
+
+    model = keras_reference_model()
+    model.save(tmp_path / "m.keras")
+    ours = load_keras_model(tmp_path / "m.keras")
+    assert isinstance(ours, Sequential) and ours.count_params() == model.count_params()
+    x = tokens(4)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras_predict(model, x), atol=1e-5)
+
+    torch.manual_seed(5)
+    native = Sequential([Input((T,), dtype="int32"), Embedding(VOCAB, 8, mask_zero=True),
+                         Bidirectional(LSTM(5, return_sequences=True)), LSTM(4), Dense(1, activation="sigmoid")])
+    native.compile(optimizer="adam", loss="binary_crossentropy")
+    native.fit(x, np.array([0, 1, 0, 1, 1, 0], dtype="float32"), epochs=1, verbose=0)  # trained weights
+    save_keras_model(native, tmp_path / "native.keras")
+    theirs = keras.saving.load_model(tmp_path / "native.keras")
+    np.testing.assert_allclose(keras_predict(theirs, x), native.predict(x, verbose=0), atol=1e-5)
 
 
 def test_weights_h5_loads_into_the_matching_model(tmp_path):

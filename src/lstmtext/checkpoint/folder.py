@@ -21,6 +21,7 @@ safetensors, validated before use: no pickle, no code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -51,6 +52,9 @@ from lstmtext.utils.versions import library_versions
 CONFIG, WEIGHTS, OPTIMIZER, TRAINER, VOCAB, RUN = (
     "config.json", "model.safetensors", "optimizer.safetensors", "trainer.json", "vocab.json", "run.json")
 KNOWN_FILES = (CONFIG, WEIGHTS, OPTIMIZER, TRAINER, VOCAB, RUN)
+#: Made from a checkpoint and kept in its folder (the run report, the default ONNX export); they go when
+#: the checkpoint is replaced, so their presence does not stop a save.
+DERIVED_ENTRIES = ("report", "model.onnx", "model.onnx.json")
 TRAINER_FORMAT = "lstmtext.trainer"
 
 #: (max bytes, max JSON depth) of each JSON file; weights files are bounded by their manifest entry.
@@ -61,9 +65,9 @@ JSON_LIMITS: dict[str, tuple[int, int]] = {
     RUN: (16 << 20, 64),
 }
 _NO_CAP = 1 << 44
-#: Hidden sibling folders of a save in progress (``.<name>.<random>.staging``) and of a checkpoint being
-#: replaced (``.<name>.<random>.old``).
-STAGING_SUFFIX, OLD_SUFFIX = ".staging", ".old"
+#: Hidden sibling folders of a save in progress (``.<name>.<random>.staging``), of a checkpoint being
+#: replaced (``.<name>.<random>.old``) and of one being deleted (``.<name>.<random>.deleted``).
+STAGING_SUFFIX, OLD_SUFFIX, DELETED_SUFFIX = ".staging", ".old", ".deleted"
 
 
 @dataclass
@@ -212,7 +216,7 @@ def _check_replaceable(directory: Path) -> None:
     if not directory.is_dir() or directory.is_symlink():
         raise CheckpointError(f"{directory}: exists and is not a checkpoint folder; refusing to replace it")
     foreign = sorted(p.name for p in directory.iterdir()
-                     if p.name not in (*KNOWN_FILES, mf.MANIFEST) and not p.name.endswith(".tmp"))
+                     if p.name not in (*KNOWN_FILES, *DERIVED_ENTRIES, mf.MANIFEST) and not p.name.endswith(".tmp"))
     if foreign:
         raise CheckpointError(f"{directory}: exists and holds files that are not part of a checkpoint "
                               f"({', '.join(foreign[:5])}); refusing to replace it")
@@ -236,14 +240,15 @@ def _swap_into_place(staging: Path, directory: Path) -> None:
 
 
 def delete_checkpoint(path: str | os.PathLike[str]) -> None:
-    """Delete a checkpoint folder, its manifest first, so a crash midway never leaves one that looks committed."""
+    """Delete a checkpoint folder: renamed to a hidden name first (atomic), so a crash midway never leaves
+    a half-deleted folder under its own name."""
     path = Path(path)
-    try:
-        (path / mf.MANIFEST).unlink()
-        fsync_dir(path)
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(path, ignore_errors=True)
+    if not path.exists():
+        return
+    doomed = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=DELETED_SUFFIX, dir=path.parent))
+    os.replace(path, doomed)
+    fsync_dir(path.parent)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def recover_interrupted_save(directory: str | os.PathLike[str]) -> bool:
@@ -364,15 +369,22 @@ def build_model(checkpoint: Checkpoint | Mapping[str, Any], *, file: str | os.Pa
         CheckpointConfigError: the config names a class lstmtext does not register (``Lambda``,
             ``os.system``, a custom class ...) or holds arguments that class refuses.
     """
+    import lstmtext.models  # noqa: F401  (registers Sequential and InputLayer with the layer registry)
     from lstmtext.errors import ConfigError
     from lstmtext.layers import deserialize
+    from lstmtext.layers.base import weight_budget
 
+    budget = None
     if isinstance(checkpoint, Checkpoint):
         config, file = checkpoint.config, checkpoint.path / CONFIG
+        # The model's weights must fit in what the weights file holds (+1 MiB): a config asking for a huge
+        # layer is refused before its weights are allocated and initialized, not after.
+        budget = sum(t.numel() * t.element_size() for t in checkpoint.weights.values()) + (1 << 20)
     else:
         config = check_model_config(checkpoint, file=file)
     try:
-        return deserialize(config)
+        with weight_budget(budget) if budget is not None else contextlib.nullcontext():
+            return deserialize(config)
     except ConfigError as e:
         raise CheckpointConfigError(file, str(e)) from None
     except Exception as e:  # any from_config rejecting its arguments: the file is untrusted input

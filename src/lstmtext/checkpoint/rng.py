@@ -118,6 +118,8 @@ def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.G
     state = dict(state)
     py = c.get(state, "python", dict, "python")
     version = c.get(py, "version", int, "python.version")
+    if version != random.getstate()[0]:
+        raise c.fail("python.version", f"{version} is not this Python's random state version {random.getstate()[0]}")
     internal = c.words(c.get(py, "internal", list, "python.internal"), _MT_WORDS + 1, "python.internal")
     if internal[-1] > _MT_WORDS:
         raise c.fail("python.internal", f"position {internal[-1]} is past {_MT_WORDS}")
@@ -133,6 +135,8 @@ def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.G
     if not 0 <= pos <= _MT_WORDS:
         raise c.fail("numpy.pos", f"{pos} is not in [0, {_MT_WORDS}]")
     has_gauss = c.get(npy, "has_gauss", int, "numpy.has_gauss")
+    if has_gauss not in (0, 1):
+        raise c.fail("numpy.has_gauss", f"expected 0 or 1, got {has_gauss}")
     cached = c.get(npy, "cached_gaussian", (int, float), "numpy.cached_gaussian")
 
     cpu = c.byte_state(c.get(state, "torch_cpu", str, "torch_cpu"), torch.get_rng_state(), "torch_cpu")

@@ -2,14 +2,15 @@
 
 A run keeps its checkpoints as sibling folders under one root, named by epoch and global step
 (``ckpt-e0002-s000314``) so that name order is age order. A new checkpoint is written next to the
-previous ones and :func:`rotate` deletes the old ones only after it is committed; deletion removes
-the manifest first, so a folder half-deleted by a crash is never taken for a checkpoint.
+previous ones and :func:`rotate` deletes the old ones only after it is committed; deletion first
+renames a folder to a hidden name, so a folder half-deleted by a crash is never taken for a checkpoint.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -20,8 +21,8 @@ from lstmtext.checkpoint.manifest import MANIFEST, verify_checkpoint
 _CKPT = re.compile(r"^ckpt-e(\d{4,})-s(\d{6,})$")
 #: Temp files left by an interrupted ``lstmtext.utils.io.atomic_write_bytes``: ``.<name>.<random>.tmp``.
 _TEMP = re.compile(r"^\..+\.tmp$")
-#: Hidden folders of an interrupted ``save_checkpoint``: ``.<name>.<random>.staging`` / ``.old``.
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.(?P<kind>staging|old)$")
+#: Hidden folders of an interrupted save or delete: ``.<name>.<random>.staging`` / ``.old`` / ``.deleted``.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.(?P<kind>staging|old|deleted)$")
 
 
 def checkpoint_name(epoch: int, global_step: int) -> str:
@@ -73,7 +74,7 @@ def clean_temp_files(root: str | os.PathLike[str]) -> list[Path]:
         if m["kind"] == "old" and not (root / m["name"]).exists() and recover_interrupted_save(root / m["name"]):
             continue
         if entry.exists():
-            delete_checkpoint(entry)
+            shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     for folder in [root, *list_checkpoints(root)]:
         for entry in folder.iterdir():
@@ -121,7 +122,7 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
         CheckpointNotFoundError: ``path`` does not exist, or is a root with no valid checkpoint.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not recover_interrupted_save(path):
         raise CheckpointNotFoundError(path, "no such checkpoint folder or checkpoint root")
     if (path / MANIFEST).exists() or not list_checkpoints(path):
         return path

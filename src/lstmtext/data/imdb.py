@@ -166,6 +166,7 @@ def load_data(
 
     >>> (x_train, y_train), (x_test, y_test) = load_data(num_words=5000)  # doctest: +SKIP
     >>> x_train[0][:4], y_train[0]  # doctest: +SKIP
+    ([1, 12, 559, 886], np.int64(1))
     """
     check_options(num_words, skip_top, maxlen, start_char, oov_char, index_from)
     corpus = load_corpus(path, cache_dir=cache_dir, progress=progress)
@@ -178,8 +179,10 @@ def _read_word_index_json(path: Path) -> dict[str, int]:
             obj = json.load(f)
     except FileNotFoundError as e:
         raise DataError(f"word index file {str(path)!r} does not exist") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: bad UTF-8, bad JSON, an integer of over 4300 digits
         raise DataError(f"word index file {str(path)!r} is not readable JSON: {e}") from e
+    except RecursionError:  # the JSON parser recurses per nesting level
+        raise DataError(f"word index file {str(path)!r} is not readable JSON: nested too deeply") from None
     if not isinstance(obj, dict) or not all(isinstance(k, str) and type(v) is int for k, v in obj.items()):
         raise DataError(f"word index file {str(path)!r} must hold a JSON object of word -> integer rank")
     return obj
@@ -209,16 +212,15 @@ def get_word_index(
     >>> word_index["the"]  # doctest: +SKIP
     1
     """
-    if path is not None and os.path.isfile(path):
-        p = Path(path)
-        if p.suffix == ".json":
-            return _read_word_index_json(p)
-        if p.suffix == ".npz":
-            return _read_word_index_json(p.with_name("imdb_word_index.json"))
-    corpus = load_corpus(path, cache_dir=cache_dir, progress=progress)
-    if corpus.vocab is None:  # pragma: no cover  # only .npz sources lack a vocabulary, handled above
-        raise DataError(f"{os.fspath(path)!r} has no word index")
-    return corpus.vocab.word_index
+    src = resolve_source(path, cache=cache_dir, progress=progress)
+    if src.is_file() and src.suffix == ".json":
+        return _read_word_index_json(src)
+    if src.is_file() and src.suffix == ".npz":
+        return _read_word_index_json(src.with_name("imdb_word_index.json"))
+    vocab = load_corpus(src, cache_dir=cache_dir, progress=progress).vocab
+    if vocab is None:  # cannot happen: only .npz sources lack a vocabulary
+        raise DataError(f"{str(src)!r} has no word index")
+    return vocab.word_index
 
 
 def get_tokenizer(
@@ -245,7 +247,7 @@ def get_tokenizer(
 
     >>> tok = get_tokenizer(num_words=5000)  # doctest: +SKIP
     >>> tok.texts_to_sequences(["A wonderful film."])  # doctest: +SKIP
-    [[1, 6, 387, 22]]
+    [[1, 6, 385, 21]]
     """
     check_options(num_words, skip_top, None, start_char, oov_char, index_from, caller="get_tokenizer")
     vocab = Vocab.from_word_index(get_word_index(path, cache_dir=cache_dir), source="IMDB word index")

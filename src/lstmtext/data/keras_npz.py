@@ -32,8 +32,10 @@ _ALLOWED_GLOBALS = {
 
 
 class _Global:
+    """A reference to an allowed global; never imported, only recognised by name."""
+
     def __init__(self, module: str, name: str) -> None:
-        self.name = name  # "ndarray", "dtype" or "_reconstruct"
+        self.module, self.name = module, name  # name: "ndarray", "dtype", "_reconstruct" or "encode"
 
 
 class _Mark:

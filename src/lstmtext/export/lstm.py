@@ -13,13 +13,15 @@ outputs are zeros, ``Y_h`` is the state after step ``len - 1``, and the ``revers
 ``len - 1`` down to 0). The graph therefore
 
 1. moves each row's real steps to its front, in time order: ``TopK`` of ``t + T * (not mask)`` (smallest
-   first) gives their positions, ``GatherElements`` the compacted input; ``len`` = the number of real steps;
+   first) gives their positions, one ``Gather`` on the flattened ``(B * T, F)`` input the compacted
+   ``(T, B, F)`` input; ``len`` = the number of real steps;
 2. runs ``LSTM`` on it, ``direction="reverse"`` for ``go_backwards`` (or the backward half of a
-   Bidirectional: one ``"bidirectional"`` operator when both halves match);
-3. puts the outputs back on the time axis for ``return_sequences``: the output at step ``t`` is the
-   compacted output number ``cumsum(mask)[t] - 1`` (forwards; ``total - reverse_cumsum(mask)[t]``
-   backwards), zero where no real step has been read yet, or where ``mask[t]`` is False with
-   ``zero_output_for_mask``; ``go_backwards`` output is then flipped into processing order as Keras does.
+   Bidirectional: one ``"bidirectional"`` operator when both halves match); padded steps cost nothing;
+3. puts the outputs back on the time axis for ``return_sequences``, with one ``Gather`` from the flattened
+   outputs plus a zero row: step ``t`` outputs compacted output number ``cumsum(mask)[t] - 1`` (forwards;
+   ``total - reverse_cumsum(mask)[t]`` backwards), or the zero row where no real step has been read yet,
+   or where ``mask[t]`` is False with ``zero_output_for_mask``; ``go_backwards`` output is then flipped into
+   processing order as Keras does.
 
 This is exact for every mask (left or right padding, gaps, fully padded rows: ``len = 0`` gives zeros,
 as the PyTorch path does with its zero initial state).
@@ -72,40 +74,48 @@ def keras_to_onnx_lstm_weights(
 
 @dataclass
 class MaskInfo:
-    """Tensors derived once per mask (names in the graph)."""
+    """Tensors derived once per mask (names in the graph). Steps are addressed in the flattened
+    ``(B * T, ...)`` view of a batch-major tensor: row ``b``, step ``t`` is ``b * T + t``."""
 
     mask: str  #: (B, T) bool, True for a real step
-    order: str  #: (B, T) int64: positions of the real steps in time order, then the padded ones
+    gather_in: str  #: (T, B) int64: flat position of the k-th real step of each row, then of the padded ones
     lens: str  #: (B,) int32: real steps per row (``sequence_lens``)
     cum: str  #: (B, T) int64: real steps in [0, t]
     rcum: str  #: (B, T) int64: real steps in [t, T)
     total: str  #: (B, 1) int64: real steps per row
+    row_start: str  #: (B, 1) int64: b * T
+    size: str  #: (1,) int64: B * T, the index of the zero row appended to flattened outputs
 
 
 def mask_info(g: GraphBuilder, mask: str, cache: dict[str, MaskInfo]) -> MaskInfo:
     """The compaction indices and counts of ``mask`` (built once per mask tensor)."""
     if mask in cache:
         return cache[mask]
-    steps = g.dim(mask, 1)  # (1,) int64
-    t = g.op("Range", [g.const(np.int64(0)), g.squeeze(steps, [0]), g.const(np.int64(1))], base="steps")
+    batch, steps = g.dim(mask, 0), g.dim(mask, 1)  # (1,) int64 each
+    one = g.const(np.int64(1))
+    t = g.op("Range", [g.const(np.int64(0)), g.squeeze(steps, [0]), one], base="steps")
     m64 = g.op("Cast", [mask], to=TensorProto.INT64)
     padded = g.op("Cast", [g.op("Not", [mask])], to=TensorProto.INT64)
     key = g.op("Add", [g.op("Mul", [padded, steps]), t], base="compaction_key")  # (B, T), distinct per row
     _, order = g.op("TopK", [key, steps], outputs=2, axis=1, largest=0, sorted=1, base="compaction")
+    rows = g.op("Range", [g.const(np.int64(0)), g.squeeze(batch, [0]), one], base="rows")
+    row_start = g.op("Mul", [g.unsqueeze(rows, [1]), steps], base="row_start")  # (B, 1)
+    gather_in = g.op("Transpose", [g.op("Add", [order, row_start])], perm=[1, 0], base="compaction_index")
     total = g.reduce("ReduceSum", m64, [1], keepdims=True)
     lens = g.op("Cast", [g.squeeze(total, [1])], to=TensorProto.INT32, base="sequence_lens")
     axis = g.const(np.int64(1))
     cum = g.op("CumSum", [m64, axis], base="real_steps_before")
     rcum = g.op("CumSum", [m64, axis], reverse=1, base="real_steps_after")
-    info = MaskInfo(mask=mask, order=order, lens=lens, cum=cum, rcum=rcum, total=total)
+    info = MaskInfo(mask=mask, gather_in=gather_in, lens=lens, cum=cum, rcum=rcum, total=total,
+                    row_start=row_start, size=g.op("Mul", [batch, steps], base="flat_size"))
     cache[mask] = info
     return info
 
 
-def _gather_steps(g: GraphBuilder, x: str, index: str) -> str:
-    """``x[b, index[b, t], :]`` for ``x`` ``(B, T, F)`` and ``index`` ``(B, T)``."""
-    idx = g.op("Expand", [g.unsqueeze(index, [2]), g.op("Shape", [x])])
-    return g.op("GatherElements", [x, idx], axis=1)
+def _compacted_input(g: GraphBuilder, x: str, features: int, info: MaskInfo) -> str:
+    """``(T, B, F)``: each row's real steps first, in time order (one Gather on the flattened input)."""
+    flat = g.op("Reshape", [x, g.const(np.array([-1, features], np.int64))])  # (B*T, F)
+    return g.op("Gather", [flat, info.gather_in], axis=0, base="compacted")
 
 
 def check_lstm(layer: Any) -> None:
@@ -142,11 +152,10 @@ def _activations(layer: Any) -> tuple[list[str], list[float], list[float]]:
 
 
 def _lstm_op(g: GraphBuilder, x_tbf: str, layers: list[Any], lens: str | None, sequences: bool,
-             base: str) -> tuple[list[str | None], list[str]]:
+             base: str) -> tuple[str | None, list[str]]:
     """One ONNX LSTM over ``x_tbf`` (T, B, F) for one layer, or two (forward + reverse) as ``bidirectional``.
 
-    Returns per layer the outputs ``(B, T, u)`` in time order (None unless ``sequences``) and the last
-    states ``(B, u)``.
+    Returns ``Y`` ``(T, dirs, B, u)`` (None unless ``sequences``) and each direction's last state ``(B, u)``.
     """
     ws, rs, bs = zip(*(keras_to_onnx_lstm_weights(
         la.cell.kernel.detach().cpu().numpy(), la.cell.recurrent_kernel.detach().cpu().numpy(),
@@ -167,17 +176,8 @@ def _lstm_op(g: GraphBuilder, x_tbf: str, layers: list[Any], lens: str | None, s
               g.const(np.concatenate(bs), f"{base}_B"), lens or ""]
     y_name, yh_name = (g.name(f"{base}_Y") if sequences else ""), g.name(f"{base}_Y_h")
     g.nodes.append(_node("LSTM", inputs, [y_name, yh_name], g.name(f"{base}_node"), attrs))
-    seqs: list[str | None] = []
-    lasts: list[str] = []
-    for d in range(len(layers)):
-        di = g.const(np.int64(d))
-        lasts.append(g.op("Gather", [yh_name, di], axis=0, base=f"{base}_last"))
-        if sequences:
-            y_d = g.op("Gather", [y_name, di], axis=1)  # (T, B, u)
-            seqs.append(g.op("Transpose", [y_d], perm=[1, 0, 2], base=f"{base}_seq"))
-        else:
-            seqs.append(None)
-    return seqs, lasts
+    lasts = [g.op("Gather", [yh_name, g.const(np.int64(d))], axis=0, base=f"{base}_last") for d in range(len(layers))]
+    return (y_name or None), lasts
 
 
 def _node(op: str, inputs: list[str], outputs: list[str], name: str, attrs: dict[str, Any]) -> Any:
@@ -188,49 +188,84 @@ def _node(op: str, inputs: list[str], outputs: list[str], name: str, attrs: dict
     return helper.make_node(op, inputs, outputs, name=name, **attrs)
 
 
-def _time_outputs(g: GraphBuilder, layer: Any, seq: str | None, last: str, info: MaskInfo | None) -> str:
-    """A layer's Keras outputs with masking applied: ``(B, T, u)`` in time order, or the last ``(B, u)``."""
-    zero = g.const(np.float32(0.0))
-    if not layer.return_sequences:
-        if info is not None and layer.zero_output_for_mask:
-            # the last processed step outputs zeros when it is masked
-            step = g.const(np.int64(0 if layer.go_backwards else -1))
-            real = g.unsqueeze(g.op("Gather", [info.mask, step], axis=1), [1])
-            return g.op("Where", [real, last, zero])
-        return last
-    if info is None:
-        return seq  # type: ignore[return-value]
+def _last_output(g: GraphBuilder, layer: Any, last: str, info: MaskInfo | None) -> str:
+    """A layer's last output ``(B, u)``; with ``zero_output_for_mask`` zero when its last processed step is masked."""
+    if info is not None and layer.zero_output_for_mask:
+        step = g.const(np.int64(0 if layer.go_backwards else -1))
+        real = g.unsqueeze(g.op("Gather", [info.mask, step], axis=1), [1])
+        return g.op("Where", [real, last, g.const(np.float32(0.0))])
+    return last
+
+
+def _output_index(g: GraphBuilder, layer: Any, info: MaskInfo) -> str:
+    """``(B, T)`` flat row of the compacted outputs that step ``t`` outputs (``B * T``, a zero row, for none)."""
     if layer.go_backwards:
         index = g.op("Sub", [info.total, info.rcum])
         seen = g.op("Greater", [info.rcum, g.const(np.int64(0))])
     else:
-        index = g.op("Max", [g.op("Sub", [info.cum, g.const(np.int64(1))]), g.const(np.int64(0))])
+        index = g.op("Sub", [info.cum, g.const(np.int64(1))])
         seen = g.op("Greater", [info.cum, g.const(np.int64(0))])
     keep = info.mask if layer.zero_output_for_mask else seen
-    gathered = _gather_steps(g, seq, index)  # type: ignore[arg-type]
-    return g.op("Where", [g.unsqueeze(keep, [2]), gathered, zero])
+    return g.op("Where", [keep, g.op("Add", [index, info.row_start]), info.size], base=f"{layer.name}_out_index")
+
+
+def _sequence_outputs(g: GraphBuilder, y: str, layers: list[Any], info: MaskInfo | None) -> tuple[list[str], str]:
+    """Each direction's ``(B, T, u)`` outputs in time order, and all of them side by side ``(B, T, dirs*u)``."""
+    units, dirs = layers[0].units, len(layers)
+    ybt = g.op("Transpose", [y], perm=[2, 0, 1, 3])  # (B, T, dirs, u)
+    if info is None:
+        both = g.op("Reshape", [ybt, g.const(np.array([0, 0, -1], np.int64))])
+        if dirs == 1:
+            return [both], both
+    else:
+        flat = g.op("Reshape", [ybt, g.const(np.array([-1, dirs * units], np.int64))])  # (B*T, dirs*u)
+        rows = g.op("Concat", [flat, g.const(np.zeros((1, dirs * units), np.float32))], axis=0)
+        index = [_output_index(g, la, info) for la in layers]
+        # Bidirectional's halves read the same rows: both output zeros at masked steps, and at a real step
+        # cumsum(mask)[t] - 1 = total - reverse_cumsum(mask)[t] = that step's rank.
+        if dirs == 1 or all(la.zero_output_for_mask for la in layers):
+            both = g.op("Gather", [rows, index[0]], axis=0)
+            if dirs == 1:
+                return [both], both
+        else:
+            halves = [g.op("Gather", [_columns(g, rows, d * units, (d + 1) * units, 1), index[d]], axis=0)
+                      for d in range(dirs)]
+            return halves, g.op("Concat", halves, axis=-1)
+    return [_columns(g, both, d * units, (d + 1) * units, 2) for d in range(dirs)], both
+
+
+def _columns(g: GraphBuilder, x: str, start: int, end: int, axis: int) -> str:
+    return g.op("Slice", [x, g.const(np.array([start], np.int64)), g.const(np.array([end], np.int64)),
+                          g.const(np.array([axis], np.int64))])
 
 
 def _run(g: GraphBuilder, x: str, mask: str | None, layers: list[Any], cache: dict[str, MaskInfo],
-         base: str) -> list[str]:
-    """Run ``layers`` (one LSTM, or a Bidirectional's two) over ``x`` (B, T, F); time-ordered outputs."""
+         base: str) -> tuple[list[str], str | None]:
+    """Run ``layers`` (one LSTM, or a Bidirectional's two) over ``x`` (B, T, F).
+
+    Returns each layer's outputs (``(B, T, u)`` in time order, or the last ``(B, u)``) and, when the
+    two halves of a Bidirectional ran as one operator, their sequences side by side (else None).
+    """
     for la in layers:
         check_lstm(la)
     info = mask_info(g, mask, cache) if mask is not None else None
-    x_in = _gather_steps(g, x, info.order) if info is not None else x
-    x_tbf = g.op("Transpose", [x_in], perm=[1, 0, 2])
-    seqs_needed = layers[0].return_sequences
-    pairs: list[tuple[str | None, str]] = []
+    features = int(layers[0].cell.kernel.shape[0])
+    x_tbf = _compacted_input(g, x, features, info) if info is not None else g.op("Transpose", [x], perm=[1, 0, 2])
+    lens = info.lens if info is not None else None
+    sequences = layers[0].return_sequences
     one_op = len(layers) == 2 and _same_cell(*layers) and not layers[0].go_backwards and layers[1].go_backwards
-    if one_op:
-        seqs, lasts = _lstm_op(g, x_tbf, layers, info.lens if info else None, seqs_needed, base)
-        pairs = list(zip(seqs, lasts))
-    else:
-        for i, la in enumerate(layers):
-            seqs, lasts = _lstm_op(g, x_tbf, [la], info.lens if info else None, seqs_needed,
-                                   base if len(layers) == 1 else f"{base}_{i}")
-            pairs.append((seqs[0], lasts[0]))
-    return [_time_outputs(g, la, seq, last, info) for la, (seq, last) in zip(layers, pairs)]
+    groups = [layers] if one_op or len(layers) == 1 else [[la] for la in layers]
+    outs: list[str] = []
+    combined = None
+    for i, group in enumerate(groups):
+        y, lasts = _lstm_op(g, x_tbf, group, lens, sequences, base if len(groups) == 1 else f"{base}_{i}")
+        if sequences:
+            seqs, both = _sequence_outputs(g, y, group, info)  # type: ignore[arg-type]
+            outs += seqs
+            combined = both if len(group) == 2 else None
+        else:
+            outs += [_last_output(g, la, last, info) for la, last in zip(group, lasts)]
+    return outs, combined
 
 
 def _same_cell(a: Any, b: Any) -> bool:
@@ -239,7 +274,7 @@ def _same_cell(a: Any, b: Any) -> bool:
 
 def lower_lstm(g: GraphBuilder, layer: Any, x: str, mask: str | None, cache: dict[str, MaskInfo]) -> str:
     """Append an :class:`~lstmtext.layers.LSTM` (Keras outputs: go_backwards sequences in processing order)."""
-    out = _run(g, x, mask, [layer], cache, layer.name)[0]
+    out = _run(g, x, mask, [layer], cache, layer.name)[0][0]
     if layer.return_sequences and layer.go_backwards:
         out = g.flip(out, 1)
     return out
@@ -254,7 +289,9 @@ def lower_bidirectional(g: GraphBuilder, layer: Any, x: str, mask: str | None, c
     if layer.return_state:
         raise ExportError(f"layer {layer.name!r} (Bidirectional) cannot be exported to ONNX: return_state=True "
                           "(a Sequential model passes on one tensor)")
-    y, y_rev = _run(g, x, mask, [fwd, bwd], cache, layer.name)
+    (y, y_rev), both = _run(g, x, mask, [fwd, bwd], cache, layer.name)
+    if layer.merge_mode == "concat" and both is not None:
+        return both  # one bidirectional operator: its outputs are already side by side, in time order
     if layer.return_sequences:
         # Keras: each half's output is in its processing order, and the backward half's is flipped back.
         if fwd.go_backwards:

@@ -222,6 +222,7 @@ def verify_onnx(model: Any, proto: Any, *, atol: float = 1e-5) -> float:
 # -- the public entry point ---------------------------------------------------------------------------------
 def _load_source(source: Any) -> tuple[Any, dict[str, Any] | None, Path | None]:
     if isinstance(source, (str, os.PathLike)):
+        import lstmtext.models  # noqa: F401  (registers Sequential for build_model)
         from lstmtext.checkpoint import build_model, load_checkpoint
         from lstmtext.checkpoint.manifest import MANIFEST
 

@@ -88,7 +88,7 @@ def onnx_predictor(path: str | os.PathLike[str], *, batch_size: int = 512, threa
 
     Args:
         path: an exported ``.onnx`` file (tokenizer and padding from its metadata), or a checkpoint
-            folder (exported in memory and checked against PyTorch first).
+            folder (read by ``Predictor.from_checkpoint``, exported in memory and checked against PyTorch).
         batch_size: most texts per onnxruntime call.
         threads: onnxruntime intra-op threads.
         maxlen: overrides the sequence length recorded with the model.
@@ -98,6 +98,7 @@ def onnx_predictor(path: str | os.PathLike[str], *, batch_size: int = 512, threa
 
     Raises:
         ExportError: the file has no lstmtext tokenizer record, or the checkpoint cannot be exported.
+        CheckpointError: the checkpoint folder is missing files, uncommitted or corrupt.
 
     >>> onnx_predictor("runs/imdb/model.onnx").predict(["a moving, beautiful film"])  # doctest: +SKIP
     """
@@ -106,18 +107,19 @@ def onnx_predictor(path: str | os.PathLike[str], *, batch_size: int = 512, threa
 
     source = Path(path)
     if source.is_dir():
-        from lstmtext.export.onnx import _load_source, build_onnx, verify_onnx
+        # The PyTorch predictor gives tokenizer, padding, labels and version; only the model is swapped.
+        from lstmtext.export.onnx import build_onnx, verify_onnx
 
-        model, record, _ = _load_source(source)
-        model.eval()
-        proto = build_onnx(model, metadata={METADATA_KEY: json.dumps(record)} if record is not None else None)
-        verify_onnx(model, proto)
-        onnx_model = OnnxModel(proto.SerializeToString(), threads=threads)
-    elif source.is_file():
-        onnx_model = OnnxModel(source, threads=threads)
-        record = onnx_model.inference_record()
-    else:
+        predictor = Predictor.from_checkpoint(source, batch_size=batch_size, maxlen=maxlen)
+        proto = build_onnx(predictor.model)
+        verify_onnx(predictor.model, proto)
+        predictor.model = OnnxModel(proto.SerializeToString(), threads=threads)
+        predictor._metadata["backend"] = "onnxruntime"
+        return predictor
+    if not source.is_file():
         raise ExportError(f"{source}: no such file or folder (expected a .onnx file or a checkpoint folder)")
+    onnx_model = OnnxModel(source, threads=threads)
+    record = onnx_model.inference_record()
     if record is None or record.get("tokenizer") is None:
         raise ExportError(f"{source}: has no tokenizer record ({METADATA_KEY}), so raw text cannot be encoded; "
                           "export it from a checkpoint folder with a vocab.json, or pass inference= to to_onnx")
@@ -125,7 +127,7 @@ def onnx_predictor(path: str | os.PathLike[str], *, batch_size: int = 512, threa
     seq = record.get("sequence", {})
     meta = {"source": str(source), "backend": "onnxruntime", "vocab_size": len(tokenizer.vocab),
             "tokenizer": tokenizer.get_config(), "format": onnx_model.custom_metadata.get(FORMAT_KEY)}
-    return Predictor(onnx_model, tokenizer.texts_to_sequences, maxlen=maxlen or seq.get("maxlen"),
+    return Predictor(onnx_model, tokenizer, maxlen=maxlen or seq.get("maxlen"),
                      padding=seq.get("padding", "pre"), truncating=seq.get("truncating", "pre"),
                      pad_value=seq.get("value", 0), labels=record.get("labels"),
                      from_logits=bool(record.get("from_logits", False)), batch_size=batch_size, metadata=meta,

@@ -313,23 +313,61 @@ def _keras_model_config(layers: Sequence[Layer], input_shape: Sequence[int | Non
             "build_config": {"input_shape": batch_shape}}
 
 
-def save_keras_model(layers: Sequence[Layer], path: str | os.PathLike[str], *, input_shape: Sequence[int | None],
-                     input_dtype: str = "int32", name: str = "sequential") -> Path:
-    """Write built lstmtext layers as a Keras 3 ``.keras`` archive (atomically) that Keras loads.
+def load_keras_model(path: str | os.PathLike[str]) -> Any:
+    """Read a Keras 3 ``.keras`` archive as an lstmtext ``Sequential`` model (uncompiled) with its weights.
 
     Args:
-        layers: the model's layers in order (built: weights are written).
+        path: the ``.keras`` file (Embedding, LSTM, Bidirectional(LSTM), Dense, Dropout, Masking layers).
+
+    Returns:
+        The model; ``model.predict(x)`` gives Keras's predictions.
+
+    Raises:
+        CorruptFileError, CheckpointConfigError: see :func:`load_keras_layers`.
+
+    >>> model = load_keras_model("imdb.keras")  # doctest: +SKIP
+    """
+    from lstmtext.models import Input, Sequential
+
+    layers, spec = load_keras_layers(path)
+    return Sequential([Input(shape=spec.input_shape, dtype=spec.input_dtype), *layers], name=spec.name or None)
+
+
+def save_keras_model(model: Any, path: str | os.PathLike[str], *, input_shape: Sequence[int | None] | None = None,
+                     input_dtype: str | None = None, name: str | None = None) -> Path:
+    """Write an lstmtext model (or built layers) as a Keras 3 ``.keras`` archive (atomically) that Keras loads.
+
+    Args:
+        model: a built ``Sequential``, or its layers in order (built: weights are written).
         path: the ``.keras`` file to write.
-        input_shape: the input shape without the batch axis, e.g. ``(300,)`` for padded token ids.
-        input_dtype: the input dtype Keras will expect (``"int32"`` for token ids).
-        name: the Keras model's name.
+        input_shape: the input shape without the batch axis, e.g. ``(300,)``; default: the model's.
+        input_dtype: the input dtype Keras will expect; default: the model's Input dtype, else
+            ``"int32"`` when the first layer is an Embedding and ``"float32"`` otherwise.
+        name: the Keras model's name; default: the model's.
 
     Returns:
         The path written.
 
     Raises:
         CheckpointConfigError: a layer Keras has no equivalent for, or an lstmtext-only option.
+
+    >>> save_keras_model(model, "imdb.keras")  # doctest: +SKIP
     """
+    if isinstance(model, Layer) and hasattr(model, "layers"):
+        layers = list(model.layers)
+        if input_shape is None and getattr(model, "build_input_shape", None) is not None:
+            input_shape = tuple(model.build_input_shape[1:])
+        input_layer = getattr(model, "_input_layer", None)
+        if input_dtype is None and input_layer is not None:
+            input_dtype = input_layer.input_dtype
+        name = name or model.name
+    else:
+        layers = list(model)
+    if input_shape is None:
+        raise CheckpointConfigError(path, "input_shape is unknown: build the model or pass input_shape=")
+    if input_dtype is None:
+        input_dtype = "int32" if layers and type(layers[0]).__name__ == "Embedding" else "float32"
+    name = name or "sequential"
     h5py = _h5py()
     config = _keras_model_config(layers, input_shape, input_dtype, name)
     buf = io.BytesIO()

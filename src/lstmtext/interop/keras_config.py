@@ -69,8 +69,9 @@ def check_not_code(spec: Any, *, file: str | os.PathLike[str], where: str) -> No
         if not isinstance(node, dict):
             continue
         cls = node.get("class_name")
+        cls = cls if isinstance(cls, str) else None
         config = node.get("config")
-        if isinstance(cls, str) and isinstance(config, dict) and isinstance(config.get("name"), str):
+        if cls and isinstance(config, dict) and isinstance(config.get("name"), str):
             where = f"layer {config['name']!r} ({cls})"
         module = node.get("module")
         if cls in _CODE_LAYERS:
@@ -104,7 +105,7 @@ def keras_to_lstmtext(spec: Any, *, file: str | os.PathLike[str], index: int) ->
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise CheckpointConfigError(file, f"{where}: a layer entry must be an object with a 'config' object")
     cls_name = spec.get("class_name")
-    if cls_name not in SUPPORTED:
+    if not isinstance(cls_name, str) or cls_name not in SUPPORTED:
         raise CheckpointConfigError(file, f"{where}: layer class {cls_name!r} is not supported; lstmtext imports "
                                           f"{', '.join(SUPPORTED)}")
     cls = registered_layers()[cls_name]

@@ -14,16 +14,19 @@ Every lstmtext layer is a ``torch.nn.Module`` that behaves like a Keras layer:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from lstmtext.errors import ConfigError
+from lstmtext.errors import ConfigError, LstmtextError
 
 Shape = tuple[int | None, ...]
 
@@ -58,6 +61,47 @@ def unique_name(base: str) -> str:
 def clear_session() -> None:
     """Restart automatic layer names from ``lstm``, ``dense`` ... as ``keras.utils.clear_session()`` does."""
     _NAME_COUNTS.clear()
+
+
+
+# Bytes that weights created in the current context may still take (None: no limit); see weight_budget.
+_WEIGHT_BUDGET: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("weight_budget", default=None)
+
+
+@contextlib.contextmanager
+def weight_budget(max_bytes: int) -> Iterator[None]:
+    """Refuse, before allocating, any weight that would take the weights created in the block past ``max_bytes``.
+
+    Building a model from an untrusted config (a checkpoint's ``config.json``) allocates and initializes
+    every weight the config asks for before the stored weights can be compared with them; under a budget
+    of the stored weights' size, a config asking for a 10^9-row embedding is refused at once instead of
+    allocating gigabytes.
+
+    Args:
+        max_bytes: total bytes of weights allowed in the block.
+
+    Raises:
+        ConfigError: from ``add_weight``, naming the layer, the weight, its shape and size.
+
+    >>> with weight_budget(1 << 20):                    # doctest: +SKIP
+    ...     model = Sequential.from_config(untrusted_config)
+    """
+    token = _WEIGHT_BUDGET.set([max_bytes])
+    try:
+        yield
+    finally:
+        _WEIGHT_BUDGET.reset(token)
+
+
+def _charge_weight_budget(layer: str, name: str, shape: Sequence[int], dtype: torch.dtype) -> None:
+    budget = _WEIGHT_BUDGET.get()
+    if budget is None:
+        return
+    need = math.prod(max(int(d), 0) for d in shape) * torch.finfo(dtype).bits // 8
+    if need > budget[0]:
+        raise ConfigError(f"{layer}: weight {name!r} of shape {tuple(shape)} needs {need} bytes, more than the "
+                          f"{budget[0]} bytes left of the weights being loaded")
+    budget[0] -= need
 
 
 class Layer(nn.Module):
@@ -121,6 +165,7 @@ class Layer(nn.Module):
         device: torch.device | str | None = None,
     ) -> nn.Parameter:
         """Create a weight with a Keras initializer and register it under ``name`` in Keras order."""
+        _charge_weight_budget(self.name, name, shape, self.torch_dtype)
         with torch.no_grad():
             value = initializer(tuple(shape), dtype=self.torch_dtype)
         if tuple(value.shape) != tuple(shape):
@@ -273,5 +318,7 @@ def deserialize(spec: dict[str, Any]) -> Layer:
         raise ConfigError(f"layer {name!r}: 'config' must be an object, got {type(config).__name__}")
     try:
         return cls.from_config(dict(config))
-    except TypeError as e:
-        raise ConfigError(f"layer {name!r}: bad config: {e}") from e
+    except LstmtextError:
+        raise
+    except Exception as e:  # a value of the wrong kind can fail anywhere in a constructor: the config is input
+        raise ConfigError(f"layer {name!r}: bad config: {type(e).__name__}: {e}") from e

@@ -290,6 +290,11 @@ class Sequential(Trainer, Layer):
             model.add(deserialize(spec))
         shape = config.get("build_input_shape")
         if shape is not None and not model.built:
+            ok = isinstance(shape, list | tuple) and 1 <= len(shape) <= 8 and all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in shape)
+            if not ok:
+                raise ConfigError(f"Sequential config: build_input_shape must be a list of 1 to 8 non-negative "
+                                  f"integers or nulls (batch axis first), got {shape!r:.200}")
             model.build(tuple(shape))
         return model
 

@@ -128,8 +128,9 @@ class Tokenizer:
         ):
             if value is None and optional:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-                raise ConfigError(f"Tokenizer: {name} must be a non-negative integer, got {value!r}")
+            # Ids go through int64 arithmetic and, by default, int32 arrays (pad_sequences): keep them int32.
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value < 2**31:
+                raise ConfigError(f"Tokenizer: {name} must be a non-negative integer below 2**31, got {value!r}")
         if num_words is not None and num_words < 1:
             raise ConfigError(f"Tokenizer: num_words must be a positive integer or None, got {num_words!r}")
         self.num_words = None if num_words is None else int(num_words)
@@ -251,8 +252,10 @@ class Tokenizer:
                 obj = json.load(f)
         except FileNotFoundError as e:
             raise DataError(f"tokenizer file {os.fspath(path)!r} does not exist") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: bad UTF-8, bad JSON, an integer of over 4300 digits
             raise DataError(f"tokenizer file {os.fspath(path)!r} is not readable JSON: {e}") from e
+        except RecursionError:  # the JSON parser recurses per nesting level
+            raise DataError(f"tokenizer file {os.fspath(path)!r} is not readable JSON: nested too deeply") from None
         return cls.from_json_dict(obj, source=f"tokenizer file {os.fspath(path)!r}")
 
     def __eq__(self, other: object) -> bool:

@@ -52,7 +52,10 @@ class Vocab:
         if len(set(self.words)) != len(self.words):
             dup = next(w for w, c in Counter(self.words).items() if c > 1)
             raise DataError(f"Vocab: the word {dup!r} appears more than once")
-        self.counts = None if counts is None else np.asarray(counts, dtype=np.int64)
+        try:
+            self.counts = None if counts is None else np.asarray(counts, dtype=np.int64)
+        except (OverflowError, TypeError, ValueError) as e:
+            raise DataError(f"Vocab: counts must be integers that fit in int64 ({e})") from None
         if self.counts is not None and self.counts.shape != (len(self.words),):
             raise DataError(f"Vocab: {len(self.words)} words but counts has shape {self.counts.shape}")
         self._table: _RankTable | None = None
@@ -166,8 +169,10 @@ class Vocab:
                 obj = json.load(f)
         except FileNotFoundError as e:
             raise DataError(f"vocabulary file {os.fspath(path)!r} does not exist") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: bad UTF-8, bad JSON, an integer of over 4300 digits
             raise DataError(f"vocabulary file {os.fspath(path)!r} is not readable JSON: {e}") from e
+        except RecursionError:  # the JSON parser recurses per nesting level
+            raise DataError(f"vocabulary file {os.fspath(path)!r} is not readable JSON: nested too deeply") from None
         source = f"vocabulary file {os.fspath(path)!r}"
         if isinstance(obj, dict) and "format" not in obj:
             return cls.from_word_index(obj, source=source)

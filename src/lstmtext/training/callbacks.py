@@ -11,7 +11,6 @@ import csv
 import io
 import math
 import os
-import shutil
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmtext.checkpoint.folder import delete_checkpoint
 from lstmtext.errors import ConfigError
 from lstmtext.utils.io import atomic_write_text
 
@@ -353,7 +353,7 @@ class ModelCheckpoint(_MonitorCallback):
         while len(self._written) > self.keep_last:
             old = Path(self._written.pop(0))
             if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
+                delete_checkpoint(old)  # manifest first: a crash midway never leaves a committed-looking half
             elif old.exists():
                 old.unlink()
 

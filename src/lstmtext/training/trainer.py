@@ -16,6 +16,7 @@ import base64
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from lstmtext.training import optimizers as optimizers_mod
 from lstmtext.training.bucketing import BucketedBatches
 from lstmtext.training.callbacks import Callback, CallbackList, History
 from lstmtext.training.data import ArrayData, epoch_permutation, make_data, split_validation, unpack_validation_data
+from lstmtext.training.distributed_fit import DistributedFit
 from lstmtext.training.fit_config import FitConfig, check_positive_int, resolve_verbose
 from lstmtext.training.progress import ProgbarLogger
 
@@ -87,6 +89,8 @@ class Trainer:
         self._constrained = False
         # What the train step calls; distributed training swaps in a DistributedDataParallel wrapper.
         self._forward_module: Callable[..., torch.Tensor] | None = None
+        # The distributed side of the running fit (distributed_fit.DistributedFit), None in one process.
+        self._distributed: Any = None
 
     # -- compile --------------------------------------------------------------------------------
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Sequence[Any] | None = None,
@@ -214,6 +218,8 @@ class Trainer:
         forward = self._forward_module or self
         y_pred = forward(x, training=True)  # type: ignore[operator]
         loss = self.compute_loss(y, y_pred, sample_weight)
+        if self._distributed is not None:  # distributed: this rank's share of the global batch's loss
+            loss = self._distributed.scale_loss(self, loss, sample_weight)
         self.optimizer.zero_grad()  # type: ignore[union-attr]
         loss.backward()
         self.optimizer.step()  # type: ignore[union-attr]
@@ -223,6 +229,13 @@ class Trainer:
 
     def _update_metrics(self, loss: torch.Tensor, y: torch.Tensor, y_pred: torch.Tensor,
                         sample_weight: torch.Tensor | None) -> None:
+        if self._distributed is not None:  # distributed: all ranks' updates, summed
+            self._distributed.update_metrics(self, loss, y, y_pred, sample_weight)
+        else:
+            self._update_local_metrics(loss, y, y_pred, sample_weight)
+
+    def _update_local_metrics(self, loss: torch.Tensor, y: torch.Tensor, y_pred: torch.Tensor,
+                              sample_weight: torch.Tensor | None) -> None:
         # The loss tracker is a Keras Mean weighted by the batch size; updated in place, no new tensors.
         st = self._loss_tracker._states(loss.device)
         st["total"].add_(loss, alpha=y_pred.shape[0])
@@ -239,7 +252,8 @@ class Trainer:
             class_weight: Mapping[int, float] | None = None, sample_weight: Any = None, initial_epoch: int = 0,
             steps_per_epoch: int | None = None, validation_steps: int | None = None,
             validation_batch_size: int | None = None, validation_freq: int = 1,
-            resume_from: str | None = None, bucket_by_length: bool = False) -> History:
+            resume_from: str | None = None, distributed: bool | None = None,
+            bucket_by_length: bool = False) -> History:
         """Train for ``epochs`` epochs, as ``keras.Model.fit``; returns the :class:`History`.
 
         Args:
@@ -259,14 +273,22 @@ class Trainer:
             validation_steps, validation_batch_size, validation_freq: as Keras.
             resume_from: a checkpoint folder written by ``model.save``/``ModelCheckpoint``: weights,
                 optimizer, RNG and loop position are restored and training continues exactly there.
+            distributed: train in all the processes torchrun started, with DistributedDataParallel (True;
+                None: when ``WORLD_SIZE > 1``). ``batch_size`` is then the global batch, split over the
+                processes; only rank 0 prints and writes. See :mod:`lstmtext.training.distributed_fit`.
             bucket_by_length: (lstmtext only) batch samples of similar length together and cut each batch
                 to its longest sample: the same samples and steps, far fewer padding timesteps. ``x`` must be
-                zero-padded token ids; see :mod:`lstmtext.training.bucketing` for what changes.
+                zero-padded token ids; see :mod:`lstmtext.training.bucketing` for what changes. Not combined
+                with ``distributed``.
 
         Returns:
             :class:`History` with ``history.history[name]`` = one float per epoch.
         """
         self._require_compiled("fit")
+        dist = DistributedFit.start(distributed)  # None: one process
+        if dist is not None and bucket_by_length:
+            raise ConfigError("fit: bucket_by_length=True is not supported with distributed training; "
+                              "pass bucket_by_length=False")
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
@@ -301,6 +323,8 @@ class Trainer:
             # Drawn from the global generator, so set_random_seed fixes it; kept for resuming.
             state.shuffle_seed = int(torch.randint(0, 2**62, (1,)).item())
             state.epochs, state.epoch, state.step_in_epoch = epochs, start_epoch, 0
+        if dist is not None:
+            verbose, callbacks = dist.begin(self, device, state, batch_size, verbose, callbacks)
         config = FitConfig.resolve(self, data, val, batch_size, epochs, start_epoch, steps, shuffle,
                                    state.shuffle_seed, class_weight, validation_split, device)
         if verbose:
@@ -329,7 +353,8 @@ class Trainer:
                 batches = bucketed.epoch(state.shuffle_seed, epoch, shuffle, first, steps)
             else:
                 order = epoch_permutation(state.shuffle_seed, epoch, len(data)).to(device) if shuffle else None
-                batches = data.batches(batch_size, order, first, steps)
+                make_batches = data.batches if dist is None else partial(dist.batches, data)
+                batches = make_batches(batch_size, order, first, steps)
             for step, (xb, yb, swb) in enumerate(batches, start=first):
                 if want_batch_begin:
                     cb.on_train_batch_begin(step)
@@ -338,6 +363,8 @@ class Trainer:
                 state.step_in_epoch, state.global_step = step + 1, state.global_step + 1
                 if want_batch_end:
                     cb.on_train_batch_end(step, LazyLogs(self._results))
+                if dist is not None:
+                    dist.agree_on_stop(self, step_level=True)
                 if self.stop_training:
                     break
             epoch_logs = self._results()
@@ -348,10 +375,14 @@ class Trainer:
             for k, v in epoch_logs.items():
                 state.history.setdefault(k, []).append(v)
             cb.on_epoch_end(epoch, epoch_logs)
+            if dist is not None:
+                dist.agree_on_stop(self)
             if self.stop_training:
                 break
         self.eval()  # type: ignore[attr-defined]
         cb.on_train_end(epoch_logs)
+        if dist is not None:
+            dist.end(self)
         self.history = history
         return history
 
@@ -365,9 +396,12 @@ class Trainer:
         if cb is not None:
             cb.on_test_begin()
         with torch.no_grad():
-            for step, (xb, yb, swb) in enumerate(data.batches(batch_size, None, 0, stop)):
+            batches = data.batches if self._distributed is None else partial(self._distributed.batches, data)
+            for step, (xb, yb, swb) in enumerate(batches(batch_size, None, 0, stop)):
                 y_pred = self(xb, training=False)  # type: ignore[operator]
                 loss = self.compute_loss(yb, y_pred, swb)  # type: ignore[arg-type]
+                if self._distributed is not None:
+                    loss = self._distributed.scale_loss(self, loss, swb)
                 self._update_metrics(loss, yb, y_pred, swb)  # type: ignore[arg-type]
                 if want_end:
                     cb.on_test_batch_end(step, LazyLogs(self._results))  # type: ignore[union-attr]
