@@ -2,10 +2,11 @@
 
 ``lstm_sequence(table[ids], kernel, ...)`` first multiplies every embedded token by the LSTM kernel:
 ``B*T`` rows of ``F x 4u`` work, and the same again twice in the backward (``dx`` and ``dkernel``). Since
-``table[ids] @ kernel == (table @ kernel)[ids]``, the product can be taken once per *vocabulary row* and
-gathered: ``V`` rows instead of ``B*T`` (20,000 instead of 51,200 for the stacked IMDB model; 5,000
-instead of 38,400 for the tutorial model). The backward scatters the step gradients into the ``(V, 4u)``
-table gradient and runs the two weight GEMMs on ``V`` rows. The result is the same function (the float32
+``table[ids] @ kernel == (table @ kernel)[ids]``, the product can be taken once per *vocabulary row*:
+``V`` rows instead of ``B*T`` (20,000 instead of 51,200 for the stacked IMDB model; 5,000 instead of
+38,400 for the tutorial model), and the recurrence reads each step's row of the ``(V, 4u)`` table by
+token id (no ``(B, T, 4u)`` tensor). The backward scatters the step gradients into the table gradient and
+runs the two weight GEMMs on ``V`` rows. The result is the same function (the float32
 sums are taken in a different order, so values agree to rounding).
 
 In inference (no autograd) the projected table is cached until the table, kernel or bias change, so
@@ -22,7 +23,6 @@ import torch.nn.functional as F
 from lstmtext.kernels.build import load_ops
 from lstmtext.kernels.dispatch import lstm_sequence
 from lstmtext.kernels.fused import IMPL_GEMM, _recurrent_grad, forced_impl, linear
-from lstmtext.kernels.training_ops import embedding_lookup
 
 # The last (table, kernel, bias) projected without autograd: weak references, their versions (bumped by every
 # in-place update, the optimizers' included) and the projected table.
@@ -70,23 +70,24 @@ def project_table(table: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor 
     return proj
 
 
-class _RecurrenceFromZ(torch.autograd.Function):
-    """(xz, recurrent_kernel, h0, c0) -> (outputs, h_T, c_T) for already projected inputs ``xz (B, T, 4u)``."""
+class _RecurrenceFromTable(torch.autograd.Function):
+    """(proj, recurrent_kernel, h0, c0) -> (outputs, h_T, c_T): the recurrence reads step (b, t)'s input
+    projection from row ``ids[b, t]`` of ``proj (V, 4u)``, so ``xz (B, T, 4u)`` is never materialised; the
+    backward scatters the step gradients into ``d proj``."""
 
     @staticmethod
-    def forward(ctx, xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output):
+    def forward(ctx, proj, recurrent_kernel, h0, c0, ids, mask, rdmask, zero_output):
         ops = load_ops()
-        save = any(ctx.needs_input_grad[:4])
-        out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
-            xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, forced_impl
+        out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward_ids(
+            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, forced_impl
         )
-        ctx.impl, ctx.zero_output = forced_impl, zero_output
-        ctx.save_for_backward(recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask)
+        ctx.impl, ctx.zero_output, ctx.vocab = forced_impl, zero_output, proj.shape[0]
+        ctx.save_for_backward(recurrent_kernel, gates, cseq, hprev, c0, ids, mask, rdmask)
         return out, h_t, c_t
 
     @staticmethod
     def backward(ctx, dout, dh_t, dc_t):
-        recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask = ctx.saved_tensors
+        recurrent_kernel, gates, cseq, hprev, c0, ids, mask, rdmask = ctx.saved_tensors
         ops = load_ops()
         args = (dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq)
         if ops.resolved_impl(recurrent_kernel.shape[0], ctx.impl) == IMPL_GEMM:
@@ -96,7 +97,8 @@ class _RecurrenceFromZ(torch.autograd.Function):
         else:
             dz, dh0, dc0 = ops.lstm_backward(*args, c0, mask, rdmask, ctx.zero_output, ctx.impl)
             d_recurrent = _recurrent_grad(hprev, dz, rdmask) if ctx.needs_input_grad[1] else None
-        return dz, d_recurrent, dh0, dc0, None, None, None
+        d_proj = ops.embedding_backward(dz, ids, ctx.vocab) if ctx.needs_input_grad[0] else None
+        return d_proj, d_recurrent, dh0, dc0, None, None, None, None
 
 
 def lstm_sequence_from_embedding(
@@ -140,6 +142,12 @@ def lstm_sequence_from_embedding(
         rd = rd.contiguous() if rd.dim() == 2 else rd.transpose(0, 1).contiguous()  # (B, 4, u)
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.to(torch.bool)
-    xz = embedding_lookup(project_table(table, kernel, bias), ids)  # (B, T, 4u)
-    return _RecurrenceFromZ.apply(xz, recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous(), mask, rd,
-                                  bool(zero_output_for_mask))
+    proj = project_table(table, kernel, bias)  # (V, 4u)
+    ids = ids.to(torch.int64).contiguous()
+    args = (recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous())
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (proj, *args))):
+        # Inference: nothing is kept for a backward (autograd.Function would see the weights' requires_grad).
+        out, h_t, c_t, *_ = ops.lstm_forward_ids(proj, ids, *args, mask, rd, bool(zero_output_for_mask), False,
+                                                 forced_impl)
+        return out, h_t, c_t
+    return _RecurrenceFromTable.apply(proj, *args, ids, mask, rd, bool(zero_output_for_mask))

@@ -110,6 +110,17 @@ def lstm_sequence_compiled(
 
     The caller has checked that the kernel is loaded and every tensor is a CPU float32 tensor.
     """
+    tensors = (x, kernel, recurrent_kernel, bias, h0, c0)
+    if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)):
+        # Inference: no autograd node, nothing saved (inside autograd.Function the weights would still count
+        # as requiring grad under torch.no_grad()).
+        batch, steps, features = x.shape
+        xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias)
+        out, h_t, c_t, *_ = load_ops().lstm_forward(
+            xz.view(batch, steps, -1), recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous(), mask, rdmask,
+            bool(zero_output_for_mask), False, forced_impl,
+        )
+        return out, h_t, c_t
     return _FusedLSTM.apply(
         x.contiguous(), kernel, recurrent_kernel.contiguous(), bias, h0.contiguous(), c0.contiguous(), mask,
         rdmask, bool(zero_output_for_mask),

@@ -141,7 +141,8 @@ struct Common {
 
 struct FwdArgs {
   Common k;
-  const float* xz;  // (B, T, 4u)
+  const float* xz;  // (B, T, 4u), or a (V, 4u) table of projected embeddings read through ids
+  const int64_t* ids = nullptr;  // (B, T) rows of the table, or null
   const float* R;   // (u, 4u)
   float* out;       // (B, T, u)
   float* h;         // (B, u) running state, ends as h_T
@@ -172,6 +173,9 @@ struct BwdArgs {
 };
 
 inline bool is_real(const Common& k, int64_t bt) { return k.mask == nullptr || k.mask[bt]; }
+
+// The input projection of (row, step) bt: its own row of xz, or the table row of its token.
+inline const float* xz_row(const FwdArgs& a, int64_t bt) { return a.xz + (a.ids != nullptr ? a.ids[bt] : bt) * a.k.G; }
 
 // A masked step's output: zeros before any real step (t == 0 here means "the previous output is the
 // zeros Keras starts from") or with zero_output_for_mask, else a copy of the previous output.
@@ -270,7 +274,7 @@ void forward_rows(const FwdArgs& a, int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       if (!begin_step(a, b, t)) continue;
       const int64_t bt = b * k.T + t;
-      std::memcpy(z.data(), a.xz + bt * k.G, k.G * sizeof(float));
+      std::memcpy(z.data(), xz_row(a, bt), k.G * sizeof(float));
       recurrent_row(z.data(), a.h + b * k.u, a.R, k.rdm == nullptr ? nullptr : k.rdm + b * k.rdm_stride, k.mode,
                     k.u, hm.data());
       finish_row(a, z.data(), b, bt);
@@ -306,7 +310,7 @@ void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
       if (!begin_step(a, b, t)) continue;
       const int64_t bt = b * k.T + t;
       float* z = zall + (b - b0) * k.G;
-      const float* xrow = a.xz + bt * k.G;
+      const float* xrow = xz_row(a, bt);
       for (int64_t j = 0; j < k.G; ++j) z[j] += xrow[j];
       finish_row(a, z, b, bt);
     }
@@ -537,7 +541,7 @@ inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L,
   if (!any) return;
   V z[RB][4][NV];
   for (int r = 0; r < RB; ++r) {
-    const float* xrow = a.xz + ((b + r) * k.T + t) * G;
+    const float* xrow = xz_row(a, (b + r) * k.T + t);
     for (int g = 0; g < 4; ++g)
       for (int v = 0; v < NV; ++v) z[r][g][v] = _mm512_maskz_loadu_ps(L.m[v], xrow + g * u + 16 * v);
   }
@@ -744,18 +748,19 @@ Common make_common(int64_t B, int64_t T, int64_t u, const std::optional<at::Tens
   return k;
 }
 
-std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, const at::Tensor& h0,
-                                     const at::Tensor& c0, const std::optional<at::Tensor>& mask,
-                                     const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
-                                     int64_t impl) {
-  TORCH_CHECK(xz.device().is_cpu() && xz.scalar_type() == at::kFloat && xz.dim() == 3 && xz.is_contiguous(),
-              "lstm kernel: xz must be a contiguous CPU float32 (B, T, 4u) tensor");
+// The forward of both ops: xz (B, T, 4u), or (ids (B, T), table (V, 4u)) with xz = table[ids].
+std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids, int64_t B, int64_t T,
+                                     const at::Tensor& R, const at::Tensor& h0, const at::Tensor& c0,
+                                     const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& rdmask,
+                                     bool zero_output, bool save, int64_t impl) {
+  TORCH_CHECK(xz.device().is_cpu() && xz.scalar_type() == at::kFloat && xz.is_contiguous(),
+              "lstm kernel: xz must be a contiguous CPU float32 tensor");
   TORCH_CHECK(R.dim() == 2 && R.size(1) == 4 * R.size(0) && R.is_contiguous() && R.scalar_type() == at::kFloat,
               "lstm kernel: recurrent_kernel must be a contiguous float32 (u, 4u) tensor");
-  TORCH_CHECK(xz.size(2) == R.size(1), "lstm kernel: xz last dim must be 4u");
-  TORCH_CHECK(h0.size(0) == xz.size(0) && h0.size(1) == R.size(0) && c0.sizes() == h0.sizes(),
+  TORCH_CHECK(xz.size(-1) == R.size(1), "lstm kernel: xz last dim must be 4u");
+  TORCH_CHECK(h0.size(0) == B && h0.size(1) == R.size(0) && c0.sizes() == h0.sizes(),
               "lstm kernel: h0 and c0 must be (B, u)");
-  const int64_t B = xz.size(0), T = xz.size(1), u = R.size(0);
+  const int64_t u = R.size(0);
   at::Tensor mask_keep, rdm_keep;
   FwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
   auto out = at::empty({B, T, u}, xz.options());
@@ -769,6 +774,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, 
     hprev = at::empty({B, T, u}, xz.options());
   }
   a.xz = xz.data_ptr<float>();
+  if (ids != nullptr) a.ids = ids->data_ptr<int64_t>();
   a.R = R.data_ptr<float>();
   a.out = out.data_ptr<float>();
   a.h = hT.data_ptr<float>();
@@ -795,6 +801,31 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, 
     forward_rows(a, b0, b1);
   });
   return {out, hT, cT, gates, cseq, hprev};
+}
+
+std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, const at::Tensor& h0,
+                                     const at::Tensor& c0, const std::optional<at::Tensor>& mask,
+                                     const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
+                                     int64_t impl) {
+  TORCH_CHECK(xz.dim() == 3, "lstm kernel: xz must be (B, T, 4u)");
+  return forward_impl(xz, nullptr, xz.size(0), xz.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl);
+}
+
+// xz = table[ids] without materialising it: each step reads its token's row of the (V, 4u) table.
+std::vector<at::Tensor> lstm_forward_ids(const at::Tensor& table, const at::Tensor& ids, const at::Tensor& R,
+                                         const at::Tensor& h0, const at::Tensor& c0,
+                                         const std::optional<at::Tensor>& mask,
+                                         const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
+                                         int64_t impl) {
+  TORCH_CHECK(table.dim() == 2, "lstm kernel: table must be (V, 4u)");
+  TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.is_contiguous(),
+              "lstm kernel: ids must be a contiguous int64 (B, T) tensor");
+  const int64_t V = table.size(0), n = ids.numel();
+  const int64_t* p = ids.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    TORCH_CHECK_INDEX(p[i] >= 0 && p[i] < V, "embedding: id ", p[i], " is out of range [0, ", V, ")");
+  }
+  return forward_impl(table, &ids, ids.size(0), ids.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl);
 }
 
 // The shared backward; with `fused` (kGemm only) the weight gradients are computed per step in the time loop
@@ -942,6 +973,9 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
       "Tensor hprev, Tensor c0, Tensor x, Tensor kernel, Tensor? mask, Tensor? rdmask, bool zero_output, "
       "int impl=0) -> Tensor[]");
   m.def(
+      "lstm_forward_ids(Tensor table, Tensor ids, Tensor recurrent_kernel, Tensor h0, Tensor c0, Tensor? mask, "
+      "Tensor? rdmask, bool zero_output, bool save, int impl=0) -> Tensor[]");
+  m.def(
       "lstm_backward_dz(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
       "Tensor hprev, Tensor c0, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) -> Tensor[]");
   m.def("has_vector_impl() -> bool", &has_vector_impl);
@@ -950,6 +984,7 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
 
 TORCH_LIBRARY_IMPL(lstmtext_kernels, CPU, m) {
   m.impl("lstm_forward", &lstm_forward);
+  m.impl("lstm_forward_ids", &lstm_forward_ids);
   m.impl("lstm_backward", &lstm_backward);
   m.impl("lstm_backward_fused", &lstm_backward_fused);
   m.impl("lstm_backward_dz", &lstm_backward_dz);

@@ -1,0 +1,113 @@
+"""Embedding -> LSTM with the projection on the vocabulary equals the LSTM on the embedded tokens."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from lstmtext.kernels import build, embedding_lstm, lstm_sequence_from_embedding, lstm_sequence_reference
+from lstmtext.layers import LSTM, Dense, Dropout, Embedding
+from lstmtext.models import Sequential
+from lstmtext.training.optimizers import Adam
+
+ATOL = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def _compiled():
+    if build.kernel_disabled():
+        pytest.skip("LSTMTEXT_DISABLE_KERNEL is set")
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler on this machine")
+    assert build.load_ops() is not None
+
+
+def _grads(fn, table, ids, kernel, recurrent, bias, h0, c0, **kw):
+    out, h, c = fn(table, ids, kernel, recurrent, bias, h0, c0, **kw)
+    w = torch.linspace(-1, 1, out.numel()).view_as(out)
+    loss = (out * w).sum() + 1.3 * h.sum() - 0.7 * c.sum()
+    wrt = [table, kernel, recurrent, h0, c0] + ([bias] if bias is not None else [])
+    return [out, h, c, *torch.autograd.grad(loss, wrt)]
+
+
+def _reference(table, ids, kernel, recurrent, bias, h0, c0, **kw):
+    return lstm_sequence_reference(table[ids], kernel, recurrent, bias, h0, c0, **kw)
+
+
+# units 10 (AVX-512 row loop), 33 (two vectors, remainder lanes), 70 (per-step GEMM with fused weight grads)
+@pytest.mark.parametrize("units", [10, 33, 70])
+@pytest.mark.parametrize("case", ["plain", "left_mask", "rec_dropout", "no_bias"])
+def test_matches_the_reference_loop_on_embedded_tokens(units, case):
+    gen = torch.Generator().manual_seed(units)
+    vocab, feat, batch, steps = 40, 7, 5, 9
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen) * scale).requires_grad_()
+
+    table, kernel = rnd(vocab, feat), rnd(feat, 4 * units, scale=0.4)
+    recurrent, bias = rnd(units, 4 * units, scale=0.3), (None if case == "no_bias" else rnd(4 * units, scale=0.2))
+    h0, c0 = rnd(batch, units, scale=0.5), rnd(batch, units, scale=0.5)
+    ids = torch.randint(0, vocab, (batch, steps), generator=gen)
+    kw = {}
+    if case == "left_mask":
+        lengths = torch.randint(0, steps + 1, (batch, 1), generator=gen)  # a fully masked row is likely
+        kw["mask"] = torch.arange(steps) >= steps - lengths
+    if case == "rec_dropout":
+        kw["recurrent_dropout_mask"] = (torch.rand(4, batch, units, generator=gen) > 0.3).float() / 0.7
+    got = _grads(lstm_sequence_from_embedding, table, ids, kernel, recurrent, bias, h0, c0, **kw)
+    want = _grads(_reference, table, ids, kernel, recurrent, bias, h0, c0, **kw)
+    names = ["outputs", "h_T", "c_T", "d_table", "d_kernel", "d_recurrent", "d_h0", "d_c0", "d_bias"]
+    for name, g, w in zip(names, got, want):
+        torch.testing.assert_close(g, w, atol=ATOL, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("units", [10, 70])
+def test_sequential_fast_path_equals_the_layer_by_layer_model(units):
+    torch.manual_seed(0)
+    model = Sequential([Embedding(30, 6, mask_zero=True), LSTM(units, return_sequences=True, go_backwards=True),
+                        Dropout(0.0), LSTM(4), Dense(1)])
+    ids = torch.randint(0, 30, (4, 11))
+    ids[:, :3] = 0
+    model(ids)  # build
+    emb, lstm = model.layers[0], model.layers[1]
+    assert lstm.accepts_embedding(emb, training=True)
+    out = model(ids, training=True)
+    grads = torch.autograd.grad(out.sum(), list(model.parameters()))
+    ref, mask = ids, None
+    for layer in model.layers:  # layer by layer, with the mask flowing as in Keras
+        ref, mask = layer(ref, mask=mask, training=True), layer.compute_mask(ref, mask)
+    ref_grads = torch.autograd.grad(ref.sum(), list(model.parameters()))
+    torch.testing.assert_close(out, ref, atol=ATOL, rtol=1e-4)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, atol=ATOL, rtol=1e-4)
+
+
+def test_no_fast_path_with_input_dropout_or_activity_regularizer():
+    emb, lstm = Embedding(10, 3), LSTM(4, dropout=0.2)
+    emb(torch.zeros(1, 2, dtype=torch.long))
+    lstm(torch.zeros(1, 2, 3))
+    assert not lstm.accepts_embedding(emb, training=True)
+    assert lstm.accepts_embedding(emb, training=False)  # input dropout only acts in training
+    reg = LSTM(4, activity_regularizer="l2")
+    reg(torch.zeros(1, 2, 3))
+    assert not reg.accepts_embedding(emb, training=False)
+
+
+def test_inference_cache_follows_weight_updates():
+    torch.manual_seed(1)
+    model = Sequential([Embedding(20, 5), LSTM(6), Dense(1, activation="sigmoid")])
+    model.compile(optimizer=Adam(learning_rate=0.1), loss="binary_crossentropy")
+    ids = torch.randint(1, 20, (8, 7)).numpy()
+    y = torch.randint(0, 2, (8, 1)).float().numpy()
+    before = model.predict(ids, verbose=0)
+    assert embedding_lstm._inference_cache  # the projected table was cached
+    assert (model.predict(ids, verbose=0) == before).all()
+    model.fit(ids, y, epochs=1, batch_size=8, verbose=0)  # the fused Adam updates the weights in place
+    after = model.predict(ids, verbose=0)
+    emb, lstm, dense = model.layers
+    with torch.no_grad():
+        expected = dense(lstm(emb(torch.from_numpy(ids).long()))).numpy()
+    assert not (after == before).all()
+    torch.testing.assert_close(torch.from_numpy(after), torch.from_numpy(expected), atol=1e-6, rtol=1e-5)
