@@ -6,11 +6,12 @@
 //
 // Rows of the batch are independent, so the batch is split across threads and each thread runs the whole
 // time loop on its rows with no per-step synchronisation. Three strategies for one thread's rows:
-//   * kVector (AVX-512, u <= 48): per row, each gate's pre-activations live in ceil(u/16) registers;
-//     z += h[l] * R[l] as broadcast FMAs, activations as vector polynomials, no per-step allocation;
+//   * kVector (AVX-512 or AVX2, u <= 48): per row, each gate's pre-activations live in ceil(u/W) vector
+//     registers (W = 16 or 8 lanes, simd.h); z += h[l] * R[l] as broadcast FMAs, activations as vector
+//     polynomials, no per-step allocation;
 //   * kRows: the same per-row algorithm in plain C++ loops (any CPU; the compiler vectorises what it can);
-//   * kGemm (large u): per step one single-threaded GEMM (rows x u) @ (u x 4u) (small_gemm.h: AVX-512
-//     register-blocked, else at::mm). Its backward also forms the weight gradients step by step
+//   * kGemm (large u): per step one single-threaded GEMM (rows x u) @ (u x 4u) (small_gemm.h: AVX-512 or
+//     AVX2 register-blocked, else at::mm). Its backward also forms the weight gradients step by step
 //     (lstm_backward_fused): dx_t = dz_t K^T, dK += x_t^T dz_t, dR += h_{t-1}^T dz_t, db += dz_t, so
 //     dz (B, T, 4u) is never written out and no transposed copy of x or h is made for the weight GEMMs.
 // Masked steps (mask false) carry h and c and repeat the previous output (zeros before the first real
@@ -27,11 +28,7 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define LSTMTEXT_HAVE_AVX512 1
-#include "small_gemm.h"
-#endif
+#include "small_gemm.h"  // and simd.h: LSTMTEXT_SIMD with AVX-512 or AVX2 + FMA
 
 namespace {
 
@@ -74,49 +71,49 @@ inline float tanh_approx(float x) {
   return ax < 0.625f ? small : big;
 }
 
-#ifdef LSTMTEXT_HAVE_AVX512
-// ---- AVX-512 activations (the same polynomials, 16 lanes) -----------------------------------------------
+#ifdef LSTMTEXT_SIMD
+// ---- vector activations (the same polynomials, W lanes) -------------------------------------------------
 
-using V = __m512;
+using namespace lstmtext_simd;
 
-inline V v1(float x) { return _mm512_set1_ps(x); }
+// Forced inline: as calls (GCC's choice for tanh_v) they cost a third of a small-u step in moves.
+#define LSTMTEXT_INLINE inline __attribute__((always_inline))
 
-inline V exp_v(V x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, v1(-87.0f)), v1(88.0f));
-  const V fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, v1(1.44269504088896341f), v1(0.5f)),
-                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  x = _mm512_fnmadd_ps(fx, v1(0.693359375f), x);
-  x = _mm512_fnmadd_ps(fx, v1(-2.12194440e-4f), x);
-  const V z = _mm512_mul_ps(x, x);
-  V y = v1(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, x, v1(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, x, v1(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, x, v1(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, x, v1(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, x, v1(5.0000001201e-1f));
-  y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), v1(1.0f));
-  return _mm512_scalef_ps(y, fx);  // y * 2^fx
+LSTMTEXT_INLINE V exp_v(V x) {
+  x = min(max(x, set1(-87.0f)), set1(88.0f));
+  const V fx = floor(fmadd(x, set1(1.44269504088896341f), set1(0.5f)));
+  x = fnmadd(fx, set1(0.693359375f), x);
+  x = fnmadd(fx, set1(-2.12194440e-4f), x);
+  const V z = mul(x, x);
+  V y = set1(1.9875691500e-4f);
+  y = fmadd(y, x, set1(1.3981999507e-3f));
+  y = fmadd(y, x, set1(8.3334519073e-3f));
+  y = fmadd(y, x, set1(4.1665795894e-2f));
+  y = fmadd(y, x, set1(1.6666665459e-1f));
+  y = fmadd(y, x, set1(5.0000001201e-1f));
+  y = add(fmadd(y, z, x), set1(1.0f));
+  return ldexp(y, fx);  // y * 2^fx
 }
 
-inline V sigmoid_v(V x) { return _mm512_div_ps(v1(1.0f), _mm512_add_ps(v1(1.0f), exp_v(_mm512_sub_ps(v1(0.0f), x)))); }
+LSTMTEXT_INLINE V sigmoid_v(V x) { return div(set1(1.0f), add(set1(1.0f), exp_v(sub(zero(), x)))); }
 
-inline V tanh_v(V x) {
-  const V sign = v1(-0.0f);
-  const V ax = _mm512_andnot_ps(sign, x);
-  const V e = exp_v(_mm512_mul_ps(v1(2.0f), _mm512_min_ps(ax, v1(9.0f))));
-  V big = _mm512_sub_ps(v1(1.0f), _mm512_div_ps(v1(2.0f), _mm512_add_ps(e, v1(1.0f))));
-  big = _mm512_or_ps(big, _mm512_and_ps(sign, x));
-  const V z = _mm512_mul_ps(x, x);
-  V p = v1(-5.70498872745e-3f);
-  p = _mm512_fmadd_ps(p, z, v1(2.06390887954e-2f));
-  p = _mm512_fmadd_ps(p, z, v1(-5.37397155531e-2f));
-  p = _mm512_fmadd_ps(p, z, v1(1.33314422036e-1f));
-  p = _mm512_fmadd_ps(p, z, v1(-3.33332819422e-1f));
-  const V small = _mm512_fmadd_ps(_mm512_mul_ps(x, z), p, x);
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, v1(0.625f), _CMP_LT_OQ), big, small);
+LSTMTEXT_INLINE V tanh_v(V x) {
+  const V sign = set1(-0.0f);
+  const V ax = bit_andnot(sign, x);
+  const V e = exp_v(mul(set1(2.0f), min(ax, set1(9.0f))));
+  V big = sub(set1(1.0f), div(set1(2.0f), add(e, set1(1.0f))));
+  big = bit_or(big, bit_and(sign, x));
+  const V z = mul(x, x);
+  V p = set1(-5.70498872745e-3f);
+  p = fmadd(p, z, set1(2.06390887954e-2f));
+  p = fmadd(p, z, set1(-5.37397155531e-2f));
+  p = fmadd(p, z, set1(1.33314422036e-1f));
+  p = fmadd(p, z, set1(-3.33332819422e-1f));
+  const V small = fmadd(mul(x, z), p, x);
+  return select_lt(ax, set1(0.625f), small, big);
 }
 
-#endif  // LSTMTEXT_HAVE_AVX512
+#endif  // LSTMTEXT_SIMD
 
 // ---- arguments shared by the strategies ----------------------------------------------------------------
 
@@ -191,7 +188,7 @@ inline void masked_output(const Common& k, float* o_out, int64_t t) {
 // single-threaded (called inside a thread's time loop).
 void small_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sam, int64_t sak, const float* B,
                 int64_t ldb, float* C, int64_t ldc, bool accumulate) {
-#ifdef LSTMTEXT_HAVE_AVX512
+#ifdef LSTMTEXT_SIMD
   lstmtext_gemm::gemm(M, N, K, A, sam, sak, B, ldb, C, ldc, accumulate);
 #else
   auto At = at::from_blob(const_cast<float*>(A), {M, K}, {sam, sak}, at::kFloat);
@@ -338,31 +335,27 @@ inline void gate_grads(const BwdArgs& a, const float* __restrict dhv, int64_t b,
   }
 }
 
-#ifdef LSTMTEXT_HAVE_AVX512
-// gate_grads at 16 lanes.
+#ifdef LSTMTEXT_SIMD
+// gate_grads at W lanes.
 inline void gate_grads_v(const BwdArgs& a, const float* __restrict dhv, int64_t b, int64_t t, float* __restrict dzr) {
   const int64_t u = a.k.u, bt = b * a.k.T + t;
   const float* g = a.gates + bt * a.k.G;
   const float* ct = a.cseq + bt * u;
   const float* cprev = t > 0 ? a.cseq + (bt - 1) * u : a.c0 + b * u;
   float* dc = a.dc + b * u;
-  const V one = v1(1.0f);
-  for (int64_t j = 0; j < u; j += 16) {
-    const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, u - j)) - 1u);
-    const V gi = _mm512_maskz_loadu_ps(m, g + j), gf = _mm512_maskz_loadu_ps(m, g + u + j);
-    const V gg = _mm512_maskz_loadu_ps(m, g + 2 * u + j), go = _mm512_maskz_loadu_ps(m, g + 3 * u + j);
-    const V dh = _mm512_maskz_loadu_ps(m, dhv + j);
-    const V tc = tanh_v(_mm512_maskz_loadu_ps(m, ct + j));
-    const V dct =
-        _mm512_fmadd_ps(_mm512_mul_ps(dh, go), _mm512_fnmadd_ps(tc, tc, one), _mm512_maskz_loadu_ps(m, dc + j));
-    _mm512_mask_storeu_ps(dzr + j, m, _mm512_mul_ps(_mm512_mul_ps(dct, gg), _mm512_mul_ps(gi, _mm512_sub_ps(one, gi))));
-    _mm512_mask_storeu_ps(dzr + u + j, m,
-                          _mm512_mul_ps(_mm512_mul_ps(dct, _mm512_maskz_loadu_ps(m, cprev + j)),
-                                        _mm512_mul_ps(gf, _mm512_sub_ps(one, gf))));
-    _mm512_mask_storeu_ps(dzr + 2 * u + j, m, _mm512_mul_ps(_mm512_mul_ps(dct, gi), _mm512_fnmadd_ps(gg, gg, one)));
-    _mm512_mask_storeu_ps(dzr + 3 * u + j, m,
-                          _mm512_mul_ps(_mm512_mul_ps(dh, tc), _mm512_mul_ps(go, _mm512_sub_ps(one, go))));
-    _mm512_mask_storeu_ps(dc + j, m, _mm512_mul_ps(dct, gf));
+  const V one = set1(1.0f);
+  for (int64_t j = 0; j < u; j += W) {
+    const Mask m = first_lanes(u - j);
+    const V gi = load_first(m, g + j), gf = load_first(m, g + u + j);
+    const V gg = load_first(m, g + 2 * u + j), go = load_first(m, g + 3 * u + j);
+    const V dh = load_first(m, dhv + j);
+    const V tc = tanh_v(load_first(m, ct + j));
+    const V dct = fmadd(mul(dh, go), fnmadd(tc, tc, one), load_first(m, dc + j));
+    store_first(dzr + j, m, mul(mul(dct, gg), mul(gi, sub(one, gi))));
+    store_first(dzr + u + j, m, mul(mul(dct, load_first(m, cprev + j)), mul(gf, sub(one, gf))));
+    store_first(dzr + 2 * u + j, m, mul(mul(dct, gi), fnmadd(gg, gg, one)));
+    store_first(dzr + 3 * u + j, m, mul(mul(dh, tc), mul(go, sub(one, go))));
+    store_first(dc + j, m, mul(dct, gf));
   }
 }
 #endif
@@ -441,7 +434,7 @@ void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
         std::fill(dzl, dzl + G, 0.0f);
         continue;
       }
-#ifdef LSTMTEXT_HAVE_AVX512
+#ifdef LSTMTEXT_SIMD
       gate_grads_v(a, dhv.data(), b, t, dzl);
 #else
       gate_grads(a, dhv.data(), b, t, dzl);
@@ -504,10 +497,10 @@ void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
   }
 }
 
-#ifdef LSTMTEXT_HAVE_AVX512
-// ---- kVector: AVX-512, one row at a time, NV = ceil(u / 16) registers per gate --------------------------
+#ifdef LSTMTEXT_SIMD
+// ---- kVector: one row at a time, NV = ceil(u / W) registers per gate (W = 16 on AVX-512, 8 on AVX2) ----
 
-// R (u, 4u) -> (u, 4, P) and R^T (4u, u) -> (4u, P), P = 16 * NV, zero padded.
+// R (u, 4u) -> (u, 4, P) and R^T (4u, u) -> (4u, P), P = W * NV, zero padded.
 std::vector<float> pad_rows(const float* src, int64_t rows, int64_t cols_per_block, int64_t blocks, int64_t P) {
   std::vector<float> dst(rows * blocks * P, 0.0f);
   for (int64_t r = 0; r < rows; ++r)
@@ -517,33 +510,34 @@ std::vector<float> pad_rows(const float* src, int64_t rows, int64_t cols_per_blo
   return dst;
 }
 
-template <int NV>
-struct Lanes {
-  __mmask16 m[NV];
-  explicit Lanes(int64_t u) {
-    for (int v = 0; v < NV; ++v) {
-      const int64_t n = std::clamp<int64_t>(u - 16 * v, 0, 16);
-      m[v] = static_cast<__mmask16>((1u << n) - 1u);
-    }
-  }
-};
-
 // One step of RB rows in lock-step: a row's step is a long dependency chain (recurrent FMAs, then the
 // gate activations, then tanh(c)), so independent rows are interleaved to keep the vector units busy.
-// Masked rows are computed too (finite, discarded): stores use an all-off lane mask for them.
+// Masked rows are computed too (finite, discarded) and not stored.
 template <int NV, int RB>
 inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L, int64_t b, int64_t t) {
   const Common& k = a.k;
-  const int64_t u = k.u, G = k.G, P = 16 * NV;
+  const int64_t u = k.u, G = k.G, P = W * NV;
   bool real[RB];
   bool any = false;
-  for (int r = 0; r < RB; ++r) any |= (real[r] = begin_step(a, b + r, t));
+  for (int r = 0; r < RB; ++r) {
+    // begin_step, with the saved h_{t-1} copied by vectors (a libc memcpy call per step cost more).
+    const int64_t br = b + r, bt = br * k.T + t;
+    if (a.save) {
+      for (int v = 0; v < NV; ++v) L.store(v, a.hprev + bt * u + W * v, L.load(v, a.h + br * u + W * v));
+    }
+    real[r] = is_real(k, bt);
+    any |= real[r];
+    if (!real[r]) {
+      masked_output(k, a.out + bt * u, t);
+      if (a.save) std::memcpy(a.cseq + bt * u, a.c + br * u, u * sizeof(float));
+    }
+  }
   if (!any) return;
   V z[RB][4][NV];
   for (int r = 0; r < RB; ++r) {
     const float* xrow = xz_row(a, (b + r) * k.T + t);
     for (int g = 0; g < 4; ++g)
-      for (int v = 0; v < NV; ++v) z[r][g][v] = _mm512_maskz_loadu_ps(L.m[v], xrow + g * u + 16 * v);
+      for (int v = 0; v < NV; ++v) z[r][g][v] = L.load(v, xrow + g * u + W * v);
   }
   for (int64_t l = 0; l < u; ++l) {
     const float* rl = Rp + l * 4 * P;
@@ -552,8 +546,8 @@ inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L,
       const float* m = k.rdm == nullptr ? nullptr : k.rdm + (b + r) * k.rdm_stride;
       for (int g = 0; g < 4; ++g) {
         const float mult = k.mode == DropMode::kPerGate ? m[g * u + l] : (k.mode == DropMode::kShared ? m[l] : 1.0f);
-        const V hv = v1(hl * mult);
-        for (int v = 0; v < NV; ++v) z[r][g][v] = _mm512_fmadd_ps(hv, _mm512_loadu_ps(rl + g * P + 16 * v), z[r][g][v]);
+        const V hv = set1(hl * mult);
+        for (int v = 0; v < NV; ++v) z[r][g][v] = fmadd(hv, loadu(rl + g * P + W * v), z[r][g][v]);
       }
     }
   }
@@ -564,22 +558,22 @@ inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L,
       gf[r] = sigmoid_v(z[r][1][v]);
       gg[r] = tanh_v(z[r][2][v]);
       go[r] = sigmoid_v(z[r][3][v]);
-      cn[r] = _mm512_fmadd_ps(gf[r], _mm512_maskz_loadu_ps(L.m[v], a.c + (b + r) * u + 16 * v), _mm512_mul_ps(gi[r], gg[r]));
+      cn[r] = fmadd(gf[r], L.load(v, a.c + (b + r) * u + W * v), mul(gi[r], gg[r]));
     }
-    for (int r = 0; r < RB; ++r) hn[r] = _mm512_mul_ps(go[r], tanh_v(cn[r]));
+    for (int r = 0; r < RB; ++r) hn[r] = mul(go[r], tanh_v(cn[r]));
     for (int r = 0; r < RB; ++r) {
-      const __mmask16 mk = real[r] ? L.m[v] : static_cast<__mmask16>(0);
-      const int64_t br = b + r, bt = br * k.T + t, o = 16 * v;
-      _mm512_mask_storeu_ps(a.c + br * u + o, mk, cn[r]);
-      _mm512_mask_storeu_ps(a.h + br * u + o, mk, hn[r]);
-      _mm512_mask_storeu_ps(a.out + bt * u + o, mk, hn[r]);
+      if (!real[r]) continue;
+      const int64_t br = b + r, bt = br * k.T + t, o = W * v;
+      L.store(v, a.c + br * u + o, cn[r]);
+      L.store(v, a.h + br * u + o, hn[r]);
+      L.store(v, a.out + bt * u + o, hn[r]);
       if (a.save) {
         float* gr = a.gates + bt * G + o;
-        _mm512_mask_storeu_ps(gr, mk, gi[r]);
-        _mm512_mask_storeu_ps(gr + u, mk, gf[r]);
-        _mm512_mask_storeu_ps(gr + 2 * u, mk, gg[r]);
-        _mm512_mask_storeu_ps(gr + 3 * u, mk, go[r]);
-        _mm512_mask_storeu_ps(a.cseq + bt * u + o, mk, cn[r]);
+        L.store(v, gr, gi[r]);
+        L.store(v, gr + u, gf[r]);
+        L.store(v, gr + 2 * u, gg[r]);
+        L.store(v, gr + 3 * u, go[r]);
+        L.store(v, a.cseq + bt * u + o, cn[r]);
       }
     }
   }
@@ -602,7 +596,7 @@ template <int NV, int RB>
 inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& L, float* acc, int64_t b,
                            int64_t t) {
   const Common& k = a.k;
-  const int64_t u = k.u, G = k.G, P = 16 * NV;
+  const int64_t u = k.u, G = k.G, P = W * NV;
   bool real[RB];
   bool any = false;
   for (int r = 0; r < RB; ++r) {
@@ -621,76 +615,76 @@ inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& 
   }
   if (!any) return;
   alignas(64) float dzl[RB][4][P];
-  const V one = v1(1.0f);
+  const V one = set1(1.0f);
   for (int v = 0; v < NV; ++v) {
-    const int64_t o = 16 * v;
+    const int64_t o = W * v;
     for (int r = 0; r < RB; ++r) {
-      const __mmask16 lm = L.m[v];
-      const __mmask16 mk = real[r] ? lm : static_cast<__mmask16>(0);
+      if (!real[r]) {  // zero rows of dz: no contribution to dh_{t-1}, which is not stored for this row
+        for (int g = 0; g < 4; ++g) storeu(&dzl[r][g][o], zero());
+        continue;
+      }
       const int64_t br = b + r, bt = br * k.T + t;
       float* ac = acc + r * u;
       const float* gr = a.gates + bt * G;
       const float* cprev = t > 0 ? a.cseq + (bt - 1) * u : a.c0 + br * u;
-      const V dht = _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(lm, a.dh + br * u + o),
-                                                _mm512_maskz_loadu_ps(lm, a.dout + bt * u + o)),
-                                  _mm512_maskz_loadu_ps(lm, ac + o));
-      _mm512_mask_storeu_ps(ac + o, mk, _mm512_setzero_ps());
-      const V gi = _mm512_maskz_loadu_ps(mk, gr + o);
-      const V gf = _mm512_maskz_loadu_ps(mk, gr + u + o);
-      const V gg = _mm512_maskz_loadu_ps(mk, gr + 2 * u + o);
-      const V go = _mm512_maskz_loadu_ps(mk, gr + 3 * u + o);
-      const V tc = tanh_v(_mm512_maskz_loadu_ps(mk, a.cseq + bt * u + o));
-      const V dct = _mm512_fmadd_ps(_mm512_mul_ps(dht, go), _mm512_fnmadd_ps(tc, tc, one),
-                                    _mm512_maskz_loadu_ps(lm, a.dc + br * u + o));
-      const V dzi = _mm512_mul_ps(_mm512_mul_ps(dct, gg), _mm512_mul_ps(gi, _mm512_sub_ps(one, gi)));
-      const V dzf = _mm512_mul_ps(_mm512_mul_ps(dct, _mm512_maskz_loadu_ps(mk, cprev + o)),
-                                  _mm512_mul_ps(gf, _mm512_sub_ps(one, gf)));
-      const V dzg = _mm512_mul_ps(_mm512_mul_ps(dct, gi), _mm512_fnmadd_ps(gg, gg, one));
-      const V dzo = _mm512_mul_ps(_mm512_mul_ps(dht, tc), _mm512_mul_ps(go, _mm512_sub_ps(one, go)));
-      _mm512_mask_storeu_ps(a.dc + br * u + o, mk, _mm512_mul_ps(dct, gf));
-      _mm512_store_ps(&dzl[r][0][o], dzi);
-      _mm512_store_ps(&dzl[r][1][o], dzf);
-      _mm512_store_ps(&dzl[r][2][o], dzg);
-      _mm512_store_ps(&dzl[r][3][o], dzo);
+      const V dht = add(add(L.load(v, a.dh + br * u + o), L.load(v, a.dout + bt * u + o)), L.load(v, ac + o));
+      L.store(v, ac + o, zero());
+      const V gi = L.load(v, gr + o);
+      const V gf = L.load(v, gr + u + o);
+      const V gg = L.load(v, gr + 2 * u + o);
+      const V go = L.load(v, gr + 3 * u + o);
+      const V tc = tanh_v(L.load(v, a.cseq + bt * u + o));
+      const V dct = fmadd(mul(dht, go), fnmadd(tc, tc, one), L.load(v, a.dc + br * u + o));
+      // Lanes past u hold zeros (zero-filled loads), so the padded rows of dzl stay zero.
+      const V dzi = mul(mul(dct, gg), mul(gi, sub(one, gi)));
+      const V dzf = mul(mul(dct, L.load(v, cprev + o)), mul(gf, sub(one, gf)));
+      const V dzg = mul(mul(dct, gi), fnmadd(gg, gg, one));
+      const V dzo = mul(mul(dht, tc), mul(go, sub(one, go)));
+      L.store(v, a.dc + br * u + o, mul(dct, gf));
+      storeu(&dzl[r][0][o], dzi);
+      storeu(&dzl[r][1][o], dzf);
+      storeu(&dzl[r][2][o], dzg);
+      storeu(&dzl[r][3][o], dzo);
       float* dzr = a.dz + bt * G + o;
-      _mm512_mask_storeu_ps(dzr, mk, dzi);
-      _mm512_mask_storeu_ps(dzr + u, mk, dzf);
-      _mm512_mask_storeu_ps(dzr + 2 * u, mk, dzg);
-      _mm512_mask_storeu_ps(dzr + 3 * u, mk, dzo);
+      L.store(v, dzr, dzi);
+      L.store(v, dzr + u, dzf);
+      L.store(v, dzr + 2 * u, dzg);
+      L.store(v, dzr + 3 * u, dzo);
     }
   }
   // dh_{t-1}[l] = sum_g mask_g[l] * sum_j dz_g[j] * R[l, g*u + j], as broadcast FMAs over rows of R^T.
   V sum[RB][NV];
   for (int r = 0; r < RB; ++r)
-    for (int v = 0; v < NV; ++v) sum[r][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) sum[r][v] = zero();
   for (int g = 0; g < 4; ++g) {
     V part[RB][NV];
     for (int r = 0; r < RB; ++r)
-      for (int v = 0; v < NV; ++v) part[r][v] = _mm512_setzero_ps();
+      for (int v = 0; v < NV; ++v) part[r][v] = zero();
     for (int64_t j = 0; j < u; ++j) {
       const float* rj = RTp + (g * u + j) * P;
       for (int r = 0; r < RB; ++r) {
-        const V d = v1(dzl[r][g][j]);
-        for (int v = 0; v < NV; ++v) part[r][v] = _mm512_fmadd_ps(d, _mm512_loadu_ps(rj + 16 * v), part[r][v]);
+        const V d = set1(dzl[r][g][j]);
+        for (int v = 0; v < NV; ++v) part[r][v] = fmadd(d, loadu(rj + W * v), part[r][v]);
       }
     }
     for (int r = 0; r < RB; ++r) {
       const float* m = k.rdm == nullptr ? nullptr : k.rdm + (b + r) * k.rdm_stride;
       for (int v = 0; v < NV; ++v) {
         if (k.mode == DropMode::kPerGate) {
-          sum[r][v] = _mm512_fmadd_ps(part[r][v], _mm512_maskz_loadu_ps(L.m[v], m + g * u + 16 * v), sum[r][v]);
+          sum[r][v] = fmadd(part[r][v], L.load(v, m + g * u + W * v), sum[r][v]);
         } else {
-          sum[r][v] = _mm512_add_ps(sum[r][v], part[r][v]);
+          sum[r][v] = add(sum[r][v], part[r][v]);
         }
       }
     }
   }
   for (int r = 0; r < RB; ++r) {
+    if (!real[r]) continue;  // masked step: dh passes through unchanged
     const float* m = k.rdm == nullptr ? nullptr : k.rdm + (b + r) * k.rdm_stride;
     for (int v = 0; v < NV; ++v) {
       V s = sum[r][v];
-      if (k.mode == DropMode::kShared) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(L.m[v], m + 16 * v));
-      _mm512_mask_storeu_ps(a.dh + (b + r) * u + 16 * v, real[r] ? L.m[v] : static_cast<__mmask16>(0), s);
+      if (k.mode == DropMode::kShared) s = mul(s, L.load(v, m + W * v));
+      L.store(v, a.dh + (b + r) * u + W * v, s);
     }
   }
 }
@@ -708,12 +702,50 @@ void backward_vector(const BwdArgs& a, const float* RTp, int64_t b0, int64_t b1)
     }
   }
 }
-#endif  // LSTMTEXT_HAVE_AVX512
+
+// Instantiations by NV = ceil(u / W), u <= kRowMaxUnits, with the rows interleaved per group (RB) chosen so
+// that z (RB * 4 * NV vectors) fits the register file: 32 registers on AVX-512, 16 on AVX2.
+template <typename Run>
+void vector_by_width(int64_t nv, const Run& run) {
+#if LSTMTEXT_SIMD == 512
+  switch (nv) {
+    case 1: return run.template operator()<1, 4>();
+    case 2: return run.template operator()<2, 1>();
+    default: return run.template operator()<3, 1>();
+  }
+#else
+  switch (nv) {
+    case 1: return run.template operator()<1, 2>();
+    case 2: return run.template operator()<2, 1>();
+    case 3: return run.template operator()<3, 1>();
+    case 4: return run.template operator()<4, 1>();
+    case 5: return run.template operator()<5, 1>();
+    default: return run.template operator()<6, 1>();
+  }
+#endif
+}
+
+struct ForwardVector {
+  const FwdArgs& a;
+  const float* Rp;
+  int64_t b0, b1;
+  template <int NV, int RB>
+  void operator()() const { forward_vector<NV, RB>(a, Rp, b0, b1); }
+};
+
+struct BackwardVector {
+  const BwdArgs& a;
+  const float* RTp;
+  int64_t b0, b1;
+  template <int NV, int RB>
+  void operator()() const { backward_vector<NV, RB>(a, RTp, b0, b1); }
+};
+#endif  // LSTMTEXT_SIMD
 
 // ---- dispatch -------------------------------------------------------------------------------------------
 
 bool vector_available() {
-#ifdef LSTMTEXT_HAVE_AVX512
+#ifdef LSTMTEXT_SIMD
   return true;
 #else
   return false;
@@ -784,19 +816,15 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
   a.cseq = save ? cseq.data_ptr<float>() : nullptr;
   a.hprev = save ? hprev.data_ptr<float>() : nullptr;
   const int64_t how = resolve_impl(impl, u);
-#ifdef LSTMTEXT_HAVE_AVX512
-  const int64_t nv = (u + 15) / 16;
+#ifdef LSTMTEXT_SIMD
+  const int64_t nv = (u + W - 1) / W;
   std::vector<float> Rp;
-  if (how == kVector) Rp = pad_rows(a.R, u, u, 4, 16 * nv);
+  if (how == kVector) Rp = pad_rows(a.R, u, u, 4, W * nv);
 #endif
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     if (how == kGemm) return forward_gemm(a, b0, b1);
-#ifdef LSTMTEXT_HAVE_AVX512
-    if (how == kVector) {
-      if (nv == 1) return forward_vector<1, 4>(a, Rp.data(), b0, b1);
-      if (nv == 2) return forward_vector<2, 2>(a, Rp.data(), b0, b1);
-      return forward_vector<3, 1>(a, Rp.data(), b0, b1);
-    }
+#ifdef LSTMTEXT_SIMD
+    if (how == kVector) return vector_by_width(nv, ForwardVector{a, Rp.data(), b0, b1});
 #endif
     forward_rows(a, b0, b1);
   });
@@ -884,10 +912,10 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
   a.dc = dc0.data_ptr<float>();
   const int64_t how = resolve_impl(impl, u);
   TORCH_CHECK(!fused || how == kGemm, "lstm kernel: fused weight gradients need the per-step GEMM strategy");
-#ifdef LSTMTEXT_HAVE_AVX512
-  const int64_t nv = (u + 15) / 16;
+#ifdef LSTMTEXT_SIMD
+  const int64_t nv = (u + W - 1) / W;
   std::vector<float> RTp;
-  if (how == kVector) RTp = pad_rows(a.RT, 4 * u, u, 1, 16 * nv);
+  if (how == kVector) RTp = pad_rows(a.RT, 4 * u, u, 1, W * nv);
 #endif
   std::vector<WeightGrads> partials(fused ? std::max<int64_t>(1, at::get_num_threads()) * 2 : 0);
   std::atomic<int64_t> next_partial{0};
@@ -901,12 +929,8 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
       }
       return backward_gemm(a, b0, b1, wg);
     }
-#ifdef LSTMTEXT_HAVE_AVX512
-    if (how == kVector) {
-      if (nv == 1) return backward_vector<1, 4>(a, RTp.data(), b0, b1);
-      if (nv == 2) return backward_vector<2, 2>(a, RTp.data(), b0, b1);
-      return backward_vector<3, 1>(a, RTp.data(), b0, b1);
-    }
+#ifdef LSTMTEXT_SIMD
+    if (how == kVector) return vector_by_width(nv, BackwardVector{a, RTp.data(), b0, b1});
 #endif
     backward_rows(a, b0, b1);
   });
