@@ -112,15 +112,19 @@ def test_compiled_zero_output_for_mask(shape, mask_kind):
     assert torch.all(out[~mask] == 0)
 
 
-@pytest.mark.parametrize("impl", [fused.IMPL_ROWS, fused.IMPL_GEMM, fused.IMPL_VECTOR], ids=["rows", "gemm", "vector"])
+@pytest.mark.parametrize(
+    "impl", [fused.IMPL_ROWS, fused.IMPL_GEMM, fused.IMPL_VECTOR, fused.IMPL_LANES], ids=["rows", "gemm", "vector", "lanes"]
+)
 @pytest.mark.parametrize("units", [3, 10, 20, 40])
 @pytest.mark.parametrize("rd", ["none", "shared", "per_gate"])
-def test_every_cpu_strategy_matches_reference(monkeypatch, impl, units, rd):
-    # Each C++ strategy (plain rows, per-step GEMM, AVX-512 rows) on shapes the automatic choice would not
-    # give it, so that all of them stay correct whatever the dispatch thresholds become.
+@pytest.mark.parametrize("batch", [7, 21])
+def test_every_cpu_strategy_matches_reference(monkeypatch, impl, units, rd, batch):
+    # Each C++ strategy (plain rows, per-step GEMM, vector rows, rows in lanes) on shapes the automatic
+    # choice would not give it, so that all of them stay correct whatever the dispatch thresholds become;
+    # batch 21 gives the lanes strategy full blocks of 8 rows and a partial one.
     _compiled_or_skip()
     monkeypatch.setattr(fused, "forced_impl", impl)
-    batch, steps = 7, 6
+    steps = 6
     *args, gen = _inputs(batch, steps, 4, units, seed=units)
     keep = None
     if rd != "none":

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 SOURCES = [Path(__file__).with_name("lstm_cpu.cpp"), Path(__file__).with_name("ops_cpu.cpp")]
-HEADERS = [Path(__file__).with_name("small_gemm.h"), Path(__file__).with_name("simd.h")]
+HEADERS = [Path(__file__).with_name(n) for n in ("small_gemm.h", "simd.h", "lstm_lanes.h")]
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _LDFLAGS = ["-fopenmp"]
 

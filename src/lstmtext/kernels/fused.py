@@ -11,10 +11,11 @@ import torch
 
 from lstmtext.kernels.build import load_ops
 
-# Which C++ strategy runs the recurrence: 0 picks by shape (AVX-512 per-row loop for u <= 48 when the CPU
-# has it, else the plain per-row loop; one GEMM per step above), 1 plain rows, 2 per-step GEMM, 3 AVX-512.
-# Tests set it to check every strategy against the reference.
-IMPL_AUTO, IMPL_ROWS, IMPL_GEMM, IMPL_VECTOR = 0, 1, 2, 3
+# Which C++ strategy runs the recurrence: 0 picks by shape (for u <= 48: rows in vector lanes on AVX2 CPUs,
+# the per-row vector loop on AVX-512 ones, else the plain per-row loop; one GEMM per step above), 1 plain
+# rows, 2 per-step GEMM, 3 per-row vector loop, 4 rows in lanes. Tests set it to check every strategy
+# against the reference.
+IMPL_AUTO, IMPL_ROWS, IMPL_GEMM, IMPL_VECTOR, IMPL_LANES = 0, 1, 2, 3, 4
 forced_impl = IMPL_AUTO
 
 
