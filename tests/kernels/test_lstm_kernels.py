@@ -113,7 +113,9 @@ def test_compiled_zero_output_for_mask(shape, mask_kind):
 
 
 @pytest.mark.parametrize(
-    "impl", [fused.IMPL_ROWS, fused.IMPL_GEMM, fused.IMPL_VECTOR, fused.IMPL_LANES], ids=["rows", "gemm", "vector", "lanes"]
+    "impl",
+    [fused.IMPL_ROWS, fused.IMPL_GEMM, fused.IMPL_VECTOR, fused.IMPL_LANES],
+    ids=["rows", "gemm", "vector", "lanes"],
 )
 @pytest.mark.parametrize("units", [3, 10, 20, 40])
 @pytest.mark.parametrize("rd", ["none", "shared", "per_gate"])
