@@ -786,9 +786,9 @@ bool lanes_available() {
 }
 
 // Largest u for which kLanes is the automatic choice. Measured on an AVX2 CPU (AMD Zen 3, one thread,
-// B = 128, T = 300, forward + backward, interleaved in one process): lanes / vector time 0.71 at u = 10,
-// 0.86 at u = 20, 1.0 at u = 24, 1.1 at u = 32 and 40, where its pre-broadcast recurrent kernel (u * 4u * 8
-// floats) no longer fits the L1 cache.
+// B = 128, T = 300, forward + backward, interleaved in one process): lanes / vector time 0.74 at u = 10,
+// 0.84 at u = 20, 1.00 at u = 24, 1.04 at u = 32, 1.13 at u = 40, where its pre-broadcast recurrent kernel
+// (u * 4u * 8 floats) no longer fits the L1 cache.
 constexpr int64_t kLanesMaxUnits = 24;
 
 // Small u: kLanes where it is built (AVX2 without AVX-512: no lane wasted on padding) up to kLanesMaxUnits,
