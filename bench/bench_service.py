@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -239,6 +240,22 @@ def _accuracy(archive: str, labels: list[int]) -> float:
     return round(sum(int(a == b) for a, b in zip(labels, truth)) / len(truth), 4)
 
 
+def machine() -> str:
+    """CPU model, core count and vector extensions of this machine (from /proc/cpuinfo where it exists)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    vec = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
+    return f"{os.cpu_count()}-core {name} ({vec})"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--archive", default=str(REPO.parent / "shared" / "datasets" / "aclImdb_v1.tar.gz"))
@@ -249,13 +266,15 @@ def main() -> None:
     p.add_argument("--reviews", type=int, default=2000, help="distinct test reviews cycled through by wrk")
     p.add_argument("--skip-load", action="store_true")
     p.add_argument("--skip-predict", action="store_true")
+    p.add_argument("--serve-arg", action="append", default=[],
+                   help="extra `lstmtext serve` argument for every server, repeatable (e.g. --serve-arg=--workers=2)")
     p.add_argument("--out", default=None, help="write all results as JSON here")
     args = p.parse_args()
     if shutil.which("wrk") is None and not args.skip_load:
         sys.exit("wrk is not installed (apt-get install wrk), or pass --skip-load")
 
     work = Path(tempfile.mkdtemp(prefix="bench-service-"))
-    results: dict = {"machine": "2-core AMD Zen 5 (AVX-512), no GPU", "date": time.strftime("%Y-%m-%d"),
+    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "serve_args": args.serve_arg,
                      "load_average_start": os.getloadavg()}
     if args.checkpoint:
         ckpt = Path(args.checkpoint)
@@ -267,14 +286,14 @@ def main() -> None:
     runs = []
     if not args.skip_load:
         script = wrk_script(read_reviews(args.archive, "test", args.reviews), work / "bodies.lua")
-        server = Server(ckpt, work / "server.log")
+        server = Server(ckpt, work / "server.log", *args.serve_arg)
         try:
             load_run(server, script, 8, 3, "warm-up")
             runs.append(load_run(server, script, 64, args.seconds, "1x: 64 connections"))
             runs.append(load_run(server, script, 640, args.seconds, "10x: 640 connections"))
         finally:
             results["server_exit"] = server.stop()
-        small = Server(ckpt, work / "server-small-queue.log", "--max-queue-texts", "128")
+        small = Server(ckpt, work / "server-small-queue.log", "--max-queue-texts", "128", *args.serve_arg)
         try:
             load_run(small, script, 8, 3, "warm-up")
             runs.append(load_run(small, script, 640, args.seconds, "10x: 640 connections, max_queue_texts=128"))
