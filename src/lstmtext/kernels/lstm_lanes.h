@@ -76,6 +76,21 @@ inline void store_rows(float* const rows[kL], int nrows, int64_t off, int64_t u,
   }
 }
 
+// Columns [off, off + n) of rows b .. b + nr - 1 of a row-major tensor (row i at base + i * stride) into
+// col[0 .. n); the rows missing from a partial block read as zeros.
+inline void load_block(const float* base, int64_t stride, int64_t b, int nr, int64_t off, int64_t n, V* col) {
+  const float* rows[kL];
+  for (int r = 0; r < kL; ++r) rows[r] = r < nr ? base + (b + r) * stride : kZeroRow;
+  load_rows(rows, off, n, col);
+}
+
+// The inverse of load_block for the nr existing rows.
+inline void store_block(float* base, int64_t stride, int64_t b, int nr, int64_t off, int64_t n, const V* col) {
+  float* rows[kL];
+  for (int r = 0; r < nr; ++r) rows[r] = base + (b + r) * stride;
+  store_rows(rows, nr, off, n, col);
+}
+
 inline int64_t padded(int64_t u) { return (u + 7) / 8 * 8; }
 
 // R (u, 4u) -> (u, 4u, 8): R[l, j] broadcast to 8 lanes at [(l*4u + j)*8].
@@ -113,11 +128,7 @@ inline V select(V real, V if_real, V otherwise) { return _mm256_blendv_ps(otherw
 inline void load_dropout(const Common& k, int64_t b, int nr, V drop[4][kMaxU]) {
   if (k.mode == DropMode::kNone) return;
   const int gates = k.mode == DropMode::kPerGate ? 4 : 1;
-  for (int g = 0; g < gates; ++g) {
-    const float* rows[kL];
-    for (int r = 0; r < kL; ++r) rows[r] = r < nr ? k.rdm + (b + r) * k.rdm_stride + g * k.u : kZeroRow;
-    load_rows(rows, 0, k.u, drop[g]);
-  }
+  for (int g = 0; g < gates; ++g) load_block(k.rdm, k.rdm_stride, b, nr, g * k.u, k.u, drop[g]);
 }
 
 // N <= 8 consecutive columns j0.. of z = xz + (h * mask) @ R for the 8 rows, activated into act[j0 ..]:
@@ -216,19 +227,15 @@ void forward(const FwdArgs& a, const float* Rb, int64_t b0, int64_t b1) {
   for (int64_t bb = b0; bb < b1; bb += kL) {
     const int nr = static_cast<int>(std::min<int64_t>(kL, b1 - bb));
     const float* in[kL];
-    float* st[kL];
-    for (int r = 0; r < kL; ++r) in[r] = r < nr ? a.h + (bb + r) * u : kZeroRow;
-    load_rows(in, 0, u, hT);
-    for (int r = 0; r < kL; ++r) in[r] = r < nr ? a.c + (bb + r) * u : kZeroRow;
-    load_rows(in, 0, u, cT);
+    load_block(a.h, u, bb, nr, 0, u, hT);
+    load_block(a.c, u, bb, nr, 0, u, cT);
     for (int64_t l = 0; l < UP; ++l) oT[l] = zero();
     load_dropout(k, bb, nr, drop);
     for (int64_t t = 0; t < T; ++t) {
       bool any;
       const V real = real_lanes(k, bb, nr, t, &any);
       if (a.save) {
-        for (int r = 0; r < nr; ++r) st[r] = a.hprev + ((bb + r) * T + t) * u;
-        store_rows(st, nr, 0, u, hT);
+        store_block(a.hprev + t * u, T * u, bb, nr, 0, u, hT);
       }
       if (any) {
         // (h * dropout mask) per gate; none: h itself for every gate.
@@ -261,21 +268,16 @@ void forward(const FwdArgs& a, const float* Rb, int64_t b0, int64_t b1) {
         for (int64_t l = 0; l < u; ++l) oT[l] = zero();
       }
       // Masked steps repeat the previous output (zeros before the first real step), as the row paths.
-      for (int r = 0; r < nr; ++r) st[r] = a.out + ((bb + r) * T + t) * u;
-      store_rows(st, nr, 0, u, oT);
+      store_block(a.out + t * u, T * u, bb, nr, 0, u, oT);
       if (a.save) {
-        for (int r = 0; r < nr; ++r) st[r] = a.cseq + ((bb + r) * T + t) * u;
-        store_rows(st, nr, 0, u, cT);
+        store_block(a.cseq + t * u, T * u, bb, nr, 0, u, cT);
         if (any) {  // the gates of masked steps are never read
-          for (int r = 0; r < nr; ++r) st[r] = a.gates + ((bb + r) * T + t) * G;
-          store_rows(st, nr, 0, G, act);
+          store_block(a.gates + t * G, T * G, bb, nr, 0, G, act);
         }
       }
     }
-    for (int r = 0; r < nr; ++r) st[r] = a.h + (bb + r) * u;
-    store_rows(st, nr, 0, u, hT);
-    for (int r = 0; r < nr; ++r) st[r] = a.c + (bb + r) * u;
-    store_rows(st, nr, 0, u, cT);
+    store_block(a.h, u, bb, nr, 0, u, hT);
+    store_block(a.c, u, bb, nr, 0, u, cT);
   }
 }
 
@@ -287,34 +289,29 @@ void backward(const BwdArgs& a, const float* RTb, int64_t b0, int64_t b1) {
   for (int64_t j = 0; j < kMaxG; ++j) dzT[j] = zero();
   for (int64_t bb = b0; bb < b1; bb += kL) {
     const int nr = static_cast<int>(std::min<int64_t>(kL, b1 - bb));
-    const float* in[kL];
-    float* st[kL];
-    for (int r = 0; r < kL; ++r) in[r] = r < nr ? a.dh + (bb + r) * u : kZeroRow;
-    load_rows(in, 0, u, dhT);
-    for (int r = 0; r < kL; ++r) in[r] = r < nr ? a.dc + (bb + r) * u : kZeroRow;
-    load_rows(in, 0, u, dcT);
+    load_block(a.dh, u, bb, nr, 0, u, dhT);
+    load_block(a.dc, u, bb, nr, 0, u, dcT);
     for (int64_t l = 0; l < UP; ++l) accT[l] = zero();
     load_dropout(k, bb, nr, drop);
     for (int64_t t = T - 1; t >= 0; --t) {
       bool any;
       const V real = real_lanes(k, bb, nr, t, &any);
-      for (int r = 0; r < kL; ++r) in[r] = r < nr ? a.dout + ((bb + r) * T + t) * u : kZeroRow;
-      load_rows(in, 0, u, doT);
-      for (int r = 0; r < nr; ++r) st[r] = a.dz + ((bb + r) * T + t) * G;
+      load_block(a.dout + t * u, T * u, bb, nr, 0, u, doT);
       if (!any) {
         // Every row masked: output gradients are owed to the last real step; dz = 0; dh, dc pass through.
         if (!k.zero_output) {
           for (int64_t l = 0; l < u; ++l) accT[l] = add(accT[l], doT[l]);
         }
-        for (int r = 0; r < nr; ++r) std::fill(st[r], st[r] + G, 0.0f);
+        for (int r = 0; r < nr; ++r) std::fill_n(a.dz + ((bb + r) * T + t) * G, G, 0.0f);
         continue;
       }
-      for (int r = 0; r < kL; ++r) in[r] = r < nr ? a.gates + ((bb + r) * T + t) * G : kZeroRow;
-      load_rows(in, 0, G, gt);
-      for (int r = 0; r < kL; ++r) in[r] = r < nr ? a.cseq + ((bb + r) * T + t) * u : kZeroRow;
-      load_rows(in, 0, u, ctT);
-      for (int r = 0; r < kL; ++r) in[r] = r >= nr ? kZeroRow : (t > 0 ? a.cseq + ((bb + r) * T + t - 1) * u : a.c0 + (bb + r) * u);
-      load_rows(in, 0, u, cpT);
+      load_block(a.gates + t * G, T * G, bb, nr, 0, G, gt);
+      load_block(a.cseq + t * u, T * u, bb, nr, 0, u, ctT);
+      if (t > 0) {
+        load_block(a.cseq + (t - 1) * u, T * u, bb, nr, 0, u, cpT);
+      } else {
+        load_block(a.c0, u, bb, nr, 0, u, cpT);
+      }
       const V one = set1(1.0f);
       for (int64_t l = 0; l < u; ++l) {
         const V dht = add(add(dhT[l], doT[l]), accT[l]);
@@ -329,13 +326,11 @@ void backward(const BwdArgs& a, const float* RTb, int64_t b0, int64_t b1) {
         dzT[3 * u + l] = bit_and(real, mul(mul(dht, tc), mul(go, sub(one, go))));
         dcT[l] = select(real, mul(dct, gf), dcT[l]);
       }
-      store_rows(st, nr, 0, G, dzT);
+      store_block(a.dz + t * G, T * G, bb, nr, 0, G, dzT);
       for (int64_t l0 = 0; l0 < u; l0 += 8) dh_units(k, l0, dzT, RTb, real, drop, dhT);
     }
-    for (int r = 0; r < nr; ++r) st[r] = a.dh + (bb + r) * u;
-    store_rows(st, nr, 0, u, dhT);
-    for (int r = 0; r < nr; ++r) st[r] = a.dc + (bb + r) * u;
-    store_rows(st, nr, 0, u, dcT);
+    store_block(a.dh, u, bb, nr, 0, u, dhT);
+    store_block(a.dc, u, bb, nr, 0, u, dcT);
   }
 }
 
