@@ -520,19 +520,7 @@ inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L,
   const int64_t u = k.u, G = k.G, P = W * NV;
   bool real[RB];
   bool any = false;
-  for (int r = 0; r < RB; ++r) {
-    // begin_step, with the saved h_{t-1} copied by vectors (a libc memcpy call per step cost more).
-    const int64_t br = b + r, bt = br * k.T + t;
-    if (a.save) {
-      for (int v = 0; v < NV; ++v) L.store(v, a.hprev + bt * u + W * v, L.load(v, a.h + br * u + W * v));
-    }
-    real[r] = is_real(k, bt);
-    any |= real[r];
-    if (!real[r]) {
-      masked_output(k, a.out + bt * u, t);
-      if (a.save) std::memcpy(a.cseq + bt * u, a.c + br * u, u * sizeof(float));
-    }
-  }
+  for (int r = 0; r < RB; ++r) any |= (real[r] = begin_step(a, b + r, t));
   if (!any) return;
   V z[RB][4][NV];
   for (int r = 0; r < RB; ++r) {
@@ -733,7 +721,7 @@ void vector_by_width(int64_t nv, const Run& run) {
 #if LSTMTEXT_SIMD == 512
   switch (nv) {
     case 1: return run.template operator()<1, 4>();
-    case 2: return run.template operator()<2, 1>();
+    case 2: return run.template operator()<2, 2>();
     default: return run.template operator()<3, 1>();
   }
 #else

@@ -11,7 +11,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstdint>
 
 #if defined(__AVX512F__)
@@ -101,12 +100,10 @@ template <int NV>
 struct Lanes {
   Mask m[NV];
   bool full[NV];
-  int n[NV];
   explicit Lanes(int64_t u) {
     for (int v = 0; v < NV; ++v) {
       m[v] = first_lanes(u - int64_t{W} * v);
       full[v] = u - int64_t{W} * v >= W;
-      n[v] = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(W, u - int64_t{W} * v)));
     }
   }
   V load(int v, const float* p) const { return full[v] ? loadu(p) : load_first(m[v], p); }
@@ -114,13 +111,7 @@ struct Lanes {
     if (full[v]) {
       storeu(p, x);
     } else {
-#ifdef LSTMTEXT_TAIL_COPY
-      alignas(64) float tmp[W];
-      storeu(tmp, x);
-      for (int i = 0; i < n[v]; ++i) p[i] = tmp[i];
-#else
       store_first(p, m[v], x);
-#endif
     }
   }
 };
