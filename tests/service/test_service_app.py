@@ -40,6 +40,38 @@ def test_predict_equals_predictor(client):
     assert r.headers["x-request-id"]
 
 
+def test_fast_route_and_fastapi_route_answer_alike(client):
+    # POST /v1/predict skips FastAPI's stack (ServiceApp.fast_routes); the route FastAPI declares for the schema
+    # must give the same answers when it is reached (here: the app's FastAPI stack called directly).
+    app = client.app
+    assert ("POST", "/v1/predict") in app.fast_routes
+    direct = TestClient(app.build_middleware_stack())
+    for body in ({"texts": ["a wonderful film", "awful"]}, {"texts": ["x"] * 65}, {"texts": "not a list"}):
+        fast, slow = client.post("/v1/predict", json=body), direct.post("/v1/predict", json=body)
+        assert (fast.status_code, fast.json()) == (slow.status_code, slow.json())
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_failing_model_answers_500_and_the_service_goes_on():
+    calls = []
+    predictor = tiny_predictor()
+    run = predictor._run
+
+    def flaky(ids):
+        calls.append(len(ids))
+        if len(calls) == 1:
+            raise RuntimeError("simulated kernel failure")
+        return run(ids)
+
+    predictor._run = flaky
+    with TestClient(create_app(predictor, ServiceConfig(warmup=False))) as c:
+        wait_ready(c)
+        r = c.post("/v1/predict", json={"texts": ["a good film"]})
+        assert r.status_code == 500 and "internal error" in r.json()["detail"] and r.headers["x-request-id"]
+        assert c.post("/v1/predict", json={"texts": ["a good film"]}).status_code == 200
+        assert 'status="500"' in c.get("/metrics").text
+
+
 def test_empty_list_and_form_content_type(client):
     assert client.post("/v1/predict", json={"texts": []}).json()["predictions"] == []
     r = client.post("/v1/predict", content=b'{"texts": ["fun"]}',

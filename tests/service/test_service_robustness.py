@@ -126,7 +126,9 @@ def test_overload_at_10x_keeps_memory_and_queue_bounded():
         assert {s for s, _, _ in statuses} <= {200, 503}
         assert all(n == 1 for s, _, n in statuses if s == 200)  # accepted requests are answered
         assert all(ra == "1" for s, ra, _ in statuses if s == 503)
-        assert sum(s == 200 for s, _, _ in statuses) >= clients // 10
+        # At least a full queue is accepted (16); the 8 of the first model call only when the worker takes them
+        # before the loop has queued 16 others, which depends on thread scheduling.
+        assert sum(s == 200 for s, _, _ in statuses) >= cfg.max_queue_texts
         assert sum(s == 503 for s, _, _ in statuses) >= len(statuses) // 10  # the excess is refused, not queued
     assert max(deep_short, deep_long) <= 16
     growth = peak_long - peak_short

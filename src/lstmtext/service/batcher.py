@@ -52,6 +52,17 @@ def _resolve(fut: asyncio.Future, value: object, error: BaseException | None) ->
         fut.set_result(value)
 
 
+def _resolve_all(answers: list[tuple[asyncio.Future, object, BaseException | None]]) -> None:
+    # One loop wake-up per batch (call_soon_threadsafe writes to the loop's self-pipe), not one per request.
+    for fut, value, error in answers:
+        _resolve(fut, value, error)
+
+
+def _expire(fut: asyncio.Future, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(RequestTimeout(f"no prediction within the request timeout of {timeout:g} s"))
+
+
 class MicroBatcher:
     """Batches concurrent prediction requests into model calls on one worker thread.
 
@@ -149,10 +160,13 @@ class MicroBatcher:
             self._queue.append(item)
             self._queued_texts += len(texts)
             self._cond.notify()
+        # A timer that fails the future (rather than asyncio.wait_for, which adds a second future, a callback and
+        # a task switch to every request); the worker skips futures that are already done.
+        timer = loop.call_later(timeout, _expire, item.future, timeout)
         try:
-            return await asyncio.wait_for(item.future, timeout)
-        except TimeoutError:
-            raise RequestTimeout(f"no prediction within the request timeout of {timeout:g} s") from None
+            return await item.future
+        finally:
+            timer.cancel()
 
     def _take_batch(self) -> tuple[list[_Item], Predictor | None] | None:
         """Block until a batch is due; pop and return it (None when stopped and drained)."""
@@ -198,12 +212,15 @@ class MicroBatcher:
                 preds, error = [], e
             seconds = time.perf_counter() - t0
             start = 0
+            by_loop: dict[asyncio.AbstractEventLoop, list] = {}
             for item in batch:
                 part = (preds[start:start + len(item.texts)], predictor.version) if error is None else None
                 start += len(item.texts)
+                by_loop.setdefault(item.loop, []).append((item.future, part, error))
+            for loop, answers in by_loop.items():
                 try:
-                    item.loop.call_soon_threadsafe(_resolve, item.future, part, error)
-                except RuntimeError:  # the request's event loop is closed: nobody is waiting
+                    loop.call_soon_threadsafe(_resolve_all, answers)
+                except RuntimeError:  # that event loop is closed: nobody is waiting
                     pass
             if self.on_batch is not None:
                 self.on_batch(len(texts), len(batch), seconds)

@@ -7,12 +7,14 @@ by the body limit are counted and logged too.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -82,6 +84,13 @@ class ObserveMiddleware:
         self.metrics = metrics
         self.routes = frozenset(routes)
         self.access_log = access_log
+        # Request ids: a random per-process prefix and a counter (unique across workers and restarts, and ~10x
+        # cheaper per request than uuid4, which the service paid on every request).
+        self._id_prefix = os.urandom(6).hex()
+        self._ids = itertools.count()
+        # labels() takes a lock and builds a key on every call; the few (method, route, status) children are kept.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,7 +101,7 @@ class ObserveMiddleware:
         for k, v in scope.get("headers", ()):
             if k == b"x-request-id" and _REQUEST_ID.match(v):
                 request_id = v.decode()
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or f"{self._id_prefix}{next(self._ids):08x}"
         status = 500
         sent = 0
 
@@ -112,8 +121,15 @@ class ObserveMiddleware:
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - t0
             path = scope["path"] if scope["path"] in self.routes else "other"
-            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
-            self.metrics.latency.labels(path).observe(seconds)
+            key = (scope["method"], path, status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self.metrics.requests.labels(key[0], path, str(status))
+            counter.inc()
+            timer = self._timers.get(path)
+            if timer is None:
+                timer = self._timers[path] = self.metrics.latency.labels(path)
+            timer.observe(seconds)
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 access_logger.info(json.dumps({
