@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmtext.data.sequence import pad_flat
 from lstmtext.errors import CheckpointError, ConfigError, DataError
+from lstmtext.kernels.build import load_ops
 from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.text import Tokenizer
 
@@ -217,6 +219,20 @@ class Predictor:
                    labels=list(self.labels) if self.labels is not None else None, from_logits=self.from_logits)
         return out
 
+    def encode_padded(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> the padded int64 ids ``(N, maxlen)`` the model is given (``pad(encode(texts))``).
+
+        With a :class:`~lstmtext.text.Tokenizer` and a ``maxlen`` the ids never become Python lists, and the
+        word lookups run in the compiled kernel without the GIL (loaded here: the model uses it anyway), which
+        leaves the GIL to the service's event loop.
+        """
+        if self.tokenizer is None or self.maxlen is None:
+            return self.pad(self.encode(texts))
+        load_ops()
+        ids, offsets = self.tokenizer.texts_to_flat(texts, caller="Predictor")
+        return pad_flat(ids, offsets, self.maxlen, dtype=np.int64, padding=self.padding, truncating=self.truncating,
+                        value=self.pad_value)
+
     def pad(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """Pad/truncate id lists as in training (Keras ``pad_sequences``). Returns int64 ``(N, maxlen)``."""
         if self.maxlen is None and not any(len(seq) for seq in sequences):
@@ -242,11 +258,11 @@ class Predictor:
         if not chunks:
             return np.zeros((0, len(self.labels) if self.labels else 2), dtype=np.float32)
         if len(chunks) == 1:
-            return self._run(self.pad(self.encode(chunks[0])))
+            return self._run(self.encode_padded(chunks[0]))
         outs: list[Future[np.ndarray]] = []
         with ThreadPoolExecutor(1, thread_name_prefix="lstmtext-predict") as pool:
             for i, chunk in enumerate(chunks):
-                ids = self.pad(self.encode(chunk))
+                ids = self.encode_padded(chunk)
                 if i >= 2:
                     outs[i - 2].result()  # at most two chunks waiting: memory stays bounded
                 outs.append(pool.submit(self._run, ids))

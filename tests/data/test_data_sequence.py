@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lstmtext.data.sequence import pad_flat
 from lstmtext.preprocessing.sequence import pad_sequences
 
 
@@ -125,3 +126,38 @@ def test_no_sequences_without_maxlen_is_a_clear_error():
     with pytest.raises(ValueError, match="maxlen=None needs at least one sequence"):
         pad_sequences([])
     assert pad_sequences([], maxlen=3).shape == (0, 3)
+
+
+@pytest.mark.keras
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sequences=sequence_lists,
+    maxlen=st.integers(1, 11),
+    dtype=st.sampled_from(["int32", "int64", "float32"]),
+    padding=st.sampled_from(["pre", "post"]),
+    truncating=st.sampled_from(["pre", "post"]),
+    value=st.sampled_from([0, -1, 7]),
+)
+def test_pad_flat_equals_keras(keras_pad, sequences, maxlen, dtype, padding, truncating, value):
+    # What Predictor pads tokenizer output with: the same sequences given as one flat array and offsets.
+    ids = np.asarray([x for s in sequences for x in s], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sequences], dtype=np.int64)])
+    kwargs = {"maxlen": maxlen, "dtype": dtype, "padding": padding, "truncating": truncating, "value": value}
+    ours = pad_flat(ids, offsets, **kwargs)
+    theirs = keras_pad(sequences, **kwargs)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((np.arange(3), np.array([0, 3]), 0), "maxlen must be a positive integer"),
+        ((np.arange(3), np.array([0, 2]), 4), "offsets from 0 to len"),
+        ((np.arange(3), np.array([0, 2, 1, 3]), 4), "non-decreasing offsets"),
+        ((np.arange(6).reshape(2, 3), np.array([0, 6]), 4), "1-D ids"),
+    ],
+)
+def test_pad_flat_refuses_inconsistent_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        pad_flat(*args)

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from lstmtext.data.archive import read_archive
 from lstmtext.datasets import imdb
 from lstmtext.errors import ConfigError, DataError
+from lstmtext.kernels import build
 from lstmtext.text import TOKENIZER_VERSION, Tokenizer, Vocab, tokenize
+from lstmtext.text.tokenizer import normalize_bytes
 
 _REFERENCE_WORD = re.compile(r"[a-z']+")
 
@@ -82,6 +84,37 @@ def test_bad_word_index_is_refused(word_index, message):
         Vocab.from_word_index(word_index)
 
 
+@pytest.fixture(params=["python", "compiled"])
+def word_lookup(request, monkeypatch):
+    """Run a test with the Python word lookups and with the compiled ones (``kernels/text_cpu.cpp``)."""
+    if request.param == "compiled":
+        if build.load_ops() is None:
+            pytest.skip("the compiled kernel is not available here")
+    else:
+        monkeypatch.setattr(build, "loaded_ops", lambda: None)
+    return request.param
+
+
+_WORDS = st.text(alphabet="abk'\u00e9", min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(alphabet="abk' \n\t<br/>\u00e9\u212a.", max_size=40), max_size=6),
+       words=st.lists(_WORDS, unique=True, max_size=12))
+def test_compiled_word_lookups_equal_python(texts, words):
+    # Unknown words, empty texts, only-empty batches, apostrophes, non-ASCII vocabulary words (never matched).
+    if build.load_ops() is None:
+        pytest.skip("the compiled kernel is not available here")
+    vocab = Vocab(words)
+    normalized = [normalize_bytes(t) for t in texts]
+    got_flat, got_offsets = vocab.encode_normalized(normalized)
+    assert vocab._native is not None or not any(normalized)  # the compiled path did run
+    want_flat, want_offsets = vocab.encode_token_lists([t.split() for t in normalized])
+    assert got_flat.dtype == want_flat.dtype and got_offsets.dtype == want_offsets.dtype
+    np.testing.assert_array_equal(got_flat, want_flat)
+    np.testing.assert_array_equal(got_offsets, want_offsets)
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -93,7 +126,7 @@ def test_bad_word_index_is_refused(word_index, message):
         {"num_words": 25, "skip_top": 3, "oov_char": None, "start_char": 7, "index_from": 5},
     ],
 )
-def test_tokenizer_gives_load_data_ids_for_raw_text(tiny_imdb_archive, options):
+def test_tokenizer_gives_load_data_ids_for_raw_text(tiny_imdb_archive, options, word_lookup):
     """Raw review text through the Tokenizer == the same review from load_data (train and unseen test words)."""
     raw = read_archive(tiny_imdb_archive)
     (x_train, _), (x_test, _) = imdb.load_data(tiny_imdb_archive, **options)
@@ -104,6 +137,8 @@ def test_tokenizer_gives_load_data_ids_for_raw_text(tiny_imdb_archive, options):
         rng.shuffle(order)
         texts = [raw[split].texts[i] for i in order]
         assert tokenizer.texts_to_sequences(texts) == [list(s) for s in x]
+        ids, offsets = tokenizer.texts_to_flat(texts)
+        assert [ids[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == [list(s) for s in x]
 
 
 def test_tokenizer_json_round_trip(tmp_path, tiny_imdb_archive):
@@ -117,7 +152,7 @@ def test_tokenizer_json_round_trip(tmp_path, tiny_imdb_archive):
     assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temp file
 
 
-def test_tokenizer_decodes_ids_back_to_words():
+def test_tokenizer_decodes_ids_back_to_words(word_lookup):
     tok = Tokenizer({"the": 1, "movie": 2, "great": 3}, num_words=7)
     ids = tok.texts_to_sequences(["The movie was great!"])
     assert ids == [[1, 4, 5, 2, 6]]

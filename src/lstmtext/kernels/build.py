@@ -1,7 +1,7 @@
 """Builds and loads the compiled CPU LSTM kernel at first use (never at install time).
 
 The C++ sources ship with the package (``lstm_cpu.cpp``: the LSTM recurrence; ``ops_cpu.cpp``: embedding,
-dropout and Adam). On first use it is compiled with
+dropout and Adam; ``text_cpu.cpp``: the tokenizer's word lookups). On first use it is compiled with
 ``torch.utils.cpp_extension.load`` into a per-user cache folder keyed by a hash of the source, the torch
 version, the compiler flags and the CPU's instruction-set flags (it is built with ``-march=native``), so a
 later process loads the cached library in milliseconds. A file lock (``fcntl.flock``, released by the OS if
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = [Path(__file__).with_name("lstm_cpu.cpp"), Path(__file__).with_name("ops_cpu.cpp")]
+SOURCES = [Path(__file__).with_name(n) for n in ("lstm_cpu.cpp", "ops_cpu.cpp", "text_cpu.cpp")]
 HEADERS = [Path(__file__).with_name(n) for n in ("small_gemm.h", "simd.h", "lstm_lanes.h")]
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _LDFLAGS = ["-fopenmp"]
@@ -131,6 +131,14 @@ def _build(name: str, build_dir: Path) -> Path:
     finally:
         os.environ["PATH"] = old_path
     return build_dir / f"{name}.so"
+
+
+def loaded_ops():
+    """``torch.ops.lstmtext_kernels`` if this process has already loaded the kernel, else ``None``.
+
+    For optional speed-ups (the tokenizer's word lookups) that must never trigger a first build themselves.
+    """
+    return _state.get("ops")
 
 
 def load_ops():

@@ -165,13 +165,27 @@ class Tokenizer:
         Returns:
             One list of ints per text (variable lengths; pad them with ``pad_sequences``).
         """
+        ids, offsets = self.texts_to_flat(texts, caller="Tokenizer.texts_to_sequences")
+        values = ids.tolist()
+        return [values[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
+    def texts_to_flat(self, texts: Iterable[str], *, caller: str = "Tokenizer.texts_to_flat"
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """`texts_to_sequences` as one flat array: text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
+
+        Nothing goes through Python lists (`lstmtext.Predictor` pads these with
+        `lstmtext.data.sequence.pad_flat`).
+
+        Returns:
+            ``(ids, offsets)``: int64 ids and int64 offsets of shape ``(len(texts) + 1,)``.
+        """
         if isinstance(texts, str | bytes):
-            raise DataError("Tokenizer.texts_to_sequences: expected a list of strings, got a single string")
+            raise DataError(f"{caller}: expected a list of strings, got a single string")
         texts = list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
-                raise DataError(f"Tokenizer.texts_to_sequences: item {i} is {type(t).__name__}, expected str")
-        flat, offsets = self.vocab.encode_token_lists([tokenize_bytes(t) for t in texts])
+                raise DataError(f"{caller}: item {i} is {type(t).__name__}, expected str")
+        flat, offsets = self.vocab.encode_normalized([normalize_bytes(t) for t in texts])
         ids = flat.astype(np.int64) + self.index_from
         keep = (ids >= self.skip_top) & (ids < self._limit())
         if self.oov_char is not None:
@@ -182,9 +196,11 @@ class Tokenizer:
             ids = ids[keep]
             offsets = np.zeros(len(texts) + 1, dtype=np.int64)
             np.cumsum(np.bincount(doc[keep], minlength=len(texts)), out=offsets[1:])
-        values = ids.tolist()
         start = self._start()
-        return [start + values[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        if start:
+            ids = np.insert(ids, offsets[:-1], start[0])
+            offsets = offsets + np.arange(len(texts) + 1)
+        return ids, offsets
 
     def sequences_to_texts(self, sequences: Iterable[Sequence[int]]) -> list[str]:
         """Decode id sequences back to space-joined words (start, OOV and padding ids are skipped)."""

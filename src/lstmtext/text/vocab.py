@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -59,6 +60,7 @@ class Vocab:
         if self.counts is not None and self.counts.shape != (len(self.words),):
             raise DataError(f"Vocab: {len(self.words)} words but counts has shape {self.counts.shape}")
         self._table: _RankTable | None = None
+        self._native: tuple[Any, Any, Any] | None = None  # the compiled lookup's tensors (encode_normalized)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -133,6 +135,37 @@ class Vocab:
             count=int(offsets[-1]),
         )
         return flat, offsets
+
+    def encode_normalized(self, texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """`encode_token_lists` of ``[t.split() for t in texts]``, for texts from
+        `lstmtext.text.tokenizer.normalize_bytes` (words of a-z and ' separated by spaces).
+
+        When this process has loaded the compiled kernel, the splitting and lookups run in C++ without the GIL
+        (``kernels/text_cpu.cpp``), same result; otherwise in Python.
+        """
+        # The kernel can only be loaded if its module was imported: checking sys.modules keeps torch out of
+        # data-only processes (load_data's workers) that never load it.
+        build = sys.modules.get("lstmtext.kernels.build")
+        ops = build.loaded_ops() if build is not None else None
+        blob = bytearray(b"\n").join(texts)
+        if ops is None or not blob:
+            return self.encode_token_lists([t.split() for t in texts])
+        import torch
+
+        if self._native is None:
+            words = [w.encode("utf-8") for w in self.words]
+            offsets = np.zeros(len(words) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=offsets[1:])
+            blob_words = torch.frombuffer(bytearray(b"".join(words)) or bytearray(1), dtype=torch.uint8)
+            words_t = blob_words[: int(offsets[-1])]
+            offsets_t = torch.from_numpy(offsets)
+            self._native = (ops.vocab_slots(words_t, offsets_t), words_t, offsets_t)
+        slots, words_t, offsets_t = self._native
+        ranks, counts = ops.lookup_words(torch.frombuffer(blob, dtype=torch.uint8), len(texts), slots, words_t,
+                                         offsets_t)
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(counts.numpy(), out=offsets[1:])
+        return ranks.numpy(), offsets
 
     # -- serialization -----------------------------------------------------------------------------
     def to_json_dict(self) -> dict[str, Any]:
