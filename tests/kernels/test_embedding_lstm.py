@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from lstmtext.kernels import build, embedding_lstm, lstm_sequence_from_embedding, lstm_sequence_reference
+from lstmtext.kernels import build, embedding_lstm, fused, lstm_sequence_from_embedding, lstm_sequence_reference
 from lstmtext.layers import LSTM, Dense, Dropout, Embedding
 from lstmtext.models import Sequential
 from lstmtext.training.optimizers import Adam
@@ -36,12 +36,19 @@ def _reference(table, ids, kernel, recurrent, bias, h0, c0, **kw):
     return lstm_sequence_reference(table[ids], kernel, recurrent, bias, h0, c0, **kw)
 
 
-# units 10 (AVX-512 row loop), 33 (two vectors, remainder lanes), 70 (per-step GEMM with fused weight grads)
-@pytest.mark.parametrize("units", [10, 33, 70])
+# units 10 (lanes on AVX2, vector rows on AVX-512), 33 (two vectors, remainder lanes), 70 (per-step GEMM with fused
+# weight grads); then every strategy forced on the small shape (batch 11: a full and a partial block of 8 lanes).
+@pytest.mark.parametrize(
+    ("units", "impl", "batch"),
+    [(10, fused.IMPL_AUTO, 5), (33, fused.IMPL_AUTO, 5), (70, fused.IMPL_AUTO, 5), (10, fused.IMPL_ROWS, 11),
+     (10, fused.IMPL_GEMM, 11), (10, fused.IMPL_VECTOR, 11), (10, fused.IMPL_LANES, 11)],
+    ids=["u10", "u33", "u70", "rows", "gemm", "vector", "lanes"],
+)
 @pytest.mark.parametrize("case", ["plain", "left_mask", "rec_dropout", "no_bias"])
-def test_matches_the_reference_loop_on_embedded_tokens(units, case):
+def test_matches_the_reference_loop_on_embedded_tokens(monkeypatch, units, impl, batch, case):
+    monkeypatch.setattr(fused, "forced_impl", impl)
     gen = torch.Generator().manual_seed(units)
-    vocab, feat, batch, steps = 40, 7, 5, 9
+    vocab, feat, steps = 40, 7, 9
 
     def rnd(*shape, scale=1.0):
         return (torch.randn(*shape, generator=gen) * scale).requires_grad_()

@@ -20,9 +20,10 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from lstmtext.kernels import fused
 from lstmtext.kernels.build import load_ops
 from lstmtext.kernels.dispatch import lstm_sequence
-from lstmtext.kernels.fused import IMPL_GEMM, _recurrent_grad, forced_impl, linear
+from lstmtext.kernels.fused import IMPL_GEMM, _recurrent_grad, linear
 
 # The last (table, kernel, bias) projected without autograd: weak references, their versions (bumped by every
 # in-place update, the optimizers' included) and the projected table.
@@ -79,9 +80,9 @@ class _RecurrenceFromTable(torch.autograd.Function):
     def forward(ctx, proj, recurrent_kernel, h0, c0, ids, mask, rdmask, zero_output):
         ops = load_ops()
         out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward_ids(
-            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, forced_impl
+            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, fused.forced_impl
         )
-        ctx.impl, ctx.zero_output, ctx.vocab = forced_impl, zero_output, proj.shape[0]
+        ctx.impl, ctx.zero_output, ctx.vocab = fused.forced_impl, zero_output, proj.shape[0]
         ctx.save_for_backward(recurrent_kernel, gates, cseq, hprev, c0, ids, mask, rdmask)
         return out, h_t, c_t
 
@@ -148,6 +149,6 @@ def lstm_sequence_from_embedding(
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (proj, *args))):
         # Inference: nothing is kept for a backward (autograd.Function would see the weights' requires_grad).
         out, h_t, c_t, *_ = ops.lstm_forward_ids(proj, ids, *args, mask, rd, bool(zero_output_for_mask), False,
-                                                 forced_impl)
+                                                 fused.forced_impl)
         return out, h_t, c_t
     return _RecurrenceFromTable.apply(proj, *args, ids, mask, rd, bool(zero_output_for_mask))
