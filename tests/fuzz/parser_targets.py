@@ -27,11 +27,13 @@ from hypothesis import strategies as st
 
 import lstmtext.models  # noqa: F401  (registers Sequential before the layer configs are built)
 from lstmtext.errors import ConfigError, DataError
+from lstmtext.kernels import build
 from lstmtext.layers import deserialize, registered_layers, serialize
 from lstmtext.models import Sequential
 from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.run.config import resolve_run_config
 from lstmtext.text import Tokenizer, Vocab, tokenize
+from lstmtext.text.tokenizer import normalize_bytes
 
 #: Exceptions each target may raise: the contract its callers rely on.
 #: - tokenizer, tokenizer file, model config, run config: the typed lstmtext errors of their docstrings
@@ -149,6 +151,12 @@ def encode_text(data: tuple[dict[str, Any], Any]) -> None:
             raise UnexpectedError(f"tokenizer: tokenize({text[:60]!r}) differs from the documented rule")
     if items and tok.texts_to_sequences(items[-1:]) != out[-1:]:
         raise UnexpectedError("tokenizer: a text encodes differently alone and in a batch")
+    if build.load_ops() is not None:  # the compiled word lookups give what the Python ones give
+        normalized = [normalize_bytes(t) for t in items]
+        got = tok.vocab.encode_normalized(normalized)
+        want = tok.vocab.encode_token_lists([t.split() for t in normalized])
+        if not (np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])):
+            raise UnexpectedError(f"tokenizer: compiled word lookups differ from Python's on {items!r:.80}")
 
 
 def _valid_tokenizer_json() -> dict[str, Any]:
