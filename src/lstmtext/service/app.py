@@ -43,8 +43,9 @@ class ServiceApp(FastAPI):
     FastAPI routes every request through about eight ASGI layers, a Request object and dependency solving.
     On the 2-core benchmark machine a bare FastAPI ``return {...}`` route answers 3,800-4,000 requests/s under
     uvicorn where the same answer as a plain ASGI function answers 16,000-18,000 (``bench/bench_http_stack.py``,
-    bench/RESULTS.md): that stack, not the model, set the service's latency under load. So ``fast_routes`` (method, path) -> plain ASGI app are
-    called directly; FastAPI still declares them (OpenAPI schema, docs) and serves everything else.
+    bench/RESULTS.md): that stack, not the model, set the service's latency under load. So ``fast_routes``
+    ((method, path) -> plain ASGI app) are called directly; FastAPI still declares those routes (OpenAPI
+    schema, docs) and serves every other one.
 
     ``outer`` wraps every HTTP request, fast or not (metrics, access log, body limit); it calls
     :meth:`dispatch`.
