@@ -223,12 +223,14 @@ class Predictor:
         """Texts -> the padded int64 ids ``(N, maxlen)`` the model is given (``pad(encode(texts))``).
 
         With a :class:`~lstmtext.text.Tokenizer` and a ``maxlen`` the ids never become Python lists, and the
-        word lookups run in the compiled kernel without the GIL (loaded here: the model uses it anyway), which
-        leaves the GIL to the service's event loop.
+        word lookups run in the compiled kernel without the GIL (loaded here for a model on CPU, which uses it
+        anyway; on another device only if something else loaded it), which leaves the GIL to the service's
+        event loop.
         """
         if self.tokenizer is None or self.maxlen is None:
             return self.pad(self.encode(texts))
-        load_ops()
+        if self.device.type == "cpu":
+            load_ops()
         ids, offsets = self.tokenizer.texts_to_flat(texts, caller="Predictor")
         return pad_flat(ids, offsets, self.maxlen, dtype=np.int64, padding=self.padding, truncating=self.truncating,
                         value=self.pad_value)
