@@ -115,6 +115,22 @@ def test_compiled_word_lookups_equal_python(texts, words):
     np.testing.assert_array_equal(got_offsets, want_offsets)
 
 
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b" ")), min_size=1, max_size=6),
+       words=st.lists(st.binary(min_size=1, max_size=3), unique=True, max_size=12))
+def test_compiled_word_lookups_split_like_bytes_split(texts, words):
+    # Any bytes (not only normalized text): the words are what bytes.split() gives (every ASCII whitespace).
+    if build.load_ops() is None:
+        pytest.skip("the compiled kernel is not available here")
+    vocab = Vocab([w.decode("latin-1") for w in words])
+    got = vocab.encode_normalized(texts)
+    want = vocab.encode_token_lists([t.split() for t in texts])
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    with_newline = vocab.encode_normalized([b"a\nb", b"c"])  # a text holding a newline takes the Python path
+    np.testing.assert_array_equal(with_newline[1], [0, 2, 3])
+
+
 @pytest.mark.parametrize(
     "options",
     [

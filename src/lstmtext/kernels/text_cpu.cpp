@@ -5,7 +5,7 @@
 // through an open-addressing hash table over the vocabulary's UTF-8 bytes that the caller builds once.
 //
 // Input text: normalized texts (only the bytes a-z, ' and space, see lstmtext.text.tokenizer) joined by '\n';
-// words are the runs of bytes other than ' ' and '\n'.
+// words are the runs of bytes other than ASCII whitespace (what Python's bytes.split() separates on).
 
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -16,6 +16,8 @@
 #include <vector>
 
 namespace {
+
+inline bool is_space(uint8_t b) { return b == ' ' || (b >= '\t' && b <= '\r'); }  // \t \n \v \f \r
 
 inline uint64_t fnv1a(const uint8_t* p, int64_t n) {
   uint64_t h = 1469598103934665603ULL;
@@ -99,12 +101,12 @@ std::tuple<at::Tensor, at::Tensor> lookup_words(const at::Tensor& text, int64_t 
       ++i;
       continue;
     }
-    if (b == ' ') {
+    if (is_space(b)) {
       ++i;
       continue;
     }
     int64_t j = i + 1;
-    while (j < len && t[j] != ' ' && t[j] != '\n') ++j;
+    while (j < len && !is_space(t[j])) ++j;
     const int64_t wl = j - i;
     uint64_t h = fnv1a(t + i, wl) & mask;
     int32_t rank = unknown;
