@@ -36,12 +36,17 @@ def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -
 
 
 def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor | None) -> torch.Tensor:
-    """``sum_t (h_{t-1} * mask)^T dz_t`` as one GEMM over all (batch, step) rows. Shape (u, 4u)."""
+    """``sum_t (h_{t-1} * mask)^T dz_t`` as one GEMM over all (batch, step) rows. Shape (u, 4u).
+
+    A (u x B*T) @ (B*T x 4u) product: tiny output, very long reduction. Here ``torch.mm`` beats oneDNN's
+    matmul (``linear``), unlike on the projection shapes: 0.69-0.79 vs 1.63-1.84 ms per training step of the
+    tutorial model on the AVX2 machine (bench/RESULTS.md).
+    """
     units = hprev.shape[-1]
     dz2 = dz.reshape(-1, 4 * units)
     if rdmask is None or rdmask.dim() == 2:
         hm = hprev if rdmask is None else hprev * rdmask.unsqueeze(1)  # (B, T, u)
-        return linear(hm.reshape(-1, units).t(), dz2.t())
+        return torch.mm(hm.reshape(-1, units).t(), dz2)
     # (B, 4, u): gate k's block of columns sees h * mask_k
     hm = hprev.unsqueeze(2) * rdmask.unsqueeze(1)  # (B, T, 4, u)
     hm = hm.reshape(-1, 4, units).permute(1, 2, 0)  # (4, u, B*T)
