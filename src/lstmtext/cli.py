@@ -50,7 +50,7 @@ def add_stats_parser(subparsers: argparse._SubParsersAction) -> None:
         "--cache-dir",
         metavar="DIR",
         default=None,
-        help="cache folder (default: $LSTMTEXT_CACHE_DIR or ~/.cache/lstmtext)",
+        help="cache folder (default: $LSTMTEXT_CACHE_DIR, else $XDG_CACHE_HOME/lstmtext or ~/.cache/lstmtext)",
     )
     p.add_argument("--text-column", default="text", help="text column/key of a CSV or JSON-lines file (default: text)")
     p.add_argument(

@@ -14,6 +14,7 @@ import lstmtext.data.imdb as imdb_module
 from lstmtext.data.download import download, resolve_cache_dir, sha256_file
 from lstmtext.datasets import imdb
 from lstmtext.errors import ChecksumError, DataError
+from lstmtext.kernels.build import cache_root as kernel_cache_root
 
 PAYLOAD = bytes(range(256)) * 4000  # 1,024,000 bytes: several 1 MiB-chunk boundaries are not needed
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -179,4 +180,7 @@ def test_cache_folder_resolution(monkeypatch, tmp_path):
     assert resolve_cache_dir() == tmp_path / "env"
     assert resolve_cache_dir(tmp_path / "arg") == tmp_path / "arg"
     monkeypatch.delenv("LSTMTEXT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert resolve_cache_dir() == tmp_path / "xdg" / "lstmtext" == kernel_cache_root()  # one folder for everything
+    monkeypatch.delenv("XDG_CACHE_HOME")
     assert resolve_cache_dir() == Path("~/.cache/lstmtext").expanduser()

@@ -8,8 +8,8 @@ Sources (the ``path`` argument of `load_data` and `get_word_index`):
 - a Keras-format ``imdb.npz`` (ranks, read without unpickling) with its ``imdb_word_index.json`` beside it.
 
 Parsing the 56 MB archive takes seconds, so the ranks are cached as a plain ``.npz`` in
-``<cache folder>/parsed/`` (``~/.cache/lstmtext`` unless ``LSTMTEXT_CACHE_DIR`` or ``cache_dir`` says
-otherwise), keyed by the file's sha256 (computed on every call: ~0.1 s for the archive, so a replaced
+``<cache folder>/parsed/`` (``cache_dir``, else ``$LSTMTEXT_CACHE_DIR``, ``$XDG_CACHE_HOME/lstmtext`` or
+``~/.cache/lstmtext``), keyed by the file's sha256 (computed on every call: ~0.1 s for the archive, so a replaced
 file is never served stale) and the tokenizer version. A folder is keyed by its files' names, sizes and
 modification times instead. See `lstmtext.text.tokenizer` for the tokenization rule and
 `lstmtext.data.corpus` for how words are ranked.
@@ -74,7 +74,7 @@ def load_corpus(
 
     Args:
         path: a source (see the module docstring); None for the default archive.
-        cache_dir: cache folder; None for ``$LSTMTEXT_CACHE_DIR`` or ``~/.cache/lstmtext``.
+        cache_dir: cache folder; None for `lstmtext.data.resolve_cache_dir`'s default.
         progress: show a progress bar when downloading.
 
     Returns:
@@ -152,7 +152,7 @@ def load_data(
         start_char: id marking the start of each review; None for none. Default 1.
         oov_char: id of cut words; None drops them. Default 2.
         index_from: offset added to every rank. Default 3.
-        cache_dir: cache folder (keyword only); default ``$LSTMTEXT_CACHE_DIR`` or ``~/.cache/lstmtext``.
+        cache_dir: cache folder (keyword only); default: `lstmtext.data.resolve_cache_dir`'s.
         progress: show a progress bar if the archive must be downloaded (keyword only).
 
     Returns:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from lstmtext.utils.cache import cache_root as utils_cache_root
+
 SOURCES = [Path(__file__).with_name(n) for n in ("lstm_cpu.cpp", "ops_cpu.cpp", "text_cpu.cpp")]
 HEADERS = [Path(__file__).with_name(n) for n in ("small_gemm.h", "simd.h", "lstm_lanes.h")]
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
@@ -46,12 +48,8 @@ def kernel_disabled() -> bool:
 
 
 def cache_root() -> Path:
-    """The per-user folder holding compiled kernels."""
-    env = os.environ.get("LSTMTEXT_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "lstmtext"
+    """The per-user folder holding compiled kernels (`lstmtext.utils.cache.cache_root`)."""
+    return utils_cache_root()
 
 
 def kernel_dir() -> Path:
