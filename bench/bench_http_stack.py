@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
-from bench_service import free_port, machine
+from bench_service import WRK_DONE, free_port, machine, run_wrk
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,15 +71,10 @@ def start(cmd: list[str], url: str, env: dict[str, str]) -> subprocess.Popen:
     raise TimeoutError(f"{cmd} not ready")
 
 
-def wrk(url: str, seconds: int, script: Path | None) -> dict:
-    args = ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency"] + (["-s", str(script)] if script else []) + [url]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"req_per_s": rps, "p99_ms": round(float(p99.group(1)) * scale, 2),
-            "non_2xx": int(errors.group(1)) if errors else 0}
+def wrk(url: str, seconds: int, script: Path) -> dict:
+    w = run_wrk(url, 64, seconds, script)
+    return {"req_per_s": round(w["requests"] / (w["duration_us"] / 1e6), 1), "p99_ms": w["p99_us"] / 1000,
+            "non_2xx": w["status"]}
 
 
 def main() -> None:
@@ -92,16 +86,17 @@ def main() -> None:
     a = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="http-stack-"))
     (work / "stack_apps.py").write_text(APPS)
-    post = work / "empty.lua"
+    get, post = work / "get.lua", work / "empty.lua"
+    get.write_text(WRK_DONE)
     post.write_text("wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\n"
-                    "wrk.body = '{\"texts\": []}'\n")
+                    "wrk.body = '{\"texts\": []}'\n" + WRK_DONE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(work), str(REPO / "src")])}
     uv = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log", "--host", "127.0.0.1"]
     serve = [sys.executable, "-m", "lstmtext", "serve", a.checkpoint, "--log-level", "warning", "--no-access-log"]
     servers = [
-        ("asgi", lambda port: uv + ["stack_apps:asgi", "--port", str(port)], "/livez", None),
-        ("fastapi", lambda port: uv + ["stack_apps:fastapi_app", "--port", str(port)], "/livez", None),
-        ("service /livez", lambda port: serve + ["--port", str(port)], "/livez", None),
+        ("asgi", lambda port: uv + ["stack_apps:asgi", "--port", str(port)], "/livez", get),
+        ("fastapi", lambda port: uv + ["stack_apps:fastapi_app", "--port", str(port)], "/livez", get),
+        ("service /livez", lambda port: serve + ["--port", str(port)], "/livez", get),
         ("service empty predict", lambda port: serve + ["--port", str(port)], "/v1/predict", post),
     ]
     results = []

@@ -163,6 +163,16 @@ def wrk_script(reviews: list[str], path: Path) -> Path:
     return path
 
 
+def run_wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
+    """One bounded ``wrk -t1`` run; ``script`` must end with `WRK_DONE` (its JSON summary is returned)."""
+    r = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    m = re.search(r"^WRK_JSON (.*)$", r.stdout, flags=re.M)
+    if not m:
+        raise RuntimeError(f"wrk failed: {r.stdout}\n{r.stderr}")
+    return json.loads(m.group(1))
+
+
 def load_run(server: Server, script: Path, connections: int, seconds: int, label: str) -> dict:
     """One bounded wrk run; returns throughput, latency percentiles, non-2xx by status and server memory."""
     before = server.statuses()
@@ -175,15 +185,12 @@ def load_run(server: Server, script: Path, connections: int, seconds: int, label
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    r = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
-                        f"{server.url}/v1/predict"], capture_output=True, text=True, timeout=seconds + 60)
-    stop.set()
-    sampler.join()
+    try:
+        w = run_wrk(f"{server.url}/v1/predict", connections, seconds, script)
+    finally:
+        stop.set()
+        sampler.join()
     after = server.statuses()
-    m = re.search(r"^WRK_JSON (.*)$", r.stdout, flags=re.M)
-    if not m:
-        raise RuntimeError(f"wrk failed: {r.stdout}\n{r.stderr}")
-    w = json.loads(m.group(1))
     by_status = {k: int(after.get(k, 0) - before.get(k, 0)) for k in after if not k.startswith("_")}
     batches = after["_batches"] - before["_batches"]
     result = {

@@ -21,7 +21,7 @@ from typing import BinaryIO
 from tqdm.auto import tqdm
 
 from lstmtext.errors import ChecksumError, DataError
-from lstmtext.utils.cache import CACHE_ENV, cache_root  # noqa: F401  (CACHE_ENV: public name)
+from lstmtext.utils.cache import cache_root
 from lstmtext.utils.io import fsync_dir
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -30,14 +30,10 @@ IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 """sha256 of the archive served at `IMDB_URL`."""
 
-
 _CHUNK = 1 << 20
 
-
-def resolve_cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The cache folder: ``path`` if given, else ``$LSTMTEXT_CACHE_DIR``, else ``$XDG_CACHE_HOME/lstmtext``,
-    else ``~/.cache/lstmtext`` (the same folder the compiled kernels use). Not created here."""
-    return cache_root(path)
+resolve_cache_dir = cache_root
+"""The cache folder (`lstmtext.utils.cache.cache_root`), where downloads and parsed datasets go."""
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from lstmtext.utils.cache import cache_root as utils_cache_root
+from lstmtext.utils.cache import cache_root  # the per-user folder; kernels live in its kernels/
 
 SOURCES = [Path(__file__).with_name(n) for n in ("lstm_cpu.cpp", "ops_cpu.cpp", "text_cpu.cpp")]
 HEADERS = [Path(__file__).with_name(n) for n in ("small_gemm.h", "simd.h", "lstm_lanes.h")]
@@ -45,11 +45,6 @@ _state: dict[str, object] = {}  # "ops" once loaded, "failed" once a build faile
 def kernel_disabled() -> bool:
     """Whether ``LSTMTEXT_DISABLE_KERNEL`` asks for the pure-PyTorch path."""
     return os.environ.get("LSTMTEXT_DISABLE_KERNEL", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def cache_root() -> Path:
-    """The per-user folder holding compiled kernels (`lstmtext.utils.cache.cache_root`)."""
-    return utils_cache_root()
 
 
 def kernel_dir() -> Path:

@@ -147,8 +147,8 @@ class Vocab:
         # data-only processes (load_data's workers) that never load it.
         build = sys.modules.get("lstmtext.kernels.build")
         ops = build.loaded_ops() if build is not None else None
-        blob = bytearray(b"\n").join(texts)
-        if ops is None or not blob or blob.count(b"\n") != len(texts) - 1:  # (a text holding a newline: Python)
+        blob = bytearray(b"\n").join(texts) if ops is not None else None
+        if not blob or blob.count(b"\n") != len(texts) - 1:  # no kernel, nothing to split, or a text with a newline
             return self.encode_token_lists([t.split() for t in texts])
         import torch
 
