@@ -66,6 +66,11 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         axis = self._steps_axis
         if mask is None:
             return inputs.mean(dim=axis, keepdim=self.keepdims)
+        # Keras casts the mask to bool: 0/1 int or float masks work too.
+        mask = torch.as_tensor(mask, device=inputs.device).bool()
+        if tuple(mask.shape) != (inputs.shape[0], inputs.shape[axis]):
+            raise ConfigError(f"{self.name}: mask of shape {tuple(mask.shape)} does not match inputs of shape "
+                              f"{tuple(inputs.shape)}; expected {(inputs.shape[0], inputs.shape[axis])}")
         m = mask.unsqueeze(2 if axis == 1 else 1)  # (B, T, 1) or (B, 1, T)
         total = torch.where(m, inputs, torch.zeros((), dtype=inputs.dtype, device=inputs.device))
         # Keras divides by the count of real steps; an all-masked row gives NaN there too.
