@@ -237,3 +237,21 @@ def test_global_pooling_with_masks_matches_keras(keras, name, data_format, keepd
     x = _x(0) if data_format == "channels_last" else _x(0, B, F, T)
     kw = {"data_format": data_format, "keepdims": keepdims}
     _compare(keras, lambda: getattr(keras.layers, name)(**kw), lambda: getattr(L, name)(**kw), x, MASK_A)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("Add", {}), ("Subtract", {}), ("Average", {}), ("Multiply", {}), ("Maximum", {}), ("Minimum", {}),
+    ("Concatenate", {"axis": 1}), ("Dot", {"axes": [1, 2], "normalize": True}),
+    ("Attention", {"use_scale": True, "score_mode": "concat", "dropout": 0.1, "seed": 3}),
+    ("AdditiveAttention", {"use_scale": False, "dropout": 0.2}), ("RepeatVector", {"n": 4}),
+    ("Activation", {"activation": "softmax"}), ("SpatialDropout1D", {"rate": 0.3, "seed": 1}),
+    ("GlobalAveragePooling1D", {"data_format": "channels_first", "keepdims": True}),
+    ("GlobalMaxPooling1D", {"keepdims": True}),
+])
+def test_configs_use_keras_argument_names(keras, name, kwargs):
+    """Keras's ``get_config()`` (bar its dtype policy) builds our layer, with the same values back."""
+    theirs = getattr(keras.layers, name)(**kwargs).get_config()
+    theirs = {k: v for k, v in theirs.items() if k not in ("dtype", "name", "trainable")}
+    ours = getattr(L, name).from_config(dict(theirs)).get_config()
+    assert {k: ours[k] for k in theirs} == theirs
+    assert set(ours) - set(theirs) <= {"name", "trainable", "dtype", "batch_input_shape"}
