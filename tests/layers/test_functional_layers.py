@@ -125,6 +125,8 @@ def test_masks_follow_keras_rules():
     assert torch.all(w[0][:, ~M2[0]] == 0)
     # A fully masked value row attends uniformly (Keras subtracts 1e9, it does not use -inf).
     torch.testing.assert_close(w[1], torch.full((T, T), 1.0 / T))
+    assert att.compute_output_shape([(None, 3, F), (None, T, 2), (None, T, F)], return_attention_scores=True) == [
+        (None, 3, 2), (None, 3, T)]
     causal = att([a, a], return_attention_scores=True, use_causal_mask=True)[1]
     assert torch.all(torch.triu(causal, diagonal=1) == 0)
 

@@ -95,9 +95,15 @@ class Attention(Layer):
             self.add_weight("concat_score_weight", (), initializers.get("ones"))
         self.built = True
 
-    def compute_output_shape(self, input_shape: Any) -> Shape:
+    def compute_output_shape(self, input_shape: Any, return_attention_scores: bool = False) -> Any:
+        """``(batch, Tq, value_dim)``; with ``return_attention_scores`` (the call argument) also the
+        scores' ``(batch, Tq, Tv)``, as Keras's ``compute_output_spec``."""
         shapes = self._check_shapes(input_shape)
-        return (*shapes[0][:-1], shapes[1][-1])
+        out = (*shapes[0][:-1], shapes[1][-1])
+        if return_attention_scores:
+            key = shapes[2] if len(shapes) == 3 else shapes[1]
+            return [out, (*shapes[0][:-1], key[-2])]
+        return out
 
     # -- calling --------------------------------------------------------------------------------
     def _scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:

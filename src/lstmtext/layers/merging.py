@@ -97,8 +97,10 @@ class _Merge(Layer):
         xs, masks = self._check_inputs(inputs, mask)
         ranks = [x.dim() for x in xs]
         if len(set(ranks)) > 1:
-            # Keras: expand the lower-rank inputs at axis 1 until every rank is the highest.
+            # Keras: expand the lower-rank inputs at axis 1 until every rank is the highest; an expanded
+            # input is a new tensor there, without its mask.
             top = max(ranks)
+            masks = [m if x.dim() == top else None for x, m in zip(xs, masks)]
             xs = [x.reshape(x.shape[:1] + (1,) * (top - x.dim()) + x.shape[1:]) for x in xs]
         return self._merge(xs, masks)
 
