@@ -119,7 +119,7 @@ def test_elementwise_merges_match_keras(keras, name, masks):
 @pytest.mark.parametrize("name", ["Add", "Multiply", "Average"])
 def test_merges_of_three_and_of_mixed_ranks_match_keras(keras, name):
     _compare(keras, getattr(keras.layers, name), getattr(L, name), [_x(0), _x(1), _x(2)], [MASK_A, MASK_B, MASK_A])
-    _compare(keras, getattr(keras.layers, name), getattr(L, name), [_x(0), _x(1, B, F)], [None, None])
+    _compare(keras, getattr(keras.layers, name), getattr(L, name), [_x(0), _x(1, B, F)], [MASK_A, None])
 
 
 @pytest.mark.parametrize("masks", list(MASK_SETS))
