@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmtext.checkpoint import load_checkpoint
 from lstmtext.data.sequence import pad_flat
 from lstmtext.errors import CheckpointError, ConfigError, DataError
-from lstmtext.kernels.build import load_ops
+from lstmtext.kernels.build import load_ops, loaded_ops
+from lstmtext.models.saving import load_model
 from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.text import Tokenizer
 
@@ -149,13 +151,9 @@ class Predictor:
 
         >>> Predictor.from_checkpoint("runs/imdb").predict(["a moving, beautiful film"])  # doctest: +SKIP
         """
-        import lstmtext.models  # noqa: F401  (registers Sequential for build_model)
-        from lstmtext.checkpoint import build_model, load_checkpoint
-
         folder = Path(path)
         ckpt = load_checkpoint(folder, device=device or "cpu", load_training_state=False)
-        model = build_model(ckpt)
-        _load_weights(model, ckpt.weights, folder / "model.safetensors")
+        model = load_model(ckpt, compile=False)
         record = _inference_record(ckpt.vocab, folder / "vocab.json")
         seq = record.get("sequence", {})
         length = maxlen if maxlen is not None else seq.get("maxlen", _declared_length(model))
@@ -229,9 +227,8 @@ class Predictor:
         """
         if self.tokenizer is None or self.maxlen is None:
             return self.pad(self.encode(texts))
-        if self.device.type == "cpu":
-            load_ops()
-        ids, offsets = self.tokenizer.texts_to_flat(texts, caller="Predictor")
+        ops = load_ops() if self.device.type == "cpu" else loaded_ops()
+        ids, offsets = self.tokenizer.texts_to_flat(texts, caller="Predictor", ops=ops)
         return pad_flat(ids, offsets, self.maxlen, dtype=np.int64, padding=self.padding, truncating=self.truncating,
                         value=self.pad_value)
 
@@ -345,18 +342,6 @@ def finite_probabilities(probs: np.ndarray) -> bool:
     if not np.all(np.isfinite(probs)) or probs.min() < 0.0 or probs.max() > 1.0:
         return False
     return bool(np.all(np.abs(probs.sum(axis=1) - 1.0) <= 1e-3 * max(1.0, math.sqrt(probs.shape[1]))))
-
-
-def _load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], file: Path) -> None:
-    own = model.state_dict()
-    missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
-    if missing or extra:
-        raise CheckpointError(f"{file}: weights do not match config.json: missing {missing}, unexpected {extra}")
-    for name, t in weights.items():
-        if tuple(t.shape) != tuple(own[name].shape):
-            raise CheckpointError(f"{file}: weight {name!r} has shape {tuple(t.shape)}, config.json's model "
-                                  f"expects {tuple(own[name].shape)}")
-    model.load_state_dict(dict(weights))
 
 
 def _inference_record(vocab: Any, file: Path) -> dict[str, Any]:

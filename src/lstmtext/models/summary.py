@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from lstmtext.models.sequential import Sequential
+from typing import Any
 
 _DEFAULT_WIDTHS = (31, 22, 13)  # Keras's column widths at its default line length of ~80
 
@@ -40,7 +37,7 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...], widths: list[in
     return out
 
 
-def format_summary(model: Sequential, line_length: int | None = None, show_trainable: bool = False) -> str:
+def format_summary(model: Any, line_length: int | None = None, show_trainable: bool = False) -> str:
     """The summary text of a Sequential model (see ``keras.Model.summary``).
 
     Unbuilt layers show ``?`` and ``0 (unbuilt)``, as in Keras 3. When the model is compiled and its

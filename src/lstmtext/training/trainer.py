@@ -15,9 +15,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,20 +31,13 @@ from lstmtext.training.data import ArrayData, epoch_permutation, make_data, spli
 from lstmtext.training.distributed_fit import DistributedFit
 from lstmtext.training.fit_config import FitConfig, check_positive_int, resolve_verbose
 from lstmtext.training.progress import ProgbarLogger
+from lstmtext.training.resume import restore_training
+from lstmtext.training.state import TrainState
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _KERAS_ONLY_COMPILE_ARGS = {"run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss", "loss_weights"}
-
-
-@dataclass
-class TrainState:
-    """Where training stands; everything a resumed run needs besides weights, optimizer and RNG states."""
-
-    epoch: int = 0  #: epochs completed
-    step_in_epoch: int = 0  #: steps completed in the current epoch
-    global_step: int = 0  #: optimizer steps since the first fit
-    shuffle_seed: int | None = None  #: seed of the epoch permutations of the current fit
-    epochs: int | None = None  #: the ``epochs`` argument of the current fit
-    history: dict[str, list[float]] = field(default_factory=dict)
 
 
 class LazyLogs(Mapping[str, float]):
@@ -70,7 +62,29 @@ class LazyLogs(Mapping[str, float]):
 
 
 class Trainer:
-    """Mixin giving a model Keras's ``compile``/``fit``/``evaluate``/``predict``."""
+    """Keras's ``compile``/``fit``/``evaluate``/``predict``, for a model class (``lstmtext.models.Model``).
+
+    The host class must also be a :class:`~lstmtext.layers.Layer` (a ``torch.nn.Module``); what the loop
+    uses of it is declared below, and :class:`~lstmtext.models.Model` is ``Model(Trainer, Layer)``.
+    """
+
+    if TYPE_CHECKING:  # provided by the host model (a Layer, hence a torch.nn.Module)
+        name: str
+        built: bool
+        training: bool
+
+        def __call__(self, inputs: Any, *, training: bool | None = None) -> Any: ...
+        def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+        def train(self, mode: bool = True) -> Any: ...
+        def eval(self) -> Any: ...
+        def to(self, device: torch.device) -> Any: ...
+        def build(self, input_shape: Any) -> None: ...
+        def compute_output_shape(self, input_shape: Any) -> Any: ...
+        def check_input(self, x: Any, arg: str = "x") -> None: ...
+        def has_constraints(self) -> bool: ...
+        def apply_constraints(self) -> None: ...
+        @property
+        def losses(self) -> list[torch.Tensor]: ...
 
     def _init_trainer(self) -> None:
         self.optimizer: optimizers_mod.Optimizer | None = None
@@ -147,19 +161,19 @@ class Trainer:
     def _target_device(self) -> torch.device:
         if self._device_request is not None:
             return self._device_request
-        params = list(self.parameters())  # type: ignore[attr-defined]
+        params = list(self.parameters())
         if params and params[0].device.type != "cpu":
             return params[0].device
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def _prepare(self, data: ArrayData, method: str, training: bool, arg: str = "x") -> torch.device:
         """Build the model for ``data``, check inputs and targets, move to the device, build metrics."""
-        self.check_input(data.x, arg)  # type: ignore[attr-defined]
-        if not self.built:  # type: ignore[attr-defined]
-            self.build((None, *data.x.shape[1:]))  # type: ignore[attr-defined]
+        self.check_input(data.x, arg)
+        if not self.built:
+            self.build((None, *data.x.shape[1:]))
         device = self._target_device()
-        self.to(device)  # type: ignore[attr-defined]
-        out_shape = self.compute_output_shape((None, *data.x.shape[1:]))  # type: ignore[attr-defined]
+        self.to(device)
+        out_shape = self.compute_output_shape((None, *data.x.shape[1:]))
         if data.y_array is not None and self.loss is not None:
             self.loss.check_targets(data.y_array, out_shape)
             if not self._metrics_built:
@@ -169,9 +183,9 @@ class Trainer:
                 self._weighted_metrics = self._resolve_metrics(self._weighted_metric_specs, y_shape, out_shape, taken)
                 self._metrics_built = True
         if training:
-            self._constrained = self.has_constraints()  # type: ignore[attr-defined]
+            self._constrained = self.has_constraints()
             opt = self.optimizer
-            params = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
+            params = [p for p in self.parameters() if p.requires_grad]
             if not params:
                 raise ConfigError(f"{method}: the model has no trainable weights")
             if not opt.built or len(opt.params) != len(params) or any(a is not b for a, b in zip(opt.params, params)):
@@ -206,8 +220,8 @@ class Trainer:
     def compute_loss(self, y: torch.Tensor, y_pred: torch.Tensor, sample_weight: torch.Tensor | None = None
                      ) -> torch.Tensor:
         """The compiled loss plus the layers' regularization losses, as Keras's ``compute_loss``."""
-        loss = self.loss(y, y_pred, sample_weight)  # type: ignore[misc]
-        reg = self.losses  # type: ignore[attr-defined]
+        loss = self.loss(y, y_pred, sample_weight)
+        reg = self.losses
         if reg:
             loss = loss + torch.stack([r.to(loss.dtype) for r in reg]).sum()
         return loss
@@ -216,7 +230,7 @@ class Trainer:
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, loss, backward, update, constraints. Returns the detached loss and predictions."""
         forward = self._forward_module or self
-        y_pred = forward(x, training=True)  # type: ignore[operator]
+        y_pred = forward(x, training=True)
         loss = self.compute_loss(y, y_pred, sample_weight)
         if self._distributed is not None:  # distributed: this rank's share of the global batch's loss
             loss = self._distributed.scale_loss(self, loss, sample_weight)
@@ -224,7 +238,7 @@ class Trainer:
         loss.backward()
         self.optimizer.step()  # type: ignore[union-attr]
         if self._constrained:
-            self.apply_constraints()  # type: ignore[attr-defined]
+            self.apply_constraints()
         return loss.detach(), y_pred.detach()
 
     def _update_metrics(self, loss: torch.Tensor, y: torch.Tensor, y_pred: torch.Tensor,
@@ -313,8 +327,6 @@ class Trainer:
 
         state = self.train_state
         if resume_from is not None:
-            from lstmtext.models.saving import restore_training  # the checkpoint format lives there
-
             restore_training(self, resume_from)
             state = self.train_state
             start_epoch, start_step = state.epoch, state.step_in_epoch
@@ -347,7 +359,7 @@ class Trainer:
             if not (epoch == start_epoch and start_step > 0):
                 self.reset_metrics()
             cb.on_epoch_begin(epoch)
-            self.train()  # type: ignore[attr-defined]
+            self.train()
             first = start_step if epoch == start_epoch else 0
             if bucketed is not None:
                 batches = bucketed.epoch(state.shuffle_seed, epoch, shuffle, first, steps)
@@ -379,7 +391,7 @@ class Trainer:
                 dist.agree_on_stop(self)
             if self.stop_training:
                 break
-        self.eval()  # type: ignore[attr-defined]
+        self.eval()
         cb.on_train_end(epoch_logs)
         if dist is not None:
             dist.end(self)
@@ -390,7 +402,7 @@ class Trainer:
     def _evaluate_data(self, data: ArrayData, batch_size: int, steps: int | None, cb: CallbackList | None
                        ) -> dict[str, float]:
         self.reset_metrics()
-        self.eval()  # type: ignore[attr-defined]
+        self.eval()
         stop = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
         want_end = cb is not None and cb.wants("on_test_batch_end")
         if cb is not None:
@@ -398,7 +410,7 @@ class Trainer:
         with torch.no_grad():
             batches = data.batches if self._distributed is None else partial(self._distributed.batches, data)
             for step, (xb, yb, swb) in enumerate(batches(batch_size, None, 0, stop)):
-                y_pred = self(xb, training=False)  # type: ignore[operator]
+                y_pred = self(xb, training=False)
                 loss = self.compute_loss(yb, y_pred, swb)  # type: ignore[arg-type]
                 if self._distributed is not None:
                     loss = self._distributed.scale_loss(self, loss, swb)
@@ -445,12 +457,12 @@ class Trainer:
         stop = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
         cbs = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
         cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1, "steps": stop})
-        self.eval()  # type: ignore[attr-defined]
+        self.eval()
         cb.on_predict_begin()
         outs = []
         with torch.no_grad():
             for step, (xb, _, _) in enumerate(data.batches(batch_size, None, 0, stop)):
-                outs.append(self(xb, training=False))  # type: ignore[operator]
+                outs.append(self(xb, training=False))
                 cb.on_predict_batch_end(step, None)
         cb.on_predict_end()
         if not outs:
@@ -463,11 +475,11 @@ class Trainer:
         self._require_compiled("train_on_batch")
         data = make_data(x, y, sample_weight, class_weight)
         data = data.to(self._prepare(data, "train_on_batch", training=True))
-        self.train()  # type: ignore[attr-defined]
+        self.train()
         loss, y_pred = self.train_step(data.x, data.y, data.sample_weight)  # type: ignore[arg-type]
         self._update_metrics(loss, data.y, y_pred, data.sample_weight)  # type: ignore[arg-type]
         self.train_state.global_step += 1
-        self.eval()  # type: ignore[attr-defined]
+        self.eval()
         logs = self._results()
         if return_dict:
             return logs
