@@ -161,6 +161,23 @@ class Model(Trainer, Layer):
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return None
 
+    def output_shape_for(self, x: Any) -> Any:
+        """The output shape(s) for inputs like ``x`` (batch axis None); builds an unbuilt model on ``x``."""
+        if self._graph is not None:
+            return self.compute_output_shape(None)
+        sample = pack_like(x, [v[:2] for v in flatten(x)]) if isinstance(x, (list, tuple, dict)) else x[:2]
+        with torch.no_grad():
+            out = self(sample, training=False)
+        return pack_like(out, [(None, *o.shape[1:]) for o in flatten(out)]) if isinstance(
+            out, (list, tuple, dict)) else (None, *out.shape[1:])
+
+    def takes_strings(self) -> bool:
+        """Whether the model's input is raw text: its first layer says so (``Layer.string_input``)."""
+        if self._graph is not None:
+            return any(x.dtype == "string" for x in self._graph.inputs)
+        layers = self._sublayers()
+        return bool(layers) and layers[0].string_input
+
     # -- checks ---------------------------------------------------------------------------------
     def check_input(self, x: Any, arg: str = "x") -> None:
         """Raise :class:`DataError` naming ``arg`` if the model cannot take ``x``: wrong rank or fixed size,

@@ -107,8 +107,9 @@ class Sequential(Model):
         if self._input_layer is not None:
             inputs = self._input_layer.tensor
         else:
-            dtype = self._input_dtype or ("int64" if getattr(self.layers[0] if len(self.layers) else None,
-                                                               "input_dim", None) is not None else "float32")
+            first = self.layers[0] if len(self.layers) else None
+            dtype = ("string" if first is not None and first.string_input else self._input_dtype
+                     or ("int64" if getattr(first, "input_dim", None) is not None else "float32"))
             inputs = InputLayer(batch_shape=self.build_input_shape, dtype=dtype, name=f"{self.name}_input").tensor
         x = inputs
         for i, layer in enumerate(self.layers):
@@ -119,17 +120,28 @@ class Sequential(Model):
         self._graph = Graph(inputs, x, owner=f'Sequential "{self.name}"')
         self.built = True
 
-    def _build_for(self, inputs: torch.Tensor) -> None:
+    def _build_for(self, inputs: Any) -> None:
         if isinstance(inputs, torch.Tensor):
             self._input_dtype = "int64" if not inputs.is_floating_point() else "float32"
         self.build((None, *inputs.shape[1:]))
-        self.to(inputs.device)
+        if isinstance(inputs, torch.Tensor):
+            self.to(inputs.device)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)
         return shape
+
+    def output_shape_for(self, x: Any) -> Shape:
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        return self.compute_output_shape((None, *x.shape[1:]))
+
+    def takes_strings(self) -> bool:
+        if self._input_layer is not None:
+            return self._input_layer.input_dtype == "string"
+        return bool(len(self.layers)) and self.layers[0].string_input
 
     def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
         return None

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from lstmtext.errors import ConfigError
+from lstmtext.layers.symbolic import flatten, pack_like
 from lstmtext.training import losses as losses_mod
 from lstmtext.training import metrics as metrics_mod
 from lstmtext.training import optimizers as optimizers_mod
@@ -81,6 +82,8 @@ class Trainer:
         def build(self, input_shape: Any) -> None: ...
         def compute_output_shape(self, input_shape: Any) -> Any: ...
         def check_input(self, x: Any, arg: str = "x") -> None: ...
+        def output_shape_for(self, x: Any) -> Any: ...
+        def takes_strings(self) -> bool: ...
         def has_constraints(self) -> bool: ...
         def apply_constraints(self) -> None: ...
         @property
@@ -169,11 +172,9 @@ class Trainer:
     def _prepare(self, data: ArrayData, method: str, training: bool, arg: str = "x") -> torch.device:
         """Build the model for ``data``, check inputs and targets, move to the device, build metrics."""
         self.check_input(data.x, arg)
-        if not self.built:
-            self.build((None, *data.x.shape[1:]))
         device = self._target_device()
         self.to(device)
-        out_shape = self.compute_output_shape((None, *data.x.shape[1:]))
+        out_shape = self.output_shape_for(data.x)
         if data.y_array is not None and self.loss is not None:
             self.loss.check_targets(data.y_array, out_shape)
             if not self._metrics_built:
@@ -307,12 +308,15 @@ class Trainer:
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise ConfigError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
-        data = make_data(x, y, sample_weight, class_weight)
+        data = make_data(x, y, sample_weight, class_weight, strings=self.takes_strings())
         if data.y is None:
             raise ConfigError("fit: y (the targets) is required")
+        if (bucket_by_length or dist is not None) and not isinstance(data.x, torch.Tensor):
+            raise ConfigError("fit: bucket_by_length and distributed training take one array of token ids as x, "
+                              "not several inputs or text")
         val: ArrayData | None = None
         if validation_data is not None:
-            val = unpack_validation_data(validation_data)
+            val = unpack_validation_data(validation_data, strings=self.takes_strings())
         elif validation_split:
             data, val = split_validation(data, validation_split)
         device = self._prepare(data, "fit", training=True)
@@ -434,7 +438,7 @@ class Trainer:
         self._require_compiled("evaluate")
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
-        data = make_data(x, y, sample_weight)
+        data = make_data(x, y, sample_weight, strings=self.takes_strings())
         if data.y is None:
             raise ConfigError("evaluate: y (the targets) is required")
         data = data.to(self._prepare(data, "evaluate", training=False))
@@ -452,7 +456,7 @@ class Trainer:
         """Model outputs for ``x`` in batches (inference mode: no dropout), as a NumPy array."""
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
-        data = make_data(x)
+        data = make_data(x, strings=self.takes_strings())
         data = data.to(self._prepare(data, "predict", training=False))
         stop = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
         cbs = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
@@ -467,13 +471,17 @@ class Trainer:
         cb.on_predict_end()
         if not outs:
             return np.zeros((0,), dtype=np.float32)
-        return torch.cat(outs).cpu().numpy()
+        if isinstance(outs[0], torch.Tensor):
+            return torch.cat(outs).cpu().numpy()
+        # Several outputs: one array per output, in the outputs' structure (list or dict), as Keras.
+        columns = zip(*(flatten(o) for o in outs))
+        return pack_like(outs[0], [torch.cat(list(c)).cpu().numpy() for c in columns])
 
     def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None, class_weight: Mapping[int, float] | None = None,
                        return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """One optimizer step on one batch; returns the running ``[loss, *metrics]`` like Keras."""
         self._require_compiled("train_on_batch")
-        data = make_data(x, y, sample_weight, class_weight)
+        data = make_data(x, y, sample_weight, class_weight, strings=self.takes_strings())
         data = data.to(self._prepare(data, "train_on_batch", training=True))
         self.train()
         loss, y_pred = self.train_step(data.x, data.y, data.sample_weight)  # type: ignore[arg-type]
@@ -489,12 +497,13 @@ class Trainer:
     def test_on_batch(self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
                       ) -> float | list[float] | dict[str, float]:
         """Loss and metrics on one batch (metrics reset first)."""
-        return self.evaluate(x, y, batch_size=len(make_data(x)), verbose=0, sample_weight=sample_weight,
+        return self.evaluate(x, y, batch_size=len(make_data(x, strings=self.takes_strings())), verbose=0,
+                             sample_weight=sample_weight,
                              return_dict=return_dict)
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
         """Model outputs for one batch."""
-        return self.predict(x, batch_size=max(1, len(make_data(x))), verbose=0)
+        return self.predict(x, batch_size=max(1, len(make_data(x, strings=self.takes_strings()))), verbose=0)
 
     # -- resumable state ------------------------------------------------------------------------
     def training_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
