@@ -304,6 +304,7 @@ class Layer(nn.Module):
     def output(self) -> Any:
         """The symbolic output of the layer's one call on symbolic tensors (Keras's ``layer.output``)."""
         return self._single_node("output").outputs
+
     def _build_for(self, inputs: Any) -> None:
         self.build(shapes_of(inputs))
         self.built = True
