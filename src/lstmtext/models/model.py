@@ -380,7 +380,9 @@ class Functional(Model):
 
         def tensor_ref(t: KerasTensor) -> list[Any]:
             layer, node_index, tensor_index = t.history  # type: ignore[misc]
-            return [layer.name, node_position(layer, node_index), tensor_index]
+            # Keras counts a Functional model's own inputs -> outputs node first: its calls start at 1.
+            offset = 1 if isinstance(layer, Functional) else 0
+            return [layer.name, node_position(layer, node_index) + offset, tensor_index]
 
         def tensor_config(x: Any) -> Any:
             if isinstance(x, KerasTensor):
@@ -447,11 +449,12 @@ def functional_from_config(cls: type[Functional], config: dict[str, Any]) -> Fun
         layer = created.get(layer_name)
         if layer is None:
             raise ConfigError(f"Functional config: a node refers to unknown layer {layer_name!r}")
-        offset = 1 if isinstance(layer, Functional) and not isinstance(layer, InputLayer) else 0
-        nodes = layer._inbound_nodes[offset:] if offset else layer._inbound_nodes
-        if not isinstance(node_index, int) or node_index >= len(nodes):
+        if not isinstance(node_index, int):
+            raise ConfigError(f"Functional config: bad node index {node_index!r} for layer {layer_name!r}")
+        node_index -= 1 if isinstance(layer, Functional) else 0  # Keras: a model's node 0 is its own graph
+        if not 0 <= node_index < len(layer._inbound_nodes):
             raise _NotYet
-        outs = nodes[node_index].output_tensors
+        outs = layer._inbound_nodes[node_index].output_tensors
         if not isinstance(tensor_index, int) or not 0 <= tensor_index < len(outs):
             raise ConfigError(f"Functional config: layer {layer_name!r} has no output {tensor_index}")
         return outs[tensor_index]
