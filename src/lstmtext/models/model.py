@@ -27,7 +27,6 @@ from torch import nn
 
 from lstmtext.errors import ConfigError, DataError
 from lstmtext.layers.base import Layer, deserialize, register_layer, serialize
-from lstmtext.layers.input_layer import InputLayer
 from lstmtext.layers.symbolic import KerasTensor, flatten, is_symbolic, pack_like
 from lstmtext.models import saving
 from lstmtext.models.graph import Graph
