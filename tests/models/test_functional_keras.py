@@ -95,3 +95,35 @@ def test_functional_model_matches_keras(case):
         om.train_on_batch(x, y)
     assert_weights_close(km, om, atol=1e-5)
     np.testing.assert_allclose(om.predict(x, verbose=0), km.predict(x, verbose=0), atol=1e-5, rtol=0)
+
+
+def two_outputs(k):
+    title = k.Input((T,), dtype="int32", name="title")
+    body = k.Input((T,), dtype="int32", name="body")
+    emb = k.layers.Embedding(VOCAB, 4, mask_zero=True)
+    merged = k.layers.Concatenate()([k.layers.GlobalAveragePooling1D()(emb(title)),
+                                     k.layers.LSTM(3)(emb(body))])
+    return k.Model([title, body], [k.layers.Dense(1, activation="sigmoid", name="score")(merged),
+                                   k.layers.Dense(3, activation="softmax", name="topic")(merged)])
+
+
+def test_per_output_losses_weights_and_metrics_match_keras():
+    keras = import_keras()
+    km, om = two_outputs(keras), two_outputs(lstmtext)
+    om.set_weights(km.get_weights())
+    rng = np.random.default_rng(3)
+    x = {"title": _ids(8), "body": _ids(9)}
+    y = {"score": rng.integers(0, 2, (N, 1)).astype("float32"), "topic": rng.integers(0, 3, (N,)).astype("float32")}
+    args = dict(loss={"score": "binary_crossentropy", "topic": "sparse_categorical_crossentropy"},
+                loss_weights={"score": 1.0, "topic": 0.5}, metrics={"score": ["accuracy"], "topic": ["accuracy"]})
+    km.compile(optimizer=keras.optimizers.Adam(0.01), **args)
+    om.compile(optimizer=lstmtext.optimizers.Adam(0.01), **args)
+    want, got = km.evaluate(x, y, verbose=0, return_dict=True), om.evaluate(x, y, verbose=0, return_dict=True)
+    assert sorted(got) == sorted(want) == ["loss", "score_accuracy", "score_loss", "topic_accuracy", "topic_loss"]
+    for key in want:
+        assert abs(got[key] - want[key]) < 1e-5, key
+    km.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    om.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert_weights_close(km, om, atol=1e-5)
+    for a, b in zip(om.predict(x, verbose=0), km.predict(x, verbose=0)):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)

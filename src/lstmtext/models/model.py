@@ -170,6 +170,15 @@ class Model(Trainer, Layer):
         return pack_like(out, [(None, *o.shape[1:]) for o in flatten(out)]) if isinstance(
             out, (list, tuple, dict)) else (None, *out.shape[1:])
 
+    def known_output_names(self) -> list[str] | None:
+        """The outputs' names (dict keys, else the output layers' names); None until a subclassed model runs."""
+        if self._graph is None:
+            return None
+        struct = self._graph.outputs_struct
+        if isinstance(struct, dict):
+            return sorted(struct)
+        return [x.history[0].name for x in self._graph.outputs]  # type: ignore[index]
+
     def takes_strings(self) -> bool:
         """Whether the model's input is raw text: its first layer says so (``Layer.string_input``)."""
         if self._graph is not None:

@@ -62,12 +62,23 @@ def _compile_config(model: Any) -> dict[str, Any]:
             return {"class_name": type(m).__name__, "config": m.get_config()}
         return None
 
-    return {
+    def nested(spec: Any, leaf: Any) -> Any:
+        # Several outputs: lists and dicts by output name of losses / metrics.
+        if isinstance(spec, dict) and "class_name" not in spec:
+            return {k: nested(v, leaf) for k, v in spec.items()}
+        if isinstance(spec, (list, tuple)):
+            return [nested(v, leaf) for v in spec]
+        return None if spec is None else leaf(spec)
+
+    out = {
         "optimizer": optimizers.serialize(model.optimizer),
-        "loss": _spec(model.loss, losses.serialize),
-        "metrics": [metric_spec(m) for m in model._metric_specs],
-        "weighted_metrics": [metric_spec(m) for m in model._weighted_metric_specs],
+        "loss": nested(model._loss_spec, lambda s: _spec(s, losses.serialize)),
+        "metrics": nested(model._metric_specs, metric_spec),
+        "weighted_metrics": nested(model._weighted_metric_specs, metric_spec),
     }
+    if model._loss_weights is not None:
+        out["loss_weights"] = model._loss_weights
+    return out
 
 
 def save_model(model: Any, path: str | os.PathLike[str], overwrite: bool = True, *, vocab: Any = None,
@@ -171,10 +182,24 @@ def load_model(path: str | os.PathLike[str] | Checkpoint, compile: bool = True) 
     assign_weights(model, ckpt.weights, ckpt.path / WEIGHTS)
     model.eval()
     comp = (ckpt.trainer_state or {}).get("compile") or {}
-    if compile and comp.get("loss") is not None:
-        model.compile(optimizer=comp["optimizer"], loss=comp["loss"],
-                      metrics=[m for m in comp.get("metrics", []) if m is not None],
-                      weighted_metrics=[m for m in comp.get("weighted_metrics", []) if m is not None])
+    def complete(spec: Any) -> bool:  # a loss that was a custom function is stored as None
+        if isinstance(spec, dict) and "class_name" not in spec:
+            return all(complete(v) for v in spec.values())
+        if isinstance(spec, list):
+            return all(complete(v) for v in spec)
+        return spec is not None
+
+    if compile and comp.get("loss") is not None and complete(comp["loss"]):
+        def known(spec: Any) -> Any:  # metrics that were custom functions are left out (recompile to use them)
+            if isinstance(spec, dict) and "class_name" not in spec:
+                return {k: known(v) for k, v in spec.items()}
+            if isinstance(spec, list):
+                return [known(v) for v in spec if v is not None]
+            return spec
+
+        model.compile(optimizer=comp["optimizer"], loss=comp["loss"], metrics=known(comp.get("metrics") or []),
+                      weighted_metrics=known(comp.get("weighted_metrics") or []),
+                      loss_weights=comp.get("loss_weights"))
     if ckpt.vocab is not None:
         model.vocab = ckpt.vocab
     return model
