@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.utils.data
 
 from lstmtext.errors import ConfigError, DataError
 from lstmtext.layers.symbolic import flatten, pack_like
@@ -270,3 +271,119 @@ def unpack_validation_data(validation_data: Any, strings: bool = False) -> Array
         )
     sw = validation_data[2] if len(validation_data) == 3 else None
     return make_data(validation_data[0], validation_data[1], sw, prefix="validation_data", strings=strings)
+
+
+class PyDataset:
+    """Keras's ``PyDataset``: a dataset of batches indexed by number, for ``fit``/``evaluate``/``predict``.
+
+    Subclass it with ``__len__`` (batches per epoch) and ``__getitem__(index)`` returning ``(x, y)`` or
+    ``(x, y, sample_weight)`` for one batch (``x`` alone for ``predict``); ``on_epoch_end`` runs after each
+    epoch. ``workers``/``use_multiprocessing``/``max_queue_size`` are accepted for Keras compatibility; batches
+    are made in the training process.
+
+    >>> class Batches(PyDataset):                               # doctest: +SKIP
+    ...     def __len__(self): return 10
+    ...     def __getitem__(self, i): return x[i * 32:(i + 1) * 32], y[i * 32:(i + 1) * 32]
+    """
+
+    def __init__(self, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10) -> None:
+        self.workers, self.use_multiprocessing, self.max_queue_size = workers, use_multiprocessing, max_queue_size
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__}.__len__: the number of batches per epoch")
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.__getitem__: the batch at an index")
+
+    def on_epoch_end(self) -> None:
+        """Called after each epoch (e.g. to reshuffle)."""
+
+
+def is_stream(x: Any) -> bool:
+    """Whether ``x`` gives batches (a generator/iterator, a ``torch.utils.data.DataLoader``, a PyDataset)
+    rather than being the arrays themselves."""
+    if isinstance(x, (PyDataset, torch.utils.data.DataLoader)):
+        return True
+    return hasattr(x, "__next__") and not isinstance(x, (np.ndarray, torch.Tensor, list, tuple, dict, str))
+
+
+class StreamData:
+    """Batches from a generator, DataLoader or PyDataset, converted as :func:`make_data` converts arrays.
+
+    The first batch is read at once (``fit`` checks the model and targets on it) and given again as the
+    first batch. A DataLoader or PyDataset starts over every epoch; a generator goes on where it stopped.
+
+    Args:
+        source: the batches: ``(x, y)``, ``(x, y, sample_weight)`` or ``x`` alone (for ``predict``).
+        arg: the argument's name, for errors.
+        strings: keep text arrays (a model that takes raw strings).
+    """
+
+    def __init__(self, source: Any, arg: str = "x", strings: bool = False) -> None:
+        self.source, self.arg, self.strings = source, arg, strings
+        self.device: torch.device | None = None
+        self._iterator: Any = None
+        self._peeked: ArrayData | None = self._convert(self._next_raw(0))
+        self.x, self.y_array = self._peeked.x, self._peeked.y_array
+        self.y = self._peeked.y
+
+    # -- the source -------------------------------------------------------------------------------
+    def _known_len(self) -> int | None:
+        try:
+            return len(self.source)
+        except TypeError:
+            return None
+
+    def _next_raw(self, index: int) -> Any:
+        if isinstance(self.source, PyDataset):
+            return self.source[index]
+        if self._iterator is None:
+            self._iterator = iter(self.source)
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self._iterator = None
+            raise
+
+    def _convert(self, batch: Any) -> ArrayData:
+        # Keras's unpack_x_y_sample_weight: a list or tuple of 1 to 3 items is (x, y, sample_weight).
+        if isinstance(batch, (tuple, list)) and len(batch) in (1, 2, 3):
+            parts = list(batch) + [None] * (3 - len(batch))
+        else:
+            parts = [batch, None, None]
+        return make_data(parts[0], parts[1], parts[2], prefix=f"{self.arg} (a batch)", strings=self.strings)
+
+    # -- what the training loop uses --------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._peeked) * (self._known_len() or 1)  # type: ignore[arg-type]
+
+    def to(self, device: torch.device) -> StreamData:
+        self.device = device
+        return self
+
+    def num_batches(self, batch_size: int) -> int:
+        n = self._known_len()
+        return n if n is not None else 1 << 62  # a generator: until it is exhausted, or steps_per_epoch
+
+    def batches(self, batch_size: int, order: Any = None, start: int = 0, stop: int | None = None
+                ) -> Iterator[tuple[Any, Any, Any]]:
+        """Batches ``start .. stop-1`` of an epoch (``batch_size`` and ``order`` are the source's business)."""
+        stop = self.num_batches(batch_size) if stop is None else stop
+        index = 0
+        if self._peeked is None and not isinstance(self.source, PyDataset) and self._known_len() is not None:
+            self._iterator = iter(self.source)  # a DataLoader starts over each epoch
+        while index < stop:
+            if self._peeked is not None:
+                data, self._peeked = self._peeked, None
+            else:
+                try:
+                    data = self._convert(self._next_raw(index))
+                except StopIteration:
+                    break
+            if index >= start:
+                if self.device is not None:
+                    data = data.to(self.device)
+                yield data.x, data.y, data.sample_weight
+            index += 1
+        if isinstance(self.source, PyDataset):
+            self.source.on_epoch_end()

@@ -31,8 +31,10 @@ from lstmtext.training.bucketing import BucketedBatches
 from lstmtext.training.callbacks import Callback, CallbackList, History
 from lstmtext.training.data import (
     ArrayData,
+    StreamData,
     epoch_permutation,
     first,
+    is_stream,
     make_data,
     nest_map,
     split_validation,
@@ -48,6 +50,11 @@ if TYPE_CHECKING:
     from torch import nn
 
 _KERAS_ONLY_COMPILE_ARGS = {"run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"}
+
+
+def _known(steps: int) -> int | None:
+    """A step count for progress bars: None for a generator of unknown length."""
+    return steps if steps < 1 << 62 else None
 
 
 class LazyLogs(Mapping[str, float]):
@@ -362,14 +369,19 @@ class Trainer:
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise ConfigError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
-        data = make_data(x, y, sample_weight, class_weight, strings=self.takes_strings())
+        data = self._data(x, y, sample_weight, class_weight, method="fit")
         if data.y is None:
             raise ConfigError("fit: y (the targets) is required")
+        if isinstance(data, StreamData) and validation_split:
+            raise ConfigError("fit: validation_split needs arrays; with a generator, DataLoader or PyDataset pass "
+                              "validation_data")
         if (bucket_by_length or dist is not None) and not isinstance(data.x, torch.Tensor):
             raise ConfigError("fit: bucket_by_length and distributed training take one array of token ids as x, "
                               "not several inputs or text")
-        val: ArrayData | None = None
-        if validation_data is not None:
+        val: ArrayData | StreamData | None = None
+        if validation_data is not None and is_stream(validation_data):
+            val = StreamData(validation_data, "validation_data", strings=self.takes_strings())
+        elif validation_data is not None:
             val = unpack_validation_data(validation_data, strings=self.takes_strings())
         elif validation_split:
             data, val = split_validation(data, validation_split)
@@ -405,7 +417,8 @@ class Trainer:
         history.epoch = list(range(len(next(iter(history.history.values()), []))))
         cbs = [ProgbarLogger(verbose)] if verbose else []
         cbs += list(callbacks or []) + [history]
-        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": epochs, "steps": steps})
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": epochs,
+                                                   "steps": _known(steps)})
         want_batch_end = cb.wants("on_train_batch_end")
         want_batch_begin = cb.wants("on_train_batch_begin")
         self.stop_training = False
@@ -422,7 +435,8 @@ class Trainer:
             if bucketed is not None:
                 batches = bucketed.epoch(state.shuffle_seed, epoch, shuffle, first, steps)
             else:
-                order = epoch_permutation(state.shuffle_seed, epoch, len(data)).to(device) if shuffle else None
+                order = (epoch_permutation(state.shuffle_seed, epoch, len(data)).to(device)
+                         if shuffle and not isinstance(data, StreamData) else None)
                 make_batches = data.batches if dist is None else partial(dist.batches, data)
                 batches = make_batches(batch_size, order, first, steps)
             for step, (xb, yb, swb) in enumerate(batches, start=first):
@@ -455,6 +469,15 @@ class Trainer:
             dist.end(self)
         self.history = history
         return history
+
+    def _data(self, x: Any, y: Any, sample_weight: Any, class_weight: Any, method: str) -> Any:
+        """Arrays as :class:`ArrayData`, or a generator / DataLoader / PyDataset as :class:`StreamData`."""
+        if is_stream(x):
+            if y is not None or sample_weight is not None or class_weight is not None:
+                raise ConfigError(f"{method}: x gives the batches (a generator, DataLoader or PyDataset): its batches "
+                                  "hold the targets, so y, sample_weight and class_weight must not be given")
+            return StreamData(x, "x", strings=self.takes_strings())
+        return make_data(x, y, sample_weight, class_weight, strings=self.takes_strings())
 
     # -- evaluate / predict ---------------------------------------------------------------------
     def _evaluate_data(self, data: ArrayData, batch_size: int, steps: int | None, cb: CallbackList | None
@@ -492,13 +515,14 @@ class Trainer:
         self._require_compiled("evaluate")
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
-        data = make_data(x, y, sample_weight, strings=self.takes_strings())
+        data = self._data(x, y, sample_weight, None, method="evaluate")
         if data.y is None:
             raise ConfigError("evaluate: y (the targets) is required")
         data = data.to(self._prepare(data, "evaluate", training=False))
         n_steps = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
         cbs = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
-        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1, "steps": n_steps})
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1,
+                                                   "steps": _known(n_steps)})
         logs = self._evaluate_data(data, batch_size, steps, cb)
         if return_dict:
             return logs
@@ -510,11 +534,12 @@ class Trainer:
         """Model outputs for ``x`` in batches (inference mode: no dropout), as a NumPy array."""
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
-        data = make_data(x, strings=self.takes_strings())
+        data = self._data(x, None, None, None, method="predict")
         data = data.to(self._prepare(data, "predict", training=False))
         stop = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
         cbs = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
-        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1, "steps": stop})
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1,
+                                                   "steps": _known(stop)})
         self.eval()
         cb.on_predict_begin()
         outs = []

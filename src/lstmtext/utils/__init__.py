@@ -16,6 +16,7 @@ __all__ = [
     "atomic_write_text",
     "clear_session",
     "fsync_dir",
+    "PyDataset",
     "library_versions",
     "set_random_seed",
     "tune_cpu_runtime",
@@ -29,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from lstmtext.utils.seed import set_random_seed
 
         return set_random_seed
+    if name == "PyDataset":
+        from lstmtext.training.data import PyDataset
+
+        return PyDataset
     if name == "clear_session":
         from lstmtext.utils.session import clear_session
 
