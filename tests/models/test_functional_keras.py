@@ -127,3 +127,39 @@ def test_per_output_losses_weights_and_metrics_match_keras():
     assert_weights_close(km, om, atol=1e-5)
     for a, b in zip(om.predict(x, verbose=0), km.predict(x, verbose=0)):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_keras_files_of_functional_models_both_ways(case, tmp_path):
+    from lstmtext.interop.keras import load_keras_model, save_keras_model
+
+    keras = import_keras()
+    build, data, _, _ = CASES[case]
+    x = data()
+    km = build(keras)
+    km.save(tmp_path / "keras_wrote.keras")
+    ours = load_keras_model(tmp_path / "keras_wrote.keras")
+    assert type(ours).__name__ == "Functional" and ours.count_params() == km.count_params()
+    np.testing.assert_allclose(ours.predict(x, verbose=0), km.predict(x, verbose=0), atol=1e-5, rtol=0)
+    om = build(lstmtext)
+    save_keras_model(om, tmp_path / "lstmtext_wrote.keras")
+    theirs = keras.saving.load_model(tmp_path / "lstmtext_wrote.keras")
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), om.predict(x, verbose=0), atol=1e-5, rtol=0)
+
+
+def test_keras_operation_used_as_data_is_refused(tmp_path):
+    import json
+    import zipfile
+
+    from lstmtext.checkpoint import CheckpointConfigError
+    from lstmtext.interop.keras import load_keras_model
+
+    keras = import_keras()
+    inputs = keras.Input((T,))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(keras.ops.abs(inputs)))
+    model.save(tmp_path / "op.keras")
+    assert any(e.get("class_name") == "Absolute" for e in json.loads(
+        zipfile.ZipFile(tmp_path / "op.keras").read("config.json"))["config"]["layers"])
+    with pytest.raises(CheckpointConfigError, match=r"layer .head. \(Dense\) takes the output of the Keras "
+                                                    r"operation 'absolute'"):
+        load_keras_model(tmp_path / "op.keras")

@@ -386,10 +386,11 @@ class Functional(Model):
             # Index among the nodes of this model only (a shared layer may have calls elsewhere).
             return sum(1 for n in layer._inbound_nodes[:node_index] if id(n) in own)
 
-        def tensor_ref(t: KerasTensor) -> list[Any]:
+        def tensor_ref(t: KerasTensor, outer: bool = False) -> list[Any]:
             layer, node_index, tensor_index = t.history  # type: ignore[misc]
-            # Keras counts a Functional model's own inputs -> outputs node first: its calls start at 1.
-            offset = 1 if isinstance(layer, Functional) else 0
+            # Keras counts a Functional model's own inputs -> outputs node first: in input_layers and
+            # output_layers a nested model's calls start at 1 (in inbound nodes at 0, read back as -1: the last).
+            offset = 1 if outer and isinstance(layer, Functional) else 0
             return [layer.name, node_position(layer, node_index) + offset, tensor_index]
 
         def tensor_config(x: Any) -> Any:
@@ -410,7 +411,7 @@ class Functional(Model):
 
         def refs(structure: Any) -> Any:
             if isinstance(structure, KerasTensor):
-                return tensor_ref(structure)
+                return tensor_ref(structure, outer=True)
             if isinstance(structure, dict):
                 return {k: refs(v) for k, v in structure.items()}
             return [refs(v) for v in structure]
@@ -460,7 +461,7 @@ def functional_from_config(cls: type[Functional], config: dict[str, Any]) -> Fun
         if not isinstance(node_index, int):
             raise ConfigError(f"Functional config: bad node index {node_index!r} for layer {layer_name!r}")
         node_index -= 1 if isinstance(layer, Functional) else 0  # Keras: a model's node 0 is its own graph
-        if not 0 <= node_index < len(layer._inbound_nodes):
+        if not -1 <= node_index < len(layer._inbound_nodes) or not layer._inbound_nodes:
             raise _NotYet
         outs = layer._inbound_nodes[node_index].output_tensors
         if not isinstance(tensor_index, int) or not 0 <= tensor_index < len(outs):
