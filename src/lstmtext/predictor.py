@@ -369,6 +369,10 @@ def _inference_record(vocab: Any, file: Path) -> dict[str, Any]:
 
 def _declared_length(model: Any) -> int | None:
     """The time axis of the model's declared input shape, when it is fixed (``(None, 300)`` -> 300)."""
+    graph = getattr(model, "_graph", None)
+    if graph is not None and len(graph.inputs) == 1 and not hasattr(model, "build_input_shape"):
+        shape = graph.inputs[0].shape  # a Functional model's Input
+        return shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
     for attr in ("build_input_shape", "batch_input_shape"):
         shape = getattr(model, attr, None)
         if shape is not None and len(shape) == 2 and isinstance(shape[1], int):
@@ -378,7 +382,13 @@ def _declared_length(model: Any) -> int | None:
 
 def _outputs_logits(config: Mapping[str, Any]) -> bool:
     """Whether the last layer of a Sequential config has no squashing activation (its outputs are logits)."""
-    layers = config.get("config", {}).get("layers", []) if config.get("class_name") == "Sequential" else [config]
+    layers = config.get("config", {}).get("layers", []) if config.get("class_name") in ("Sequential",
+                                                                                        "Functional") else [config]
+    if config.get("class_name") == "Functional":  # the layer of the (first) output
+        outputs = config.get("config", {}).get("output_layers")
+        first = outputs[0] if isinstance(outputs, list) and outputs and isinstance(outputs[0], list) else outputs
+        name = first[0] if isinstance(first, list) and first else None
+        layers = [la for la in layers if isinstance(la, dict) and la.get("name") == name] or layers
     last = layers[-1].get("config", {}) if layers and isinstance(layers[-1], dict) else {}
     activation = last.get("activation", "linear")
     if isinstance(activation, dict):

@@ -46,6 +46,9 @@ class ExportResult:
 
 
 def _input_spec(model: Any) -> tuple[str, np.dtype, list[Any]]:
+    if getattr(model, "_graph", None) is not None and not hasattr(model, "build_input_shape"):
+        raise ExportError(f"model {model.name!r} cannot be exported: ONNX export covers Sequential models; a "
+                          "Functional model can be saved as a checkpoint or a .keras file")
     shape = getattr(model, "build_input_shape", None)
     if not getattr(model, "built", False) or shape is None:
         raise ExportError(f"model {getattr(model, 'name', '?')!r} cannot be exported: it is not built yet (give "
