@@ -18,6 +18,7 @@ __all__ = [
     "fsync_dir",
     "PyDataset",
     "library_versions",
+    "pad_sequences",
     "set_random_seed",
     "tune_cpu_runtime",
 ]
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from lstmtext.utils.seed import set_random_seed
 
         return set_random_seed
+    if name == "pad_sequences":  # keras.utils.pad_sequences
+        from lstmtext.data.sequence import pad_sequences
+
+        return pad_sequences
     if name == "PyDataset":
         from lstmtext.training.data import PyDataset
 
