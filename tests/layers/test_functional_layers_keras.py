@@ -255,3 +255,54 @@ def test_configs_use_keras_argument_names(keras, name, kwargs):
     ours = getattr(L, name).from_config(dict(theirs)).get_config()
     assert {k: ours[k] for k in theirs} == theirs
     assert set(ours) - set(theirs) <= {"name", "trainable", "dtype", "batch_input_shape"}
+
+
+def test_time_distributed_lstm_over_sentences_matches_keras(keras):
+    """A word-level LSTM run on each sentence of a (B, sentences, words) input, with the words' mask."""
+    ids = np.stack([IDS_A, IDS_B], axis=1)                                  # (B, 2, T)
+    _compare(keras, lambda: keras.layers.TimeDistributed(keras.layers.LSTM(3)),
+             lambda: L.TimeDistributed(L.LSTM(3)), _x(0, B, 2, T, F), ids != 0)
+
+
+def test_masked_attention_pipeline_matches_keras_with_gradients(keras):
+    """Embedding(mask_zero) -> LSTM sequences -> self-attention -> Concatenate -> masked average -> Dense,
+    composed eagerly in both (Keras carries the masks on its tensors, we pass them): outputs and the
+    gradient of every weight within 1e-5."""
+    def build(lib):
+        return [lib.Embedding(10, F, mask_zero=True), lib.LSTM(4, return_sequences=True),
+                lib.Attention(use_scale=True), lib.Concatenate(), lib.GlobalAveragePooling1D(),
+                lib.Dense(1, activation="sigmoid")]
+
+    ids = np.concatenate([IDS_A, IDS_B[:1]])                                # row 2 is fully padded
+    theirs, ours = build(keras.layers), build(L)
+    rng = np.random.default_rng(3)
+
+    def run_keras():
+        e = theirs[0](torch.tensor(ids))
+        s = theirs[1](e)
+        c = theirs[2]([s, s])
+        return theirs[5](theirs[4](theirs[3]([s, c])))
+
+    def run_ours():
+        x = torch.tensor(ids)
+        m = ours[0].compute_mask(x)
+        s = ours[1](ours[0](x), mask=m)
+        c = ours[2]([s, s], mask=[m, m], training=False)
+        cat = ours[3]([s, c], mask=[m, m])
+        return ours[5](ours[4](cat, mask=ours[3].compute_mask([s, c], [m, m])))
+
+    run_keras()
+    run_ours()
+    for k, o in zip(theirs, ours):
+        ws = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in k.get_weights()]
+        k.set_weights(ws)
+        o.set_weights(ws)
+    out_k, out_o = run_keras(), run_ours()
+    _close(out_o, out_k, "pipeline output")
+    assert torch.isnan(out_o[2]).all() and torch.isnan(out_k[2]).all()    # an average over no step, as Keras
+    real = [0, 1, 3, 4]
+    out_k[real].sum().backward()
+    out_o[real].sum().backward()
+    for k, o in zip(theirs, ours):
+        for i, (a, b) in enumerate(zip(o.weights, [v.value for v in k.trainable_weights])):
+            _close(a.grad, b.grad, f"{o.name} weight {i} gradient")
