@@ -175,3 +175,28 @@ def test_subclassed_model_folder_needs_its_class(tmp_path):
     again(_ids()[:1])
     again.load_weights(tmp_path / "tagger")
     np.testing.assert_array_equal(again.predict(_ids(), verbose=0), model.predict(_ids(), verbose=0))
+
+
+class _WordCount(layers.Layer):
+    """A layer that takes raw strings (``string_input``): each text -> its number of words, as a float."""
+
+    string_input = True
+
+    def call(self, inputs, mask=None, training=False, **kwargs):
+        texts = np.asarray(inputs).reshape(-1)
+        return torch.tensor([[float(len(str(t).split()))] for t in texts])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+def test_a_first_layer_that_takes_strings_gets_text_arrays_unchanged():
+    # The hook TextVectorization uses: fit/predict pass str/object arrays through to such a layer.
+    inputs = lstmtext.Input((1,), dtype="string")
+    for model in (lstmtext.Sequential([_WordCount(), layers.Dense(1)]),
+                  Model(inputs, layers.Dense(1)(_WordCount()(inputs)))):
+        model.compile(optimizer="sgd", loss="mse")
+        texts = np.array([["a b c"], ["a"], ["a b"], ["x y z w"]], dtype=object)
+        model.fit(texts, np.array([3.0, 1.0, 2.0, 4.0]), epochs=2, verbose=0)
+        assert model.predict(texts, verbose=0).shape == (4, 1)
+        assert model.takes_strings()
