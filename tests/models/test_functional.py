@@ -200,3 +200,14 @@ def test_a_first_layer_that_takes_strings_gets_text_arrays_unchanged():
         model.fit(texts, np.array([3.0, 1.0, 2.0, 4.0]), epochs=2, verbose=0)
         assert model.predict(texts, verbose=0).shape == (4, 1)
         assert model.takes_strings()
+
+
+def test_feature_extractor_from_a_sequential_model():
+    # Keras's pattern: Model(seq.inputs, seq.layers[-2].output), also after add() rebuilt the graph.
+    seq = lstmtext.Sequential([layers.Input((T,), dtype="int32"), layers.Embedding(VOCAB, 4), layers.LSTM(3)])
+    seq.add(layers.Dense(1))
+    features = Model(seq.inputs, seq.layers[-2].output)
+    x = _ids()
+    np.testing.assert_allclose(features.predict(x, verbose=0), seq.layers[-2](seq.layers[0](torch.as_tensor(x)))
+                               .detach().numpy(), atol=1e-6)
+    assert features.count_params() == seq.count_params() - 4

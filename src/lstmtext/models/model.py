@@ -103,6 +103,29 @@ class Model(Trainer, Layer):
                 return layer
         raise ConfigError(f"{self.name}.get_layer: no layer named {name!r}; layers: {[la.name for la in layers]}")
 
+    # -- the graph's symbolic inputs and outputs ---------------------------------------------------
+    def _require_graph(self, what: str) -> Graph:
+        if self._graph is None:
+            raise ConfigError(f"{self.name}: a subclassed model has no symbolic {what}; it is defined by call()")
+        return self._graph
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        """The model's symbolic inputs (Functional and built Sequential models), as Keras's ``model.inputs``."""
+        return list(self._require_graph("inputs").inputs)
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return list(self._require_graph("outputs").outputs)
+
+    @property
+    def input(self) -> Any:
+        return self._require_graph("input").inputs_struct
+
+    @property
+    def output(self) -> Any:
+        return self._require_graph("output").outputs_struct
+
     # -- calling --------------------------------------------------------------------------------
     def forward(self, inputs: Any, mask: Any = None, training: bool | None = None, **kwargs: Any) -> Any:
         if is_symbolic(inputs, kwargs):
@@ -177,7 +200,11 @@ class Model(Trainer, Layer):
         struct = self._graph.outputs_struct
         if isinstance(struct, dict):
             return sorted(struct)
-        return [x.history[0].name for x in self._graph.outputs]  # type: ignore[index]
+        names: list[str] = []
+        for x in self._graph.outputs:
+            name = x.history[0].name  # type: ignore[index]
+            names.append(name if name not in names else f"{name}_{names.count(name)}")
+        return names
 
     def takes_strings(self) -> bool:
         """Whether the model's input is raw text: its first layer says so (``Layer.string_input``)."""
@@ -351,28 +378,13 @@ class Functional(Model):
         self.built = True
 
     @property
-    def inputs(self) -> list[KerasTensor]:
-        return list(self._graph.inputs)  # type: ignore[union-attr]
-
-    @property
-    def outputs(self) -> list[KerasTensor]:
-        return list(self._graph.outputs)  # type: ignore[union-attr]
-
-    @property
-    def input(self) -> Any:
-        return self._graph.inputs_struct  # type: ignore[union-attr]
-
-    @property
-    def output(self) -> Any:
-        return self._graph.outputs_struct  # type: ignore[union-attr]
-
-    @property
     def input_names(self) -> list[str]:
         return [x.name or "" for x in self.inputs]
 
     @property
     def output_names(self) -> list[str]:
-        return [x.history[0].name for x in self.outputs]  # type: ignore[index]
+        """The outputs' names: the keys of a dict of outputs, else the output layers' names (Keras's)."""
+        return self.known_output_names() or []
 
     # -- config (Keras's Functional format) -----------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

@@ -104,6 +104,11 @@ class Sequential(Model):
 
     def _rebuild_graph(self) -> None:
         """The layer graph from the input through every layer (Keras's ``Sequential._maybe_rebuild``)."""
+        if self._graph is not None:  # forget the previous graph's calls, so that layer.output stays one tensor
+            for node in self._graph.nodes:
+                nodes = node.layer._inbound_nodes
+                if nodes and nodes[-1] is node:
+                    nodes.pop()
         if self._input_layer is not None:
             inputs = self._input_layer.tensor
         else:

@@ -210,7 +210,7 @@ class Trainer:
             names = self.known_output_names() or (sorted(out_shape) if isinstance(out_shape, dict) else
                                                   [f"output_{i}" for i in range(len(out_shape))])
             self._output_names = names
-            if self.loss is None or not isinstance(self.loss, outputs_mod.OutputLosses):
+            if self._loss_spec is not None and not isinstance(self.loss, outputs_mod.OutputLosses):
                 self.loss = outputs_mod.compile_losses(self._loss_spec, self._loss_weights, names)
         if data.y_array is not None and self.loss is not None:
             self.loss.check_targets(data.y_array, out_shape)
