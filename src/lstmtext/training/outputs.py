@@ -9,7 +9,7 @@ as Keras 3 does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,21 @@ from lstmtext.errors import ConfigError, DataError
 from lstmtext.layers.symbolic import flatten
 from lstmtext.training import losses as losses_mod
 from lstmtext.training import metrics as metrics_mod
+
+
+def _is_spec(value: Any) -> bool:
+    """A single loss/metric: a name, an object, or a serialized ``{"class_name", "config"}``."""
+    return not isinstance(value, (list, tuple, Mapping)) or (isinstance(value, Mapping) and "class_name" in value)
+
+
+def leaves(specs: Any) -> list[Any]:
+    """Every loss/metric named in a nest of lists and dicts by output name (None entries left out)."""
+    if specs is None:
+        return []
+    if _is_spec(specs):
+        return [specs]
+    values = specs.values() if isinstance(specs, Mapping) else specs
+    return [leaf for v in values for leaf in leaves(v)]
 
 
 def per_output(spec: Any, names: list[str], what: str, is_leaf: Any) -> list[Any]:
@@ -102,9 +117,7 @@ class OutputLosses(losses_mod.Loss):
 
 def compile_losses(loss: Any, loss_weights: Any, names: list[str]) -> losses_mod.Loss:
     """The compiled loss for outputs ``names`` (one output: the loss itself, unweighted unless asked)."""
-    def is_leaf(v: Any) -> bool:
-        return not isinstance(v, (list, tuple, Mapping)) or (isinstance(v, Mapping) and "class_name" in v)
-
+    is_leaf = _is_spec
     if len(names) <= 1:
         if isinstance(loss, (list, tuple)) and len(loss) == 1:
             loss = loss[0]
@@ -128,16 +141,13 @@ def metric_specs(metrics: Any, names: list[str]) -> list[tuple[int | None, Any]]
     if not metrics:
         return []
     if len(names) <= 1:
-        flat = metrics if isinstance(metrics, Sequence) and not isinstance(metrics, str) else [metrics]
-        if isinstance(metrics, Mapping):
-            flat = [m for v in metrics.values() for m in (v if isinstance(v, (list, tuple)) else [v])]
-        return [(None, m) for m in flat]
+        return [(None, m) for m in leaves(metrics)]
     out: list[tuple[int | None, Any]] = []
-    if isinstance(metrics, Mapping):
-        per = per_output(metrics, names, "metrics", lambda v: False)
+    if isinstance(metrics, Mapping) and not _is_spec(metrics):
+        per = per_output(metrics, names, "metrics", _is_spec)
     elif isinstance(metrics, (list, tuple)) and metrics and all(
             isinstance(m, (list, tuple)) or m is None for m in metrics):
-        per = per_output(list(metrics), names, "metrics", lambda v: False)
+        per = per_output(list(metrics), names, "metrics", _is_spec)
     else:
         per = [list(metrics)] * len(names)  # the same metrics for every output
     for i, entry in enumerate(per):

@@ -172,9 +172,9 @@ class Trainer:
         self._weighted_metric_specs = (weighted_metrics if isinstance(weighted_metrics, Mapping)
                                        else list(weighted_metrics or []))
         # Unknown names fail now, not at the first batch.
-        for spec in flatten(self._metric_specs) + flatten(self._weighted_metric_specs):
-            if spec is not None:
-                metrics_mod.get(spec)
+        for spec in outputs_mod.leaves(self._metric_specs) + outputs_mod.leaves(self._weighted_metric_specs):
+            metrics_mod.get(spec)
+        self._output_names = []
         self._device_request = torch.device(device) if device is not None else None
         self.compiled_metrics, self._weighted_metrics, self._metrics_built = [], [], False
         self.compiled = True
