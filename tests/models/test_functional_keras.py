@@ -163,3 +163,26 @@ def test_keras_operation_used_as_data_is_refused(tmp_path):
     with pytest.raises(CheckpointConfigError, match=r"layer .head. \(Dense\) takes the output of the Keras "
                                                     r"operation 'absolute'"):
         load_keras_model(tmp_path / "op.keras")
+
+
+def test_functional_keras_file_asking_for_huge_weights_allocates_nothing(tmp_path):
+    import json
+    import zipfile
+
+    from lstmtext.checkpoint import CheckpointConfigError
+    from lstmtext.interop.keras import load_keras_model
+
+    keras = import_keras()
+    stacked_bilstm(keras).save(tmp_path / "ok.keras")
+    with zipfile.ZipFile(tmp_path / "ok.keras") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    config = json.loads(members["config.json"])
+    for entry in config["config"]["layers"]:
+        if entry["class_name"] == "Embedding":
+            entry["config"]["input_dim"] = 100_000_000  # 3.2 GB of float32 for a file of a few KB
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "huge.keras", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(CheckpointConfigError, match=r"embedding.*needs 400000000\d* bytes|weight 'embeddings'"):
+        load_keras_model(tmp_path / "huge.keras")
