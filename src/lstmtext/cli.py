@@ -27,6 +27,7 @@ from pathlib import Path
 
 from lstmtext import __version__
 from lstmtext.errors import DataError, LstmtextError
+from lstmtext.utils.runtime import tune_cpu_runtime
 
 
 def add_stats_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -448,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lstmtext`` console script; returns the exit status."""
+    tune_cpu_runtime()  # this process trains or serves: before torch is imported (see lstmtext.utils.runtime)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = ["lstmtext", *(sys.argv[1:] if argv is None else argv)]  # recorded in run.json

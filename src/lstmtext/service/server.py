@@ -19,6 +19,7 @@ from lstmtext.predictor import Predictor
 from lstmtext.service.app import create_app
 from lstmtext.service.config import ServiceConfig
 from lstmtext.service.reload import Loader
+from lstmtext.utils.runtime import tune_cpu_runtime
 
 _SPEC_ENV = "LSTMTEXT_SERVE_SPEC"
 
@@ -77,6 +78,7 @@ def serve(
         limit_concurrency: most connections + requests at once; past it uvicorn answers 503.
         source: the folder an in-memory ``model`` came from (for reloads and watching).
     """
+    tune_cpu_runtime()  # a serving process (the `lstmtext serve` command has done it already)
     config = config or ServiceConfig()
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"serve: workers must be a positive integer, got {workers!r}")
