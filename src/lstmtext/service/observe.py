@@ -54,6 +54,10 @@ class ServiceMetrics:
             "lstmtext_connections_closed_total", "Connections closed or refused by the service's connection limits, "
             "by reason (idle_timeout, read_timeout, header_too_large, url_too_long, bad_request, body_memory, "
             "evicted, over_capacity)", ["reason"], registry=r)
+        self.open_connections = Gauge("lstmtext_open_connections", "Open client connections of this process",
+                                      registry=r)
+        self.pending_body_bytes = Gauge("lstmtext_pending_body_bytes", "Bytes of unfinished request bodies held",
+                                        registry=r)
         self.ready = Gauge("lstmtext_ready", "1 when the service is ready for traffic (/readyz answers 200)",
                            registry=r)
 

@@ -40,6 +40,8 @@ from lstmtext.service.config import ServiceConfig
 logger = logging.getLogger("lstmtext.service")
 
 _SWEEP_S = 0.25
+_LINGER_S = 2.0
+_LINGER_BYTES = 4 << 20
 _LOG_EVERY_S = 10.0
 #: app_state key under which the app's lifespan publishes its ServiceMetrics to the protocol.
 METRICS_STATE_KEY = "lstmtext_metrics"
@@ -92,6 +94,7 @@ class ConnectionGuard:
         self._last_log = time.monotonic()
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._metrics: Any = None
 
     def ensure_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._sweeper is None or self._loop is not loop:
@@ -121,12 +124,19 @@ class ConnectionGuard:
             self._last_log = now
         self._sweeper = self._loop.call_later(_SWEEP_S, self.sweep) if self._loop else None
 
-    def count(self, reason: str, app_state: dict[str, Any]) -> None:
+    def bind_metrics(self, app_state: dict[str, Any]) -> None:
+        """Report open connections and pending body bytes in the app's metrics (once they exist)."""
+        metrics = app_state.get(METRICS_STATE_KEY)
+        if metrics is not None and metrics is not self._metrics:
+            self._metrics = metrics
+            metrics.open_connections.set_function(lambda: self.open)
+            metrics.pending_body_bytes.set_function(lambda: self.pending_body_bytes)
+
+    def count(self, reason: str) -> None:
         if reason != "idle_timeout":  # an idle keep-alive connection timing out is normal, not a refusal
             self.refused[reason] = self.refused.get(reason, 0) + 1
-        metrics = app_state.get(METRICS_STATE_KEY)
-        if metrics is not None:
-            metrics.connections_closed.labels(reason).inc()
+        if self._metrics is not None:
+            self._metrics.connections_closed.labels(reason).inc()
 
     def make_room(self) -> bool:
         """Before accepting a connection at the cap: close the one idle, then reading, the longest."""
@@ -165,6 +175,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._url_bytes = 0
         self._body_bytes = 0  # bytes of the current unfinished body, counted in guard.pending_body_bytes
         self._refusing: str | None = None
+        self._linger_left = 0
 
     # -- states -------------------------------------------------------------------------------------------
     def _set_idle(self) -> None:
@@ -196,24 +207,40 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._release_body()
 
     def refuse(self, reason: str) -> None:
-        """Close this connection for ``reason``; answer with its status first when one applies."""
+        """Close this connection for ``reason``, first answering with its status when one applies.
+
+        After an answer the connection is half-closed and what the client still sends is read and dropped for
+        up to ``_LINGER_S`` / ``_LINGER_BYTES`` (as nginx's lingering close): closing a socket with unread
+        bytes sends a reset, which can destroy the answer before the client reads it.
+        """
         if self._closed:
             return
         status, template = _REASONS[reason]
         cycle = self.cycle
-        answered = cycle is not None and cycle.response_started and not cycle.response_complete
-        if status is not None and not answered and not self.transport.is_closing():
-            retry = self.guard.limits.retry_after_s if status == 503 else None
-            detail = template.format(limit=self.guard.limits.limit_of(reason))
-            self.transport.write(_response(status, detail, retry))
+        mid_answer = cycle is not None and cycle.response_started and not cycle.response_complete
         if cycle is not None and not cycle.response_complete:
             cycle.scope["lstmtext.refused"] = status or 499  # the access log and metrics say why it ended
             cycle.disconnected = True  # the app's receive() returns http.disconnect and its send() is dropped
             cycle.message_event.set()
-        self.guard.count(reason, self.app_state)
+        self.guard.count(reason)
         self._forget()
-        if self.transport.get_write_buffer_size() > 64 << 10:
-            self.transport.abort()  # a client that does not read its answers: do not wait for it
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if status is None or mid_answer or not transport.can_write_eof():
+            self._close_now()
+            return
+        retry = self.guard.limits.retry_after_s if status == 503 else None
+        transport.write(_response(status, template.format(limit=self.guard.limits.limit_of(reason)), retry))
+        transport.write_eof()
+        self._linger_left = _LINGER_BYTES
+        self.loop.call_later(_LINGER_S, self._close_now)
+
+    def _close_now(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()  # a client that does not read its answer: do not wait for it
         else:
             self.transport.close()
 
@@ -221,6 +248,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         g = self.guard
         g.ensure_sweeping(self.loop)
+        g.bind_metrics(self.app_state)
         room = g.make_room()
         g.open += 1
         super().connection_made(transport)
@@ -234,20 +262,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._closed:
+        if self._closed:  # lingering after a refusal: drop what still comes, up to a bound
+            self._linger_left -= len(data)
+            if self._linger_left < 0:
+                self.transport.abort()
             return
         self._unset_keepalive_if_required()
         limit = self.guard.limits.max_header_bytes
         while data:
             if self._in_head:
-                # Feed at most one byte past the cap while the head is incomplete: the parser never holds more.
-                room = limit - self._head_bytes + 1
+                # Feed the parser up to the cap while the head is incomplete: it never holds more than that.
+                room = limit - self._head_bytes
+                if room <= 0:
+                    self.refuse("header_too_large")
+                    return
                 part, data = (data[:room], data[room:]) if len(data) > room else (data, b"")
                 self._head_bytes += len(part)
                 if not self._feed(part):
-                    return
-                if self._in_head and self._head_bytes > limit:
-                    self.refuse("header_too_large")
                     return
             else:
                 # A body (and whatever follows it in this packet) goes to the parser at once; a pipelined
