@@ -41,7 +41,7 @@ logger = logging.getLogger("lstmtext.service")
 
 _SWEEP_S = 0.25
 _LINGER_S = 2.0
-_LINGER_BYTES = 4 << 20
+_LINGER_BYTES = 1 << 20
 _LOG_EVERY_S = 10.0
 #: app_state key under which the app's lifespan publishes its ServiceMetrics to the protocol.
 METRICS_STATE_KEY = "lstmtext_metrics"
