@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,6 +72,7 @@ class Tally:
         self.answer_bytes = 0
         self.closed_by_server = 0
         self.connect_errors = 0
+        self.sent_before_answer = 0
 
     def answer(self, status: str, seconds: float, size: int = 0) -> None:
         self.status[status] = self.status.get(status, 0) + 1
@@ -81,6 +83,7 @@ class Tally:
         s = sorted(self.seconds)
         return {"answers": self.status, "closed_by_server": self.closed_by_server,
                 "connect_errors": self.connect_errors, "largest_answer_bytes": self.answer_bytes,
+                "most_bytes_sent_before_the_answer": self.sent_before_answer,
                 "time_to_answer_s": {"median": round(statistics.median(s), 4), "max": round(s[-1], 4)} if s else None}
 
 
@@ -127,7 +130,7 @@ async def _send_and_read(port: int, data: bytes, tally: Tally, end: float) -> No
         writer.write(data)
         try:
             status, size = await asyncio.wait_for(_read_answer(reader), max(end - time.monotonic(), 0.1) + 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             status, size = "no answer", 0
         tally.answer(status, time.perf_counter() - t0, size)
         writer.transport.abort()
@@ -142,14 +145,35 @@ async def attack(kind: str, port: int, seconds: float, p: dict) -> dict:
         data = (f"POST {p.get('path', '/v1/predict')} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\n\r\n").encode() + body
         await asyncio.gather(*[_send_and_read(port, data, tally, end) for _ in range(p["clients"])])
-    elif kind in ("big_headers", "many_headers", "long_urls"):
-        if kind == "big_headers":
-            data = b"GET /livez HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * p["size"] + b"\r\n\r\n"
-        elif kind == "many_headers":
-            data = b"GET /livez HTTP/1.1\r\n" + b"".join(b"x%07d: v\r\n" % i for i in range(p["count"])) + b"\r\n"
-        else:
-            data = b"GET /" + b"a" * p["size"] + b" HTTP/1.1\r\nhost: x\r\n\r\n"
+    elif kind == "many_headers":
+        data = b"GET /livez HTTP/1.1\r\n" + b"".join(b"x%07d: v\r\n" % i for i in range(p["count"])) + b"\r\n"
         await asyncio.gather(*[_send_and_read(port, data, tally, end) for _ in range(p["clients"])])
+    elif kind in ("big_headers", "long_urls"):
+        # streamed in 64 KiB writes until the server answers (as a client uploading it would), never built whole
+        head, tail = ((b"GET /livez HTTP/1.1\r\nhost: x\r\nx-big: ", b"\r\n\r\n") if kind == "big_headers"
+                      else (b"GET /", b" HTTP/1.1\r\nhost: x\r\n\r\n"))
+        chunk = b"a" * (64 << 10)
+
+        async def stream() -> None:
+            while time.monotonic() < end:
+                reader, writer = await _connect(port, tally)
+                t0 = time.perf_counter()
+                answer = asyncio.ensure_future(_read_answer(reader))
+                sent = 0
+                try:
+                    writer.write(head)
+                    while sent < p["size"] and not answer.done():
+                        writer.write(chunk)
+                        sent += len(chunk)
+                        await writer.drain()
+                    writer.write(tail)
+                except ConnectionError:
+                    pass
+                status, size = await answer
+                tally.answer(status, time.perf_counter() - t0, size)
+                tally.sent_before_answer = max(tally.sent_before_answer, sent)
+                writer.transport.abort()
+        await asyncio.gather(*[stream() for _ in range(p["clients"])])
     elif kind == "idle_sockets":
         async def hold() -> None:
             while time.monotonic() < end:
@@ -157,7 +181,7 @@ async def attack(kind: str, port: int, seconds: float, p: dict) -> dict:
                 t0 = time.perf_counter()
                 try:
                     got = await asyncio.wait_for(reader.read(1), max(end - time.monotonic(), 0.01))
-                except (asyncio.TimeoutError, ConnectionError):
+                except (TimeoutError, ConnectionError):
                     got = None
                 if got is not None:  # the server closed it
                     tally.closed_by_server += 1
@@ -181,7 +205,7 @@ async def attack(kind: str, port: int, seconds: float, p: dict) -> dict:
                 try:
                     status, _ = await asyncio.wait_for(_read_answer(reader), max(end - time.monotonic(), 0.01))
                     tally.answer(status, time.perf_counter() - t0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 writer.transport.abort()
         await asyncio.gather(*[stall() for _ in range(p["connections"])])
@@ -224,6 +248,12 @@ def server_peak(server: Server, stop: threading.Event, out: list[float]) -> None
         out.append(rss_mib(server.proc.pid))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_attack(server: Server, script: Path, name: str, kind: str, params: dict, seconds: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen([sys.executable, __file__, "--attack-kind", kind, "--port", str(server.port),
@@ -231,6 +261,7 @@ def run_attack(server: Server, script: Path, name: str, kind: str, params: dict,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=str(Path(__file__).parent))
     time.sleep(1.0)  # the attack is under way before normal traffic starts
+    cpu0 = cpu_seconds(server.proc.pid)
     rss: list[float] = []
     stop = threading.Event()
     sampler = threading.Thread(target=server_peak, args=(server, stop, rss), daemon=True)
@@ -240,6 +271,7 @@ def run_attack(server: Server, script: Path, name: str, kind: str, params: dict,
     finally:
         stop.set()
         sampler.join()
+    normal["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - cpu0, 2)
     out, err = proc.communicate(timeout=120)
     line = next((x for x in out.splitlines() if x.startswith("ATTACK_JSON ")), None)
     normal["attacker"] = json.loads(line.split(" ", 1)[1]) if line else {"error": err[-2000:]}
@@ -274,11 +306,14 @@ def main() -> None:
         ckpt = work / "ckpt"
         make_checkpoint("random", args.archive, ckpt, 0)
     script = wrk_script(read_reviews(args.archive, "test", 2000), work / "bodies.lua")
+    os.environ["LSTMTEXT_ADMIN_TOKEN"] = os.urandom(16).hex()  # /admin/reload exists; the attacker lacks the token
     server = Server(ckpt, work / "server.log", *args.serve_arg)
     runs = []
     try:
         load_run(server, script, 8, 3, "warm-up")
+        cpu0 = cpu_seconds(server.proc.pid)
         quiet = load_run(server, script, 64, args.seconds, "quiet")
+        quiet["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - cpu0, 2)
         runs.append(quiet)
         for name, (kind, params) in ATTACKS.items():
             if args.only and not any(o in name for o in args.only):
@@ -302,6 +337,7 @@ def main() -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

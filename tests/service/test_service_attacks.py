@@ -403,3 +403,30 @@ def test_other_clients_are_not_stalled_while_a_huge_header_arrives(servers):
             t.join(10)
     assert statuses == [200] * 20 and slowest < 0.5, (statuses, slowest)  # was stalled up to 8.7 s
     assert _metric(sp.url, "lstmtext_connections_closed_total", '{reason="header_too_large"}') >= 2
+
+
+def test_refused_connections_do_not_flood_the_log(servers):
+    sp = servers(DEFAULT)
+    before = sp._read(sp.err).splitlines()
+    for i in range(300):  # malformed requests and oversized heads, each refused and closed
+        data = b"\x16\x03\x01 not http\r\n\r\n" if i % 2 else b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"
+        answer, _ = _send_and_answer(sp.port, data)
+        assert answer.startswith(b"HTTP/1.1 400 " if i % 2 else b"HTTP/1.1 414 ")
+    new = sp._read(sp.err).splitlines()[len(before):]
+    assert len(new) <= 1, new  # at most one summary line per 10 s, never a line per connection
+    assert not any("Invalid HTTP request" in x for x in new)
+    assert _metric(sp.url, "lstmtext_connections_closed_total", '{reason="bad_request"}') >= 150
+
+
+def test_every_connection_limit_is_a_serve_flag_with_its_default():
+    from lstmtext.cli import build_parser
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]
+    flags = {a.option_strings[0]: a for a in serve._actions if a.option_strings}
+    want = {"--max-connections": 2048, "--idle-timeout-s": 5.0, "--request-read-timeout-s": 10.0,
+            "--max-header-bytes": 16_384, "--max-url-bytes": 8_192, "--max-pending-body-bytes": 128 << 20,
+            "--max-model-info-bytes": 65_536}
+    assert {f: flags[f].default for f in want} == want
+    assert all(f"(default: {want[f]})" in flags[f].help for f in want)
+    args = build_parser().parse_args(["serve", "x", "--max-connections", "10", "--request-read-timeout-s", "2.5"])
+    assert args.max_connections == 10 and args.request_read_timeout_s == 2.5
