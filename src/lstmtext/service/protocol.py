@@ -351,15 +351,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 class GuardedProtocolFactory:
     """What ``uvicorn.Config(http=...)`` gets: builds a :class:`GuardedHttpToolsProtocol` per connection.
 
-    Picklable (``--workers`` hands the config to spawned processes); each process makes its own guard.
+    One per server process (``--workers`` makes one in each, ``server.protocol_from_env``).
     """
 
     def __init__(self, limits: ConnectionLimits) -> None:
         self.limits = limits
         self._guard: ConnectionGuard | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"limits": self.limits, "_guard": None}
 
     @property
     def guard(self) -> ConnectionGuard:

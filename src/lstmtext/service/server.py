@@ -12,6 +12,7 @@ bytes and a connection cap that closes the slowest connection rather than refusi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -79,6 +80,23 @@ def app_from_env() -> Any:
     return create_app(spec["source"], ServiceConfig(**spec["config"]), handle_sigterm=True, freeze_gc=True)
 
 
+_env_protocols: GuardedProtocolFactory | None = None
+
+
+def protocol_from_env(*args: Any, **kwargs: Any) -> asyncio.Protocol:
+    """uvicorn's ``http=`` in each worker process when ``workers > 1``: the guarded protocol, limits from the
+    environment.
+
+    Named by an import string, not passed as an object: uvicorn pickles its config to each worker and pings it
+    within 5 s, and unpickling an object of this package would import torch before the worker can answer.
+    """
+    global _env_protocols
+    if _env_protocols is None:
+        config = ServiceConfig(**json.loads(os.environ[_SPEC_ENV])["config"])
+        _env_protocols = GuardedProtocolFactory(ConnectionLimits.from_config(config))
+    return _env_protocols(*args, **kwargs)
+
+
 def serve(
     model: Predictor | str | os.PathLike[str],
     *,
@@ -107,12 +125,12 @@ def serve(
         raise ConfigError(f"serve: workers must be a positive integer, got {workers!r}")
     _raise_open_files_limit(config.max_connections)
     common = dict(host=host, port=port, access_log=False, log_config=log_config(log_level), log_level=log_level,
-                  http=GuardedProtocolFactory(ConnectionLimits.from_config(config)),
                   timeout_keep_alive=config.idle_timeout_s,
                   timeout_graceful_shutdown=int(config.request_timeout_s) + 5, lifespan="on")
     if workers == 1:
         app = create_app(model, config, load=load, source=source, handle_sigterm=True, freeze_gc=True)
-        uvicorn.Server(uvicorn.Config(app, **common)).run()
+        protocols = GuardedProtocolFactory(ConnectionLimits.from_config(config))
+        uvicorn.Server(uvicorn.Config(app, http=protocols, **common)).run()
         return
     if isinstance(model, Predictor) and source is not None:
         model = source  # each worker process loads its own copy
@@ -120,4 +138,5 @@ def serve(
         raise ConfigError("serve: workers > 1 needs a checkpoint folder (each worker process loads its own copy), "
                           "not an in-memory Predictor or a custom loader")
     os.environ[_SPEC_ENV] = json.dumps({"source": os.fspath(model), "config": asdict(config)})
-    uvicorn.run("lstmtext.service.server:app_from_env", factory=True, workers=workers, **common)
+    uvicorn.run("lstmtext.service.server:app_from_env", factory=True, workers=workers,
+                http="lstmtext.service.server:protocol_from_env", **common)
