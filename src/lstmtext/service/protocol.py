@@ -12,8 +12,11 @@ subclasses the protocol (passed to uvicorn as ``http=``) and adds, per server pr
   byte, else 408 and the connection is closed (the app sees a disconnect and drops the partial body);
 - ``max_header_bytes`` / ``max_url_bytes``: counted before the bytes reach the parser; past them 431 / 414 at
   once, so the parser never accumulates more than the cap;
-- ``max_pending_body_bytes``: the bytes of unfinished bodies held by the process; past it the request that
-  started the earliest is dropped with 503;
+- ``max_pending_body_bytes``: the bytes of unfinished bodies held by the process; past it, connections whose
+  unfinished body is over ``_SMALL_BODY`` stop being read (the kernel's socket buffers hold what they send,
+  not this process) and get 503 + ``Retry-After`` at their read deadline; small bodies, such as every normal
+  request's, are still read. (Closing a big body at once instead would let its client send it again at
+  once, and the process would spend its time reading megabytes only to drop them.)
 - ``max_connections``: past it a new connection closes the one idle or reading the longest (a slow or silent
   client, never one being answered); only when every connection is being answered is the new one refused (503).
 
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httptools
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lstmtext.service.config import ServiceConfig
@@ -40,6 +44,7 @@ from lstmtext.service.config import ServiceConfig
 logger = logging.getLogger("lstmtext.service")
 
 _SWEEP_S = 0.25
+_SMALL_BODY = 64 << 10  # a body this small is read even past max_pending_body_bytes
 _LINGER_S = 2.0
 _LINGER_BYTES = 1 << 20
 _LOG_EVERY_S = 10.0
@@ -52,7 +57,8 @@ _REASONS = {  # reason -> (status sent or None for a silent close, message)
     "header_too_large": (431, "request line and headers larger than max_header_bytes={limit}"),
     "url_too_long": (414, "request target longer than max_url_bytes={limit}"),
     "bad_request": (400, "malformed HTTP request"),
-    "body_memory": (503, "too many unfinished request bodies held (max_pending_body_bytes={limit}); retry later"),
+    "body_memory": (503, "request body not read: unfinished request bodies held by the server passed "
+                         "max_pending_body_bytes={limit}; retry later"),
     "evicted": (None, ""),
     "over_capacity": (503, "all {limit} connections (max_connections) are being answered; retry later"),
 }
@@ -114,7 +120,7 @@ class ConnectionGuard:
             conn, since = next(iter(self.reading.items()))
             if since > read_before:
                 break
-            conn.refuse("read_timeout")
+            conn.refuse("body_memory" if conn.flow.held else "read_timeout")
         if now - self._last_log >= _LOG_EVERY_S:
             if self.refused:
                 counts = ", ".join(f"{k}={v}" for k, v in sorted(self.refused.items()))
@@ -147,6 +153,20 @@ class ConnectionGuard:
                 next(iter(group)).refuse("evicted")
                 return True
         return False
+
+
+class _HoldableFlow(FlowControl):
+    """uvicorn's read flow control, plus a hold: once held, the app's ``receive()`` no longer resumes reading."""
+
+    held = False
+
+    def hold(self) -> None:
+        self.held = True
+        self.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self.held:
+            super().resume_reading()
 
 
 def _response(status: int, detail: str, retry_after: int | None) -> bytes:
@@ -230,6 +250,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if status is None or mid_answer or not transport.can_write_eof():
             self._close_now()
             return
+        if self.flow.read_paused:  # read (and drop) what the client still sends while it reads the answer
+            self.flow.held = False
+            self.flow.resume_reading()
         retry = self.guard.limits.retry_after_s if status == 503 else None
         transport.write(_response(status, template.format(limit=self.guard.limits.limit_of(reason)), retry))
         transport.write_eof()
@@ -252,6 +275,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         room = g.make_room()
         g.open += 1
         super().connection_made(transport)
+        self.flow = _HoldableFlow(transport)
         if not room:
             self.refuse("over_capacity")
             return
@@ -323,15 +347,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         g = self.guard
         self._body_bytes += len(body)
         g.pending_body_bytes += len(body)
-        if g.pending_body_bytes > g.limits.max_pending_body_bytes:
-            for conn in list(g.reading):  # oldest first; only connections holding body bytes free memory
-                if conn._body_bytes:
-                    conn.refuse("body_memory")
-                if conn is self or g.pending_body_bytes <= g.limits.max_pending_body_bytes:
-                    break
-            if self._closed:
-                return
         super().on_body(body)
+        if g.pending_body_bytes > g.limits.max_pending_body_bytes and self._body_bytes > _SMALL_BODY:
+            self.flow.hold()  # read no more of it; at the read deadline it gets 503 and its bytes are freed
 
     def on_message_complete(self) -> None:
         if self._closed:
