@@ -115,11 +115,13 @@ class ConnectionGuard:
             conn, since = next(iter(self.idle.items()))
             if since > idle_before:
                 break
+            del self.idle[conn]
             conn.refuse("idle_timeout")
         while self.reading:
             conn, since = next(iter(self.reading.items()))
             if since > read_before:
                 break
+            del self.reading[conn]
             conn.refuse("body_memory" if conn.flow.held else "read_timeout")
         if now - self._last_log >= _LOG_EVERY_S:
             if self.refused:
@@ -199,12 +201,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- states -------------------------------------------------------------------------------------------
     def _set_idle(self) -> None:
+        if self._closed:
+            return
         g = self.guard
         g.reading.pop(self, None)
         g.idle.pop(self, None)
         g.idle[self] = time.monotonic()
 
     def _set_reading(self) -> None:
+        if self._closed:  # a pipelined request parsed after a refusal in the same packet
+            return
         g = self.guard
         g.idle.pop(self, None)
         g.reading.pop(self, None)
