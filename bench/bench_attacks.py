@@ -8,8 +8,10 @@ One `lstmtext serve` process with the default limits (the real command line) and
 the trained one; ``--checkpoint DIR`` serves a folder). Normal traffic is ``wrk -t1 -c64`` posting one raw IMDB
 test review per request (``bench/bench_service.py``'s script and runner). Each run lasts ``--seconds``:
 
-- ``quiet``: normal traffic alone, measured first and again at the end (the reference of the ratios);
-- each attack: an attacker process (asyncio, raw sockets) runs for the whole wrk run, started 1 s before it.
+- ``quiet``: normal traffic alone, right before each attack (the reference of its ratios: the machine is
+  shared and its speed drifts) and once more at the end;
+- each attack: an attacker process (asyncio on uvloop, raw sockets) runs for the whole wrk run, started 1 s
+  before it; its own CPU time is reported (it shares the 2 cores with the server and wrk).
 
 For every run: normal traffic's requests/s and p99 and their ratios to the first quiet run, non-2xx answers of
 normal requests (from the server's /metrics), the server's peak RSS (sampled every 0.25 s), and the attacker's
@@ -176,18 +178,20 @@ async def attack(kind: str, port: int, seconds: float, p: dict) -> dict:
         await asyncio.gather(*[stream() for _ in range(p["clients"])])
     elif kind == "idle_sockets":
         async def hold() -> None:
-            while time.monotonic() < end:
+            while True:  # until cancelled at the end
                 reader, writer = await _connect(port, tally)
                 t0 = time.perf_counter()
                 try:
-                    got = await asyncio.wait_for(reader.read(1), max(end - time.monotonic(), 0.01))
-                except (TimeoutError, ConnectionError):
-                    got = None
-                if got is not None:  # the server closed it
-                    tally.closed_by_server += 1
-                    tally.answer("closed", time.perf_counter() - t0)
+                    await reader.read(1)  # b"" when the server closes it
+                except ConnectionError:
+                    pass
+                tally.closed_by_server += 1
+                tally.answer("closed", time.perf_counter() - t0)
                 writer.transport.abort()
-        await asyncio.gather(*[hold() for _ in range(p["sockets"])])
+        try:
+            await asyncio.wait_for(asyncio.gather(*[hold() for _ in range(p["sockets"])]), seconds)
+        except TimeoutError:
+            pass
     elif kind == "stalled_bodies":
         head = (f"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                 f"content-length: {p['body'] + 1}\r\n\r\n").encode()
@@ -237,7 +241,9 @@ def attacker_main(args: argparse.Namespace) -> None:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    out = asyncio.run(attack(args.attack_kind, args.port, args.attack_seconds, json.loads(args.attack_params)))
+    import uvloop  # the service's own event loop: the attacker takes less of the shared CPU
+
+    out = uvloop.run(attack(args.attack_kind, args.port, args.attack_seconds, json.loads(args.attack_params)))
     print("ATTACK_JSON " + json.dumps(out), flush=True)
 
 
@@ -272,6 +278,10 @@ def run_attack(server: Server, script: Path, name: str, kind: str, params: dict,
         stop.set()
         sampler.join()
     normal["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - cpu0, 2)
+    try:
+        normal["attacker_cpu_s"] = round(cpu_seconds(proc.pid), 2)  # its whole life: ~1 s more than the load run
+    except (OSError, IndexError):
+        normal["attacker_cpu_s"] = None
     out, err = proc.communicate(timeout=120)
     line = next((x for x in out.splitlines() if x.startswith("ATTACK_JSON ")), None)
     normal["attacker"] = json.loads(line.split(" ", 1)[1]) if line else {"error": err[-2000:]}
@@ -311,18 +321,19 @@ def main() -> None:
     runs = []
     try:
         load_run(server, script, 8, 3, "warm-up")
-        cpu0 = cpu_seconds(server.proc.pid)
-        quiet = load_run(server, script, 64, args.seconds, "quiet")
-        quiet["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - cpu0, 2)
-        runs.append(quiet)
         for name, (kind, params) in ATTACKS.items():
             if args.only and not any(o in name for o in args.only):
                 continue
+            # a quiet run right before each attack: the machine is shared, its speed drifts within a session
+            cpu0 = cpu_seconds(server.proc.pid)
+            quiet = load_run(server, script, 64, args.seconds, f"quiet, before: {name}")
+            quiet["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - cpu0, 2)
             r = run_attack(server, script, name, kind, params, args.seconds)
+            r["quiet"] = {k: quiet[k] for k in ("req_per_s", "p99_ms", "server_cpu_s", "server_rss_mib")}
             r["throughput_ratio"] = round(r["req_per_s"] / quiet["req_per_s"], 3)
             r["p99_ratio"] = round(r["p99_ms"] / quiet["p99_ms"], 3)
             print(json.dumps({"run": name, "ratios": [r["throughput_ratio"], r["p99_ratio"]],
-                              "attacker": r["attacker"]}), flush=True)
+                              "attacker_cpu_s": r["attacker_cpu_s"], "attacker": r["attacker"]}), flush=True)
             runs.append(r)
             time.sleep(2.0)  # let the server close what the attacker left
         runs.append(load_run(server, script, 64, args.seconds, "quiet, after the attacks"))
