@@ -2,6 +2,7 @@
 
 from lstmtext.layers.base import Layer, deserialize, register_layer, registered_layers, serialize
 from lstmtext.layers.bidirectional import Bidirectional
+from lstmtext.layers.concat_pooling import ConcatPooling
 from lstmtext.layers.dense import Dense
 from lstmtext.layers.dropout import Dropout
 from lstmtext.layers.embedding import Embedding
@@ -14,6 +15,7 @@ from lstmtext.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 __all__ = [
     "LSTM",
     "Bidirectional",
+    "ConcatPooling",
     "Dense",
     "Dropout",
     "Embedding",
