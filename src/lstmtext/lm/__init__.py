@@ -11,7 +11,13 @@
 from lstmtext.lm.corpus import TokenCorpus, build_corpus
 from lstmtext.lm.documents import iter_documents
 from lstmtext.lm.model import AdaptiveSoftmax, LanguageModel, LMConfig
-from lstmtext.lm.pretrain import PretrainConfig, PretrainResult, evaluate_perplexity, fit_language_model, load_language_model
+from lstmtext.lm.pretrain import (
+    PretrainConfig,
+    PretrainResult,
+    evaluate_perplexity,
+    fit_language_model,
+    load_language_model,
+)
 from lstmtext.lm.schedule import one_cycle, slanted_triangular
 from lstmtext.lm.stream import BPTTStream
 

@@ -130,7 +130,7 @@ class _ShardWriter:
                 self.close()
                 self.names.append(f"{self.split}-{len(self.names):05d}.ids")
                 self.counts.append(0)
-                self.file = open(self.folder / self.names[-1], "wb")  # noqa: SIM115 (closed in close())
+                self.file = open(self.folder / self.names[-1], "wb")
             room = SHARD_TOKENS - self.counts[-1]
             self.file.write(ids[:room].tobytes())
             self.counts[-1] += len(ids[:room])

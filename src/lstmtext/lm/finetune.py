@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from lstmtext.errors import ConfigError
 from lstmtext.kernels import lstm_sequence
 from lstmtext.layers import LSTM, ConcatPooling, Dense, Dropout, Embedding
-from lstmtext.lm.model import LMConfig, locked_dropout
+from lstmtext.lm.model import LMConfig
 from lstmtext.lm.schedule import get_schedule
 from lstmtext.models import Sequential
 
@@ -194,7 +194,8 @@ def encode_chunks(model: Sequential, ids: torch.Tensor, *, bptt: int = 70, max_g
         word_keep = torch.empty(vocab, device=ids.device).bernoulli_(1 - dp.embed) / (1 - dp.embed)
         in_sizes = [emb_layer.output_dim] + [layer.units for layer in lstms[:-1]]
         rates = [dp.input] + [dp.hidden] * (len(lstms) - 1)
-        masks = [torch.empty(batch, 1, f, device=ids.device).bernoulli_(1 - r) / (1 - r) for f, r in zip(in_sizes, rates)]
+        masks = [torch.empty(batch, 1, f, device=ids.device).bernoulli_(1 - r) / (1 - r)
+                 for f, r in zip(in_sizes, rates)]
         kernels = [F.dropout(layer.cell.recurrent_kernel, dp.weight, training=True) for layer in lstms]
     outputs = []
     for start in range(0, steps, bptt):
@@ -257,7 +258,8 @@ class FineTuneConfig:
     def __post_init__(self) -> None:
         self.stages = tuple((int(f), int(e), float(lr)) for f, e, lr in self.stages)
         if not self.stages or any(e <= 0 or lr <= 0 for _, e, lr in self.stages):
-            raise ConfigError(f"FineTuneConfig.stages: expected (freeze_to, epochs > 0, lr > 0) triples, got {self.stages}")
+            raise ConfigError("FineTuneConfig.stages: expected (freeze_to, epochs > 0, lr > 0) triples, "
+                              f"got {self.stages}")
         if self.batch_size <= 0 or self.bptt <= 0:
             raise ConfigError("FineTuneConfig: batch_size and bptt must be positive")
         get_schedule(self.schedule)

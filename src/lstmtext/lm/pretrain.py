@@ -265,7 +265,8 @@ def fit_language_model(
     run_tokens, curve_sum, curve_n = 0, 0.0, 0
     while global_step < total and epoch < cfg.epochs:
         steps_this_epoch = min(per_epoch[epoch], step + total - global_step)
-        bar = Progbar(steps_this_epoch - step, verbose=verbose, unit_name="step", stream=sys.stdout) if verbose else None
+        bar = (Progbar(steps_this_epoch - step, verbose=verbose, unit_name="step", stream=sys.stdout)
+               if verbose else None)
         if step == 0:
             state = None  # a new epoch starts from zero states (fastai resets the model)
         t_epoch, epoch_loss, epoch_tokens = time.perf_counter(), 0.0, 0
@@ -306,7 +307,8 @@ def fit_language_model(
                                       run_tokens / max(time.perf_counter() - t0, 1e-9))
         train_loss = epoch_loss / max(epoch_tokens, 1)
         epoch_done = step >= per_epoch[epoch]
-        line = f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} (perplexity {math.exp(min(train_loss, 50)):.1f})"
+        line = (f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} "
+                f"(perplexity {math.exp(min(train_loss, 50)):.1f})")
         history["loss"].append(train_loss)
         if valid_tokens is not None and len(valid_tokens) > cfg.bptt + 1:
             val_ppl = evaluate_perplexity(model, valid_tokens, batch_size=min(cfg.batch_size, 16), bptt=cfg.bptt)
