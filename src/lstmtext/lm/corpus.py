@@ -164,6 +164,7 @@ def build_corpus(
     source: str = "",
     block_size: int = 2048,
     progress: Callable[[str], Any] | None = None,
+    key: dict[str, Any] | None = None,
 ) -> TokenCorpus:
     """Tokenize a stream of documents into a corpus folder (see the module docstring).
 
@@ -175,6 +176,7 @@ def build_corpus(
         source: what the documents are, recorded and used in messages.
         block_size: documents tokenized at a time (bounds the memory).
         progress: called with a status line now and then.
+        key: what identifies the source and options (recorded; a caller compares it to reuse the corpus).
 
     Returns:
         The opened :class:`TokenCorpus`.
@@ -235,7 +237,7 @@ def build_corpus(
         "shards": {s: w.names for s, w in writers.items()},
         "shard_tokens": {s: w.counts for s, w in writers.items()},
         "tokens": {s: int(sum(w.counts)) for s, w in writers.items()},
-        "seconds": round(time.perf_counter() - t0, 3),
+        "seconds": round(time.perf_counter() - t0, 3), "key": key or {},
     }
     atomic_write_json(tmp / CORPUS_FILE, info)  # the commit marker, last
     os.replace(tmp, out)

@@ -310,6 +310,7 @@ def fit_language_model(
         line = (f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} "
                 f"(perplexity {math.exp(min(train_loss, 50)):.1f})")
         history["loss"].append(train_loss)
+        history.setdefault("epoch_end_tokens", []).append(tokens_seen)
         if valid_tokens is not None and len(valid_tokens) > cfg.bptt + 1:
             val_ppl = evaluate_perplexity(model, valid_tokens, batch_size=min(cfg.batch_size, 16), bptt=cfg.bptt)
             history["val_loss"].append(math.log(val_ppl))
