@@ -138,18 +138,21 @@ class AdaptiveSoftmax(nn.Module):
 
     def forward(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-token negative log-likelihood ``(N,)`` of ``target (N,)`` given ``hidden (N, in_features)``."""
-        head_logprob = F.log_softmax(F.linear(hidden, self.head_weight()), dim=1)  # (N, shortlist + clusters)
+        # cross_entropy = log_softmax + gather in one op whose backward writes softmax - onehot directly.
         gather = target.clone()
-        out = hidden.new_zeros(target.shape[0])
+        tail_nll = []
         for i, tail in enumerate(self.tails):
             low, high = self.cutoffs[i], self.cutoffs[i + 1]
             rows = ((target >= low) & (target < high)).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
             gather[rows] = self.shortlist + i
-            local = F.log_softmax(tail(hidden.index_select(0, rows)), dim=1)
-            out = out.index_copy(0, rows, local.gather(1, (target[rows] - low).unsqueeze(1)).squeeze(1))
-        return -(out + head_logprob.gather(1, gather.unsqueeze(1)).squeeze(1))
+            nll = F.cross_entropy(tail(hidden.index_select(0, rows)), target[rows] - low, reduction="none")
+            tail_nll.append((rows, nll))
+        out = F.cross_entropy(F.linear(hidden, self.head_weight()), gather, reduction="none")  # (N,)
+        for rows, nll in tail_nll:
+            out = out.index_add(0, rows, nll)
+        return out
 
     def log_prob(self, hidden: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of every id ``(N, n_classes)`` (for sampling and tests)."""
