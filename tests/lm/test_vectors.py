@@ -61,6 +61,6 @@ def test_bad_vector_files_name_file_and_line(tmp_path):
         read_word_vectors(bad)
     with pytest.raises(DataError, match="no such file"):
         read_word_vectors(tmp_path / "missing.txt")
-    tok = Tokenizer({"alpha": 1}, num_words=4)
+    tok = Tokenizer({"alpha": 1}, num_words=5)
     with pytest.raises(DataError, match="none of the 1 vocabulary words has a vector"):
         embedding_matrix(tok, write_vectors(tmp_path / "v.txt", False, False))
