@@ -293,3 +293,22 @@ def test_fine_tuning_learns_and_saves_an_ordinary_checkpoint(tmp_path):
     clf.eval()
     torch.testing.assert_close(again(ids), clf(ids))
     assert math.isfinite(float(again.evaluate(x, y.astype(np.float32), verbose=0)[0]))
+
+
+def test_fine_tuned_classifier_exports_to_onnx(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from lstmtext.export import OnnxModel, to_onnx
+
+    torch.manual_seed(4)
+    clf = build_classifier(small_config(num_words=30))
+    clf.eval()
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 30, (5, 12))
+    x[1, :7] = 0  # left padding
+    x[2, 5:] = 0  # right padding
+    x[3] = 0  # fully padded: zeros pooled
+    x[4, :-1] = 0
+    result = to_onnx(clf, tmp_path / "clf.onnx")
+    with torch.inference_mode():
+        expected = clf(torch.from_numpy(x), training=False).numpy()
+    np.testing.assert_allclose(OnnxModel(result.path)(x).numpy(), expected, atol=1e-5, rtol=0)
