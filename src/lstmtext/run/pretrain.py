@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmtext.errors import ConfigError, DataError
+from lstmtext.kernels.build import load_ops
 from lstmtext.lm.corpus import CORPUS_FILE, TokenCorpus, build_corpus
 from lstmtext.lm.documents import iter_documents, source_kind
 from lstmtext.lm.model import LanguageModel, LMConfig
@@ -104,6 +105,7 @@ def prepare_corpus(cfg: PretrainRunConfig, num_words: int, print_fn: Callable[[s
         except (DataError, KeyError, TypeError, ValueError):  # a stale or broken corpus is rebuilt
             pass
     print_fn(f"corpus: tokenizing {cfg.data} into {path}")
+    load_ops()  # the training needs the kernel anyway; loaded now, it also does the tokenizer's word lookups
     corpus = build_corpus(lambda: iter_documents(cfg.data, include_test=cfg.include_test,
                                                  text_column=cfg.text_column),
                           path, num_words=num_words, valid_every=cfg.valid_every, source=str(cfg.data),
