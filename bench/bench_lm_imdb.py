@@ -42,6 +42,27 @@ def save_state(work: Path, state: dict[str, Any]) -> None:
     atomic_write_json(work / "state.json", state)
 
 
+def make_subset(archive: str, folder: Path, per_class: int) -> str:
+    """An aclImdb/ folder with ``per_class`` random reviews per split and class (seed 0), for a probe."""
+    import numpy as np
+
+    from lstmtext.data.archive import read_archive
+
+    root = folder / "aclImdb"
+    if (root / "done").is_file():
+        return str(root)
+    splits = read_archive(archive)
+    rng = np.random.default_rng(0)
+    for split, data in splits.items():
+        for label, name in ((1, "pos"), (0, "neg")):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            idx = np.flatnonzero(data.labels == label)
+            for i in rng.choice(idx, per_class, replace=False):
+                (root / split / name / f"{data.ids[i]}_0.txt").write_text(data.texts[i], encoding="utf-8")
+    (root / "done").write_text("")
+    return str(root)
+
+
 def stage_pretrain(args: argparse.Namespace, work: Path, state: dict[str, Any], deadline: float) -> bool:
     from lstmtext.run.pretrain import PretrainRunConfig, pretrain_run
 
@@ -74,7 +95,7 @@ def stage_classifier(args: argparse.Namespace, work: Path, state: dict[str, Any]
     st = state["stages"].setdefault(name, {"done": False, "seconds": 0.0})
     if st["done"]:
         return
-    overrides = {"data": {"archive": args.archive, "maxlen": args.maxlen},
+    overrides = {"data": {"archive": args.labelled, "maxlen": args.maxlen},
                  "train": {"seed": seed, "batch_size": args.batch_size, "epochs": args.epochs},
                  "run": {"out": str(work / name), "overwrite": True, "verbose": args.verbose}}
     cfg = resolve_run_config("imdb-pretrained", None, overrides)
@@ -95,10 +116,10 @@ def stage_tfidf(args: argparse.Namespace, work: Path, state: dict[str, Any]) -> 
     except ImportError:
         print("tfidf: scikit-learn is not installed in this environment (pip install scikit-learn); skipped")
         return
-    from lstmtext.data.archive import read_archive
+    from lstmtext.data.archive import read_archive, read_folder
 
     t0 = time.time()
-    splits = read_archive(args.archive)
+    splits = read_folder(args.labelled) if Path(args.labelled).is_dir() else read_archive(args.labelled)
     vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     xtr = vec.fit_transform(splits["train"].texts)
     clf = LogisticRegression(C=4.0, max_iter=2000).fit(xtr, splits["train"].labels)
@@ -114,7 +135,7 @@ def stage_tutorial(args: argparse.Namespace, work: Path, state: dict[str, Any]) 
     st = state["stages"].setdefault("tutorial", {"done": False})
     if st["done"]:
         return
-    cfg = resolve_run_config("keras-imdb", None, {"data": {"archive": args.archive},
+    cfg = resolve_run_config("keras-imdb", None, {"data": {"archive": args.labelled},
                                                   "train": {"seed": 1},
                                                   "run": {"out": str(work / "tutorial"), "overwrite": True,
                                                           "verbose": 0}})
@@ -136,7 +157,8 @@ def report(args: argparse.Namespace, state: dict[str, Any]) -> None:
     for key, label in (("tfidf", "TF-IDF 1-2 grams + logistic regression"), ("tutorial", "Keras tutorial LSTM")):
         if s.get(key, {}).get("done"):
             rows.append((label, s[key]["accuracy"], s[key]["seconds"]))
-    print("\n" + ("PROBE (reduced sizes, not the full pipeline)\n" if args.probe else ""))
+    print("\n" + ("PROBE (reduced sizes, not the full pipeline)\n" if args.probe else "")
+          + (f"SUBSET: {args.subset} reviews per split and class\n" if args.subset else ""))
     print(f"{'model':<90} {'test acc':>9} {'time':>10}")
     for label, acc, sec in rows:
         print(f"{label:<90} {100 * acc:8.2f}% {sec / 60:9.1f}m")
@@ -167,15 +189,19 @@ def main() -> int:
     ap.add_argument("--schedule", default="one_cycle")
     ap.add_argument("--max-seconds", type=float, default=None, help="stop this invocation after about this long")
     ap.add_argument("--probe", action="store_true", help="reduced sizes for an end-to-end check in minutes")
+    ap.add_argument("--subset", type=int, default=None, metavar="N",
+                    help="fine-tune and test every model on N random reviews per split and class (a probe; the "
+                         "pretraining still reads the whole train + unsup)")
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--verbose", type=int, default=0)
     args = ap.parse_args()
     if args.probe:
-        args.pretrain_tokens = args.pretrain_tokens or 300_000
+        args.pretrain_tokens = args.pretrain_tokens or 1_500_000
         args.embedding_dim, args.hidden_units, args.num_words = 64, [128], 20000
         args.maxlen, args.stages, args.seeds = 200, "-1:1:0.02,0:1:0.005", args.seeds[:2]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    args.labelled = make_subset(args.archive, work / "subset", args.subset) if args.subset else args.archive
     state = load_state(work)
     state["args"] = {k: v for k, v in vars(args).items()}
     deadline = time.time() + (args.max_seconds if args.max_seconds is not None else 1e9)
