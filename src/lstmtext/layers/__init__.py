@@ -4,6 +4,7 @@ from lstmtext.layers.activation import Activation
 from lstmtext.layers.attention import AdditiveAttention, Attention
 from lstmtext.layers.base import Layer, deserialize, register_layer, registered_layers, serialize
 from lstmtext.layers.bidirectional import Bidirectional
+from lstmtext.layers.concat_pooling import ConcatPooling
 from lstmtext.layers.dense import Dense
 from lstmtext.layers.dropout import Dropout
 from lstmtext.layers.embedding import Embedding
@@ -44,6 +45,7 @@ __all__ = [
     "Attention",
     "Average",
     "Bidirectional",
+    "ConcatPooling",
     "Concatenate",
     "Dense",
     "Dot",
