@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmtext.checkpoint.folder import DERIVED_ENTRIES, KNOWN_FILES
+from lstmtext.checkpoint.limits import JSON_LIMITS
 from lstmtext.checkpoint.manifest import MANIFEST
 from lstmtext.checkpoint.safejson import read_json
 from lstmtext.config import ExperimentConfig, build_model
@@ -270,6 +271,6 @@ def read_run_config(folder: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     # Bounded, strict and depth-limited like every JSON file of a checkpoint (CorruptFileError names the file)
-    info = read_json(path, max_bytes=16 << 20, expect=None)
+    info = read_json(path, limits=JSON_LIMITS["run.json"], expect=None)
     cfg = info.get("config") if isinstance(info, dict) else None
     return cfg if isinstance(cfg, dict) else None
