@@ -124,8 +124,9 @@ def _read_texts(path: str, fmt: str, field: str) -> Iterator[str]:
     if fmt == "auto":
         fmt = "jsonl" if path.endswith((".jsonl", ".ndjson")) else "txt"
     try:
-        if path == "-":
-            f = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="\n")
+        if path == "-":  # a text stream without bytes underneath (a test's StringIO) is read as it is
+            buffer = getattr(sys.stdin, "buffer", None)
+            f = sys.stdin if buffer is None else io.TextIOWrapper(buffer, encoding="utf-8", newline="\n")
         else:
             f = open(path, encoding="utf-8", newline="\n")
     except OSError as e:
@@ -138,7 +139,7 @@ def _read_texts(path: str, fmt: str, field: str) -> Iterator[str]:
                 continue
             if not line.strip():
                 continue
-            obj = parse_json_line(line, f"--input {path!r} line {n}")
+            obj = parse_json_line(line, f"--input {path!r} line {n}", invalid="not valid JSON")
             text = obj.get(field) if isinstance(obj, dict) else obj
             if not isinstance(text, str):
                 raise DataError(f"--input {path!r} line {n}: expected a string or an object with a string "
@@ -149,9 +150,9 @@ def _read_texts(path: str, fmt: str, field: str) -> Iterator[str]:
     except OSError as e:
         raise DataError(f"--input {path!r}: cannot read ({e.strerror})") from None
     finally:
-        if path == "-":
+        if f is not sys.stdin and path == "-":
             f.detach()  # leave sys.stdin open
-        else:
+        elif f is not sys.stdin:
             f.close()
 
 

@@ -78,7 +78,7 @@ HOSTILE_LINES = {
     "nested value": ('{"text": "a", "label": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
     "5,000-digit label": ('{"text": "a", "label": ' + "7" * 5000 + "}", "Exceeds the limit (4300 digits)"),
     "list label": ('{"text": "a", "label": [[1], {"x": 2}]}', "'label' must be a string, number or boolean"),
-    "truncated": ('{"text": "a", "lab', "not JSON"),
+    "truncated": ('{"text": "a", "lab', "JSON ("),
 }
 
 

@@ -128,7 +128,7 @@ def test_keras_weights_past_the_size_cap_at_ratio_one(good_keras, tmp_path, monk
     from lstmtext.interop import keras as keras_interop
     from lstmtext.interop.keras import load_keras_layers
 
-    monkeypatch.setitem(keras_interop._LIMITS, "model.weights.h5", MemberLimit(4 * MiB, max_ratio=20.0))
+    monkeypatch.setitem(keras_interop.MEMBER_LIMITS, "model.weights.h5", MemberLimit(4 * MiB, max_ratio=20.0))
     path = keras_with(good_keras, tmp_path / "big.keras", weights=os.urandom(4 * MiB + 1))
     refused(lambda: load_keras_layers(path), CorruptFileError, "model.weights.h5 claims 4194305 bytes",
             "more than the 4194304-byte limit")

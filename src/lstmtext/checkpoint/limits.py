@@ -38,6 +38,8 @@ JSON_LIMITS: dict[str, JsonLimits] = {
     "run.json": JsonLimits(max_bytes=4 << 20, max_depth=64, max_containers=50_000, max_values=500_000),
     # Seven files at most, each {"sha256", "size"}.
     "manifest.json": JsonLimits(max_bytes=64 << 10, max_depth=3, max_containers=100, max_values=1_000),
+    # report/report.json: the history, and per test example its label and score (1.5 MB for IMDB's 25,000).
+    "report.json": JsonLimits(max_bytes=32 << 20, max_depth=16, max_containers=500_000, max_values=2_500_000),
     # The JSON header of a .safetensors file: three containers per tensor ({"dtype", "shape": [..],
     # "data_offsets": [..]}), 50,000 tensors.
     "safetensors header": JsonLimits(max_bytes=16 << 20, max_depth=3, max_containers=150_000, max_values=1_000_000),

@@ -197,13 +197,13 @@ def preview(value: str, limit: int = 40) -> str:
     return shown + (f" ... ({len(value):,} characters)" if len(value) > limit else "")
 
 
-def parse_json_line(line: str, where: str) -> Any:
+def parse_json_line(line: str, where: str, *, invalid: str = "not JSON") -> Any:
     """One JSON-lines value; a `DataError` naming ``where`` and the start of the line for anything that is
-    not JSON, nested past the parser's limit, or a number of more than 4,300 digits."""
+    not JSON (``invalid`` says so), nested past the parser's limit, or a number of more than 4,300 digits."""
     try:
         return json.loads(line)
     except json.JSONDecodeError as e:
-        raise DataError(f"{where}: not JSON ({e.msg} at column {e.colno}): {preview(line.strip())}") from None
+        raise DataError(f"{where}: {invalid} ({e.msg}, column {e.colno}): {preview(line.strip())}") from None
     except RecursionError:  # the C parser recurses once per nesting level
         raise DataError(f"{where}: JSON nested too deeply to read: {preview(line.strip())}") from None
     except ValueError as e:  # an integer of more than 4,300 digits

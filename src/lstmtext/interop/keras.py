@@ -40,12 +40,12 @@ CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 #: Bounds of each member, checked on its declared sizes before it is inflated (a 2 MB archive whose weights
 #: inflate to 2 GiB is refused at once): the configs as a checkpoint's, the weights at 4 GiB (an
 #: Embedding(1,000,000, 1,000) in float32) and 20x compression (float weights compress about 1.1x).
-_LIMITS = {
+#: Replace an entry to change one.
+MEMBER_LIMITS = {
     CONFIG: MemberLimit(JSON_LIMITS["config.json"].max_bytes),
     METADATA: MemberLimit(JSON_LIMITS["keras metadata.json"].max_bytes),
     WEIGHTS: MemberLimit(4 << 30, max_ratio=20.0),
 }
-_CAPS = {name: limit.max_bytes for name, limit in _LIMITS.items()}
 #: What ``keras.saving`` would call the Keras version writing an exported archive.
 EXPORT_KERAS_VERSION = "3.5.0"
 
@@ -94,10 +94,10 @@ def _read_archive(path: Path) -> dict[str, bytes]:
             for info in infos:
                 if info.filename.startswith("assets/") or info.is_dir():
                     continue
-                if info.filename not in _LIMITS:
+                if info.filename not in MEMBER_LIMITS:
                     raise CorruptFileError(path, f"unexpected member {info.filename!r} (a .keras archive holds "
-                                                 f"{', '.join(_LIMITS)})")
-                out[info.filename] = read_zip_member(zf, info, _LIMITS[info.filename],
+                                                 f"{', '.join(MEMBER_LIMITS)})")
+                out[info.filename] = read_zip_member(zf, info, MEMBER_LIMITS[info.filename],
                                                      lambda problem: CorruptFileError(path, problem))
     except zipfile.BadZipFile as e:
         raise CorruptFileError(path, f"not a valid .keras (zip) archive: {e}") from None
@@ -302,8 +302,8 @@ def load_keras_weights(spec: KerasModelSpec, path: str | os.PathLike[str]) -> li
         size = os.stat(path).st_size
     except FileNotFoundError:
         raise CheckpointNotFoundError(path, "file not found") from None
-    if size > _CAPS[WEIGHTS]:
-        raise CorruptFileError(path, f"{size} bytes, more than the {_CAPS[WEIGHTS]}-byte limit")
+    if size > MEMBER_LIMITS[WEIGHTS].max_bytes:
+        raise CorruptFileError(path, f"{size} bytes, more than the {MEMBER_LIMITS[WEIGHTS].max_bytes}-byte limit")
     return _load_weights_bytes(spec, path.read_bytes(), str(path))
 
 
