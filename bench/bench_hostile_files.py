@@ -46,7 +46,7 @@ PEAK = """
 import runpy, sys, time
 import torch, lstmtext.cli, lstmtext.predictor, lstmtext.checkpoint, lstmtext.data.loader, lstmtext.interop.keras
 target, sys.argv = sys.argv[1], sys.argv[1:]
-code, t0 = 0, time.perf_counter()
+code, t0, c0 = 0, time.perf_counter(), time.process_time()
 try:
     if target == "lstmtext":
         code = lstmtext.cli.main(sys.argv[1:])
@@ -54,9 +54,9 @@ try:
         runpy.run_path(target, run_name="__main__")
 except SystemExit as e:
     code = e.code if isinstance(e.code, int) else 1
-seconds = time.perf_counter() - t0
+seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0].split()[1]
-print(f"measured seconds={seconds:.4f} peak_rss_kib={hwm}", file=sys.stderr)
+print(f"measured seconds={seconds:.4f} cpu={cpu:.4f} peak_rss_kib={hwm}", file=sys.stderr)
 sys.exit(code)
 """
 
@@ -70,9 +70,10 @@ def attack(argv: list[str], *, preexec=None, script: str | None = None) -> dict:
     lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
     measured = [dict(kv.split("=") for kv in line.split()[1:]) for line in lines if line.startswith("measured ")]
     lines = [line for line in lines if not line.startswith("measured ")]
-    m = measured[0] if measured else {"seconds": "nan", "peak_rss_kib": "nan"}
-    return {"seconds": float(m["seconds"]), "rss": float(m["peak_rss_kib"]) / 1024, "code": proc.returncode,
-            "message": lines[-1] if lines else "", "traceback": any("Traceback" in line for line in lines)}
+    m = measured[0] if measured else {"seconds": "nan", "cpu": "nan", "peak_rss_kib": "nan"}
+    return {"seconds": float(m["seconds"]), "cpu": float(m["cpu"]), "rss": float(m["peak_rss_kib"]) / 1024,
+            "code": proc.returncode, "message": lines[-1] if lines else "",
+            "traceback": any("Traceback" in line for line in lines)}
 
 
 _SCRIPTS: dict[str, str] = {}
@@ -323,12 +324,13 @@ def main() -> int:
         class5(work, rows)
     if not args.only or args.only == "7":
         class7(work, rows)
-    print("| Class | Attack | Time to the error | Peak RSS | Exit | Message |")
+    print("| Class | Attack | Time to the error (CPU) | Peak RSS | Exit | Message |")
     print("|---|---|---:|---:|---:|---|")
     for cls, what, r in rows:
         message = r["message"][:160].replace("|", "\\|").replace(str(work), "WORK")
         flag = " (TRACEBACK)" if r["traceback"] else ""
-        print(f"| {cls} | {what} | {r['seconds']:.2f} s | {r['rss']:.0f} MiB | {r['code']}{flag} | {message} |")
+        print(f"| {cls} | {what} | {r['seconds']:.2f} s ({r['cpu']:.2f} s) | {r['rss']:.0f} MiB | {r['code']}{flag} "
+              f"| {message} |")
     if not args.only or args.only == "6":
         tally = class6(work, args.races, rows)
         print(f"\nclass 6: {tally}")
