@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,3 +159,16 @@ def test_the_timing_line_never_joins_the_table(trained_tiny):
     lines = r.stdout.decode().splitlines()
     assert r.returncode == 0 and len(lines) == 4, lines
     assert lines[2].endswith("A waste of time.") and lines[3].startswith("2 texts in ")
+
+
+def test_an_unknown_field_in_the_inference_record_is_refused(tmp_path, trained_tiny, capsys):
+    from lstmtext.checkpoint import manifest as mf
+
+    folder = tmp_path / "ck"
+    shutil.copytree(trained_tiny, folder)
+    record = json.loads((folder / "vocab.json").read_text())
+    record["extra"] = [0] * 1000
+    (folder / "vocab.json").write_text(json.dumps(record))
+    mf.write_manifest(folder, {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()
+                               and p.name != mf.MANIFEST})  # forged, as an attacker would
+    _fails(capsys, ["predict", str(folder), "a text"], "vocab.json: unknown field(s) ['extra']")
