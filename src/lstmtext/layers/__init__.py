@@ -10,6 +10,7 @@ from lstmtext.layers.lstm import LSTM, LSTMCell
 from lstmtext.layers.lstm_ops import keras_to_torch_lstm_weights, torch_to_keras_lstm_weights
 from lstmtext.layers.masking import Masking
 from lstmtext.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
+from lstmtext.layers.text_vectorization import TextVectorization
 
 __all__ = [
     "LSTM",
@@ -23,6 +24,7 @@ __all__ = [
     "LSTMCell",
     "Layer",
     "Masking",
+    "TextVectorization",
     "deserialize",
     "keras_to_torch_lstm_weights",
     "register_layer",
