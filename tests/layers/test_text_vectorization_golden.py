@@ -10,40 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_imdb_files
+from text_samples import generated_reviews, golden, imdb_sample
 
 from lstmtext.layers import TextVectorization
 
-GOLDEN = json.loads((Path(__file__).resolve().parent.parent / "golden" / "text_golden.json").read_text("utf-8"))
+GOLDEN = golden()
 CASES = {case["name"]: case for case in GOLDEN["text_vectorization"]}
-MEMBER = re.compile(r"^aclImdb/train/(pos|neg)/\d+_\d+\.txt$")
 
 
 @pytest.fixture(scope="module")
 def imdb_texts(shared_imdb_archive) -> list[str]:
-    wanted = set(GOLDEN["imdb"]["members"])
-    found = {}
-    with tarfile.open(shared_imdb_archive) as tf:
-        for m in tf:
-            if m.name in wanted:
-                found[m.name] = tf.extractfile(m).read().decode("utf-8")
-                if len(found) == len(wanted):
-                    break
-    texts = [found[n] for n in GOLDEN["imdb"]["members"]]
-    if hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest() != GOLDEN["imdb"]["sha256"]:
+    texts = imdb_sample(shared_imdb_archive)
+    if texts is None:
         pytest.skip("the IMDB archive here holds other reviews than the one the golden file was made from")
-    return texts
-
-
-def generated_texts() -> list[str]:
-    files = tiny_imdb_files(n_per_class=20, seed=0)
-    return [files[n].decode("utf-8") for n in sorted(files) if MEMBER.match(n)] + GOLDEN["generated"]["edge_texts"]
+    return list(texts)
 
 
 def _vocab_sha(vocab: list[str]) -> str:
@@ -111,4 +94,4 @@ def test_matches_keras_on_imdb_reviews(name, imdb_texts):
 
 @pytest.mark.parametrize("name", GENERATED_CASES)
 def test_matches_keras_on_generated_and_edge_texts(name):
-    check_case(CASES[name], generated_texts())
+    check_case(CASES[name], generated_reviews())

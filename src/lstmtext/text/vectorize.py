@@ -262,10 +262,11 @@ def tf_reduce_mean_float32(values: np.ndarray) -> np.float32:
     """The mean of float32 ``values`` rounded as TensorFlow's CPU ``reduce_mean`` rounds it (Keras's [UNK] IDF).
 
     TensorFlow sums with Eigen: above 8192 values the range is halved (at a 16-value boundary) and each half
-    summed recursively; below, two accumulators of 16 float32 lanes take alternate packets, the leftover
-    values go one by one into a scalar, the lanes are added as a tree; then one float32 division by the
-    count. Plain ``np.mean`` can differ in the last bits (measured against TensorFlow 2.21 on IDF vectors of
-    599 to 13,810 values: this rule gives the same float32 on all of them).
+    summed recursively; below, two accumulators of 16 float32 lanes take alternate packets and are then
+    added, a leftover packet joins them, the leftover values go one by one into a scalar, the lanes are
+    added as a tree; then one float32 division by the count. Plain ``np.mean`` can differ in the last
+    bits (measured against TensorFlow 2.21 on IDF vectors of 599 to 13,810 values: this rule gives the
+    same float32 on all of them).
     """
     w = np.ascontiguousarray(values, dtype=np.float32)
     if len(w) == 0:
@@ -291,13 +292,12 @@ def _eigen_sum(w: np.ndarray, first: int, n: int) -> np.float32:
     pairs = x[:unroll].reshape(-1, 2, _LANES)
     # cumsum adds strictly in order: the running sums of the two packet accumulators
     acc2 = np.cumsum(pairs, axis=0, dtype=np.float32)[-1] if len(pairs) else np.zeros((2, _LANES), np.float32)
-    p1, p2 = acc2[0], acc2[1]
+    lanes = (acc2[0] + acc2[1]).astype(np.float32)  # the two accumulators meet before the leftover packet
     if vec != unroll:
-        p1 = (p1 + x[unroll:vec]).astype(np.float32)
+        lanes = (lanes + x[unroll:vec]).astype(np.float32)
     tail = np.float32(0.0)
     for v in x[vec:]:
         tail = np.float32(tail + v)
-    lanes = (p1 + p2).astype(np.float32)
     while len(lanes) > 1:
         lanes = (lanes[: len(lanes) // 2] + lanes[len(lanes) // 2:]).astype(np.float32)
     return np.float32(tail + lanes[0])
