@@ -302,8 +302,8 @@ def text_dataset_from_directory(
                               "wish to get a dataset that only contains text samples (no labels), pass "
                               f"`labels=None`. Received: labels={labels!r:.100}")
         if class_names:
-            raise ConfigError(f'You can only pass `class_names` if `labels="inferred"`. Received: labels={labels!r:.100}'
-                              f", and class_names={class_names}")
+            raise ConfigError('You can only pass `class_names` if `labels="inferred"`. '
+                              f"Received: labels={labels!r:.100}, and class_names={class_names}")
     if label_mode not in LABEL_MODES:
         raise ConfigError(f'`label_mode` argument must be one of "int", "categorical", "binary", or None. '
                           f"Received: label_mode={label_mode!r}")
