@@ -15,10 +15,21 @@ import numpy as np
 import pytest
 from text_samples import generated_reviews, golden, imdb_sample
 
-from lstmtext.layers import TextVectorization
+from lstmtext.kernels.build import load_ops
+from lstmtext.layers import TextVectorization, text_vectorization
 
 GOLDEN = golden()
 CASES = {case["name"]: case for case in GOLDEN["text_vectorization"]}
+
+
+@pytest.fixture(params=["python", "compiled"])
+def lookup_path(request, monkeypatch):
+    """Both lookup paths: Python's dicts, and the compiled word lookups used once the kernel is loaded."""
+    if request.param == "python":
+        monkeypatch.setattr(text_vectorization, "loaded_ops", lambda: None)
+    elif load_ops() is None:
+        pytest.skip("the compiled kernel is not available here")
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +98,11 @@ def test_golden_file_covers_the_acceptance_option_sets():
 
 
 @pytest.mark.parametrize("name", IMDB_CASES)
-def test_matches_keras_on_imdb_reviews(name, imdb_texts):
+def test_matches_keras_on_imdb_reviews(name, imdb_texts, lookup_path):
     texts = imdb_texts if CASES[name]["corpus"] == "imdb" else [t[:6] for t in imdb_texts]
     check_case(CASES[name], texts)
 
 
 @pytest.mark.parametrize("name", GENERATED_CASES)
-def test_matches_keras_on_generated_and_edge_texts(name):
+def test_matches_keras_on_generated_and_edge_texts(name, lookup_path):
     check_case(CASES[name], generated_reviews())

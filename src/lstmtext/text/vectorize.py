@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -196,12 +197,7 @@ class TextPipeline:
             if self.ngrams is not None:
                 docs = [_ngrams(d, self.ngrams) for d in docs]
             return lead, docs, scalar
-        if arr.ndim > 1:
-            if arr.shape[-1] != 1:
-                raise DataError(f"{self.where}: to split strings the input must have rank 1 or a last dimension of "
-                                f"1; got inputs of shape {arr.shape}")
-        std_bytes = self._standardized_bytes(arr)
-        lead = tuple(arr.shape[:-1]) if arr.ndim > 1 else tuple(arr.shape)
+        lead, std_bytes = self.standardize_for_split(arr)
         if self.split == "whitespace":
             docs = [b.split() for b in std_bytes]
         elif self.split == "character":
@@ -211,6 +207,15 @@ class TextPipeline:
         if self.ngrams is not None:
             docs = [_ngrams(d, self.ngrams) for d in docs]
         return lead, docs, False
+
+    def standardize_for_split(self, arr: np.ndarray) -> tuple[tuple[int, ...], list[bytes]]:
+        """Check that ``arr`` is a column of strings (rank 0, 1, or a last axis of 1) and standardize it:
+        ``(lead_shape, standardized UTF-8 bytes in row-major order)``."""
+        if arr.ndim > 1 and arr.shape[-1] != 1:
+            raise DataError(f"{self.where}: to split strings the input must have rank 1 or a last dimension of "
+                            f"1; got inputs of shape {arr.shape}")
+        lead = tuple(arr.shape[:-1]) if arr.ndim > 1 else tuple(arr.shape)
+        return lead, self._standardized_bytes(arr)
 
     def _split_with_callable(self, std_bytes: list[bytes]) -> list[list[bytes]]:
         texts = np.array([b.decode("utf-8") for b in std_bytes], dtype=str) if std_bytes else np.array([], dtype=str)
@@ -245,7 +250,8 @@ class TokenCounter:
         counts = self.counts
         counts.pop(b"", None)
         counts.pop(OOV_TOKEN.encode(), None)
-        ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+        ranked = sorted(counts.items(), key=itemgetter(0), reverse=True)
+        ranked.sort(key=itemgetter(1), reverse=True)  # stable: equal counts keep the descending token order
         if max_learned is not None:
             ranked = ranked[:max(max_learned, 0)]
         return [t for t, _ in ranked]
@@ -339,28 +345,39 @@ class VocabularyIndex:
     def encode_int(self, lead: tuple[int, ...], docs: Sequence[Sequence[bytes]],
                    sequence_length: int | None) -> np.ndarray:
         """Ids padded with 0 (or truncated) to ``sequence_length`` or the longest row: ``lead + (T,)`` int64."""
-        ids, lengths = self._lookup(docs)
-        longest = int(lengths.max()) if len(lengths) else 0
-        width = longest if sequence_length is None else sequence_length
-        out = np.zeros((len(docs), width), dtype=np.int64)
-        if width >= longest:
-            out[np.arange(width) < lengths[:, None]] = ids
-        else:
-            starts = np.cumsum(lengths) - lengths
-            pos = np.arange(len(ids)) - np.repeat(starts, lengths)
-            rows = np.repeat(np.arange(len(docs)), lengths)
-            keep = pos < width
-            out[rows[keep], pos[keep]] = ids[keep]
-        return out.reshape(*lead, width)
+        return self.int_from_ids(lead, *self._lookup(docs), sequence_length)
 
     def encode_dense(self, lead: tuple[int, ...], docs: Sequence[Sequence[bytes]], depth: int) -> np.ndarray:
         """``multi_hot`` / ``count`` / ``tf_idf`` rows of width ``depth``: ``lead + (depth,)`` float32."""
-        ids, lengths = self._lookup(docs)
-        rows = np.repeat(np.arange(len(docs)), lengths)
+        return self.dense_from_ids(lead, *self._lookup(docs), depth)
+
+    @staticmethod
+    def int_from_ids(lead: tuple[int, ...], ids: np.ndarray, lengths: np.ndarray,
+                     sequence_length: int | None) -> np.ndarray:
+        """`encode_int` from the flat ids of all rows and each row's length."""
+        n = len(lengths)
+        longest = int(lengths.max()) if n else 0
+        width = longest if sequence_length is None else sequence_length
+        out = np.zeros((n, width), dtype=np.int64)
+        if width and len(ids):
+            # one slice copy per row: cheaper than building flat destination indices for every id
+            ends = np.cumsum(lengths).tolist()
+            start = 0
+            for i, (end, length) in enumerate(zip(ends, lengths.tolist())):
+                if length:
+                    k = min(length, width)
+                    out[i, :k] = ids[start:start + k]
+                start = end
+        return out.reshape(*lead, width)
+
+    def dense_from_ids(self, lead: tuple[int, ...], ids: np.ndarray, lengths: np.ndarray, depth: int) -> np.ndarray:
+        """`encode_dense` from the flat ids of all rows (-1: dropped) and each row's length."""
+        n = len(lengths)
+        rows = np.repeat(np.arange(n), lengths)
         keep = ids >= 0
         if not keep.all():
             ids, rows = ids[keep], rows[keep]
-        out = np.zeros((len(docs), depth), dtype=np.float32)
+        out = np.zeros((n, depth), dtype=np.float32)
         if self.output_mode == "multi_hot":
             out[rows, ids] = 1.0
         else:
