@@ -30,7 +30,7 @@ CONFIGS = {
 }
 
 KERAS_SCRIPT = r"""
-import json, os, statistics, sys, time
+import json, os, resource, statistics, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np, keras
 texts = json.load(open(sys.argv[1], encoding="utf-8"))
@@ -38,24 +38,29 @@ configs, rounds = json.loads(sys.argv[2]), int(sys.argv[3])
 arr = np.array(texts, dtype=object)
 out = {}
 for name, kw in configs.items():
-    adapt, encode = [], []
+    adapt, encode, adapt_cpu, encode_cpu = [], [], [], []
     for _ in range(rounds):
         layer = keras.layers.TextVectorization(**kw)
-        t = time.perf_counter(); layer.adapt(texts); adapt.append(time.perf_counter() - t)
-        t = time.perf_counter(); y = layer(arr); np.asarray(y); encode.append(time.perf_counter() - t)
+        c, t = time.process_time(), time.perf_counter(); layer.adapt(texts)
+        adapt.append(time.perf_counter() - t); adapt_cpu.append(time.process_time() - c)
+        c, t = time.process_time(), time.perf_counter(); y = layer(arr); np.asarray(y)
+        encode.append(time.perf_counter() - t); encode_cpu.append(time.process_time() - c)
     out[name] = {"adapt": statistics.median(adapt), "encode": statistics.median(encode),
+                 "adapt_cpu": statistics.median(adapt_cpu), "encode_cpu": statistics.median(encode_cpu),
                  "vocabulary_size": int(layer.vocabulary_size())}
 print(json.dumps(out))
 """
 
 
-def median_time(fn, rounds: int) -> float:
-    times = []
+def median_time(fn, rounds: int) -> tuple[float, float]:
+    """Median wall-clock and median CPU seconds (all threads of this process) of ``rounds`` calls."""
+    wall, cpu = [], []
     for _ in range(rounds):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def bench_text_vectorization(texts: list[str], rounds: int) -> dict:
@@ -71,9 +76,10 @@ def bench_text_vectorization(texts: list[str], rounds: int) -> dict:
         text_vectorization.loaded_ops = real_loaded_ops if path == "compiled" else (lambda: None)
         for name, kw in CONFIGS.items():
             layer = TextVectorization(**kw)
-            adapt = median_time(lambda layer=layer: layer.adapt(texts), rounds)
-            encode = median_time(lambda layer=layer: layer(texts), rounds)
-            results[(name, path)] = {"adapt": adapt, "encode": encode, "vocabulary_size": layer.vocabulary_size()}
+            adapt, adapt_cpu = median_time(lambda layer=layer: layer.adapt(texts), rounds)
+            encode, encode_cpu = median_time(lambda layer=layer: layer(texts), rounds)
+            results[(name, path)] = {"adapt": adapt, "encode": encode, "adapt_cpu": adapt_cpu,
+                                     "encode_cpu": encode_cpu, "vocabulary_size": layer.vocabulary_size()}
     text_vectorization.loaded_ops = real_loaded_ops
     return results
 
@@ -97,12 +103,12 @@ def bench_tokenizer(texts: list[str], rounds: int) -> dict:
         tok.fit_on_texts(texts)
         tok.texts_to_sequences(texts)
 
-    out = {"lstmtext": median_time(lambda: run(Tokenizer), rounds)}
+    out = {"lstmtext": median_time(lambda: run(Tokenizer), rounds)[0]}
     try:
         from keras_preprocessing.text import Tokenizer as KerasTokenizer
     except ImportError:
         return out
-    out["keras-preprocessing"] = median_time(lambda: run(KerasTokenizer), rounds)
+    out["keras-preprocessing"] = median_time(lambda: run(KerasTokenizer), rounds)[0]
     return out
 
 
@@ -120,18 +126,19 @@ def main() -> None:
           f"torch threads={__import__('torch').get_num_threads()}")
     ours = bench_text_vectorization(texts, args.rounds)
     keras = bench_keras(args.keras_python, texts, args.rounds) if args.keras_python else {}
-    print("\n| configuration | lookups | adapt s | encode s | Keras adapt s | Keras encode s | vocabulary |")
+    print("\nSeconds, wall (CPU) medians; ratio = Keras wall / lstmtext wall.\n")
+    print("| configuration | lookups | adapt | encode | Keras adapt | Keras encode | vocabulary |")
     print("|---|---|---|---|---|---|---|")
     for (name, path), r in ours.items():
         k = keras.get(name)
         ks = "- | -"
         if k:
-            ks = (f"{k['adapt']:.2f} ({k['adapt'] / r['adapt']:.1f}x) | "
-                  f"{k['encode']:.2f} ({k['encode'] / r['encode']:.1f}x)")
-        if k and k["vocabulary_size"] != r["vocabulary_size"]:
-            ks += " VOCABULARY DIFFERS"
-        print(f"| {name} {json.dumps(CONFIGS[name])} | {path} | {r['adapt']:.2f} | {r['encode']:.2f} | {ks} | "
-              f"{r['vocabulary_size']} |")
+            ks = (f"{k['adapt']:.2f} ({k['adapt_cpu']:.2f}) {k['adapt'] / r['adapt']:.1f}x | "
+                  f"{k['encode']:.2f} ({k['encode_cpu']:.2f}) {k['encode'] / r['encode']:.1f}x")
+            if k["vocabulary_size"] != r["vocabulary_size"]:
+                ks += " VOCABULARY DIFFERS"
+        print(f"| {name} {json.dumps(CONFIGS[name])} | {path} | {r['adapt']:.2f} ({r['adapt_cpu']:.2f}) | "
+              f"{r['encode']:.2f} ({r['encode_cpu']:.2f}) | {ks} | {r['vocabulary_size']} |")
     tok = bench_tokenizer(texts, args.rounds)
     print("\nTokenizer(num_words=10000, oov_token) fit_on_texts + texts_to_sequences, s: "
           + ", ".join(f"{k} {v:.2f}" for k, v in tok.items()))

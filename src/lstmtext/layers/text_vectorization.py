@@ -75,6 +75,9 @@ class TextVectorization(Layer):
             [1, 2, 0, 0]])
     """
 
+    #: Takes raw strings: a model whose first layer this is gets str/object arrays from fit/predict unchanged.
+    string_input: bool = True
+
     def __init__(
         self,
         max_tokens: int | None = None,
