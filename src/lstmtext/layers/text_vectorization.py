@@ -197,8 +197,7 @@ class TextVectorization(Layer):
         if self._has_input_vocabulary:
             raise ConfigError(f"Cannot adapt layer {self.name!r} after setting a static vocabulary via the "
                               "`vocabulary` argument")
-        arr = data if isinstance(data, np.ndarray) and data.dtype == object else \
-            as_string_array(data, encoding=self.encoding, where=self._where)
+        arr = as_string_array(data, encoding=self.encoding, where=self._where)
         if self._counter is None:
             self._counter = TokenCounter(self.output_mode == "tf_idf")
         pipeline = self._pipeline
@@ -312,16 +311,19 @@ class TextVectorization(Layer):
 
     # -- calling ------------------------------------------------------------------------------------
     def forward(self, inputs: Any, mask: torch.Tensor | None = None, training: bool | None = None,
-                **kwargs: Any) -> torch.Tensor:
-        return self.call(inputs)
+                **kwargs: Any) -> Any:
+        # Strings go straight to call(); anything else (a symbolic input of the Functional API, a tensor)
+        # takes the base class's path, which ends in call() too (and a clear error for numbers).
+        if isinstance(inputs, (str, bytes, list, tuple, np.ndarray)):
+            return self.call(inputs)
+        return super().forward(inputs, mask=mask, training=training, **kwargs)
 
     def call(self, inputs: Any, mask: torch.Tensor | None = None, training: bool = False,
              **kwargs: Any) -> torch.Tensor:
         if self._index is None:
             raise ConfigError(f"{self._where}: no vocabulary yet; call adapt() on sample texts or pass `vocabulary` "
                               f"before calling the layer")
-        arr = as_string_array(inputs, encoding=self.encoding, where=self._where)
-        out = self.vectorize(arr)
+        out = self.vectorize(inputs)
         tensor = torch.from_numpy(out)
         device = self._device_anchor.device
         return tensor if device.type == "cpu" else tensor.to(device)
@@ -331,8 +333,7 @@ class TextVectorization(Layer):
         if self._index is None:
             raise ConfigError(f"{self._where}: no vocabulary yet; call adapt() on sample texts or pass `vocabulary` "
                               f"before calling the layer")
-        arr = inputs if isinstance(inputs, np.ndarray) and inputs.dtype == object else \
-            as_string_array(inputs, encoding=self.encoding, where=self._where)
+        arr = as_string_array(inputs, encoding=self.encoding, where=self._where)
         native = self._native_ids(arr)
         if native is not None:
             lead, ids, lengths = native
