@@ -188,3 +188,18 @@ def test_no_weights_and_follows_module_device():
     if torch.cuda.is_available():
         layer.to("cuda")
         assert layer(["foo"]).device.type == "cuda"
+
+
+def test_untrusted_configs_are_refused_clearly(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password\n")
+    with pytest.raises(ConfigError, match="names a file"):
+        deserialize({"class_name": "TextVectorization", "config": {"vocabulary": str(secret)}})
+    with pytest.raises(ConfigError, match="from 1 to 64"):
+        deserialize({"class_name": "TextVectorization", "config": {"ngrams": 10**9}})
+    with pytest.raises(ConfigError, match="a serialized function is not imported"):
+        deserialize({"class_name": "TextVectorization",
+                     "config": {"standardize": {"module": "os", "class_name": "function", "config": "system"}}})
+    with pytest.raises(ConfigError):
+        deserialize({"class_name": "TextVectorization", "config": {"output_mode": "tf_idf",
+                                                                   "idf_weights": ["x"], "vocabulary": ["a"]}})

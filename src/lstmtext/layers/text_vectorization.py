@@ -423,6 +423,10 @@ class TextVectorization(Layer):
                 raise ConfigError(f"TextVectorization config: {key!r} is {value!r:.80}; only None, a mode name or "
                                   "(in the same process) a callable can be rebuilt; a serialized function is not "
                                   "imported")
+        if isinstance(config.get("vocabulary"), str):
+            # Keras refuses this in safe mode too: a config (say, a checkpoint's) must not make us read a file
+            raise ConfigError("TextVectorization config: 'vocabulary' names a file "
+                              f"({config['vocabulary']!r:.80}); a config may only hold the vocabulary itself")
         if isinstance(config.get("ngrams"), list):
             config["ngrams"] = tuple(config["ngrams"])
         return cls(**config)

@@ -36,6 +36,7 @@ from lstmtext.errors import ConfigError, DataError
 STANDARDIZE_MODES = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 SPLIT_MODES = ("whitespace", "character")
 OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
+MAX_NGRAM = 64  # a bound on n-gram widths (and so on the work per token): configs can be untrusted
 MASK_TOKEN = ""
 OOV_TOKEN = "[UNK]"
 # The character class of Keras's standardize regex, r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'.
@@ -110,9 +111,11 @@ def normalize_ngrams(ngrams: Any) -> tuple[int, ...] | None:
             isinstance(ngrams, tuple) and all(isinstance(n, int) and not isinstance(n, bool) for n in ngrams))):
         raise ConfigError(f"TextVectorization: `ngrams` must be None, an integer, or a tuple of integers; "
                           f"got ngrams={ngrams!r}")
+    if isinstance(ngrams, int) and not 1 <= ngrams <= MAX_NGRAM or isinstance(ngrams, tuple) and (
+            not ngrams or any(not 1 <= n <= MAX_NGRAM for n in ngrams)):
+        raise ConfigError(f"TextVectorization: `ngrams` widths must be integers from 1 to {MAX_NGRAM}; "
+                          f"got ngrams={ngrams!r}")
     widths = tuple(range(1, ngrams + 1)) if isinstance(ngrams, int) else ngrams
-    if not widths or any(n < 1 for n in widths):
-        raise ConfigError(f"TextVectorization: `ngrams` widths must be positive integers; got ngrams={ngrams!r}")
     return widths
 
 
