@@ -204,6 +204,23 @@ def run_directory_cases(keras) -> dict:
     return out
 
 
+def compact_json(obj: dict) -> str:
+    """JSON with one line per top-level entry and per case (small diffs when a case changes)."""
+    def dump(v) -> str:
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+    lines = []
+    for key, value in obj.items():
+        if key == "text_vectorization":
+            lines.append(f"{dump(key)}:[\n" + ",\n".join(dump(c) for c in value) + "\n]")
+        elif key == "text_dataset_from_directory":
+            cases = ",\n".join(dump(c) for c in value["cases"])
+            lines.append(f'{dump(key)}:{{"tree":{dump(value["tree"])},\n"cases":[\n{cases}\n]}}')
+        else:
+            lines.append(f"{dump(key)}:{dump(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--archive", required=True, type=Path, help="aclImdb_v1.tar.gz")
@@ -230,7 +247,7 @@ def main() -> None:
         "text_vectorization": cases,
         "text_dataset_from_directory": run_directory_cases(keras),
     }
-    args.out.write_text(json.dumps(golden, ensure_ascii=False, indent=0, sort_keys=False) + "\n", encoding="utf-8")
+    args.out.write_text(compact_json(golden), encoding="utf-8")
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)")
 
 
