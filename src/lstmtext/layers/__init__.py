@@ -35,6 +35,7 @@ from lstmtext.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from lstmtext.layers.repeat_vector import RepeatVector
 from lstmtext.layers.spatial_dropout import SpatialDropout1D
 from lstmtext.layers.symbolic import InputSpec, KerasTensor
+from lstmtext.layers.text_vectorization import TextVectorization
 from lstmtext.layers.time_distributed import TimeDistributed
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "RepeatVector",
     "SpatialDropout1D",
     "Subtract",
+    "TextVectorization",
     "TimeDistributed",
     "add",
     "average",
