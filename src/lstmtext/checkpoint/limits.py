@@ -52,8 +52,10 @@ JSON_LIMITS: dict[str, JsonLimits] = {
 MAX_LAYERS = 1_000
 
 #: The top-level fields of ``config.json``: Keras's envelope (``module`` and ``registered_name`` are
-#: read by Keras, ignored here: they never select code).
-CONFIG_FIELDS = frozenset({"class_name", "config", "module", "registered_name", "build_config", "compile_config"})
+#: read by Keras, ignored here: they never select code) and ``subclassed`` (a subclassed model's folder
+#: needs its class to be rebuilt; ``load_model`` says so by name).
+CONFIG_FIELDS = frozenset({"class_name", "config", "module", "registered_name", "build_config", "compile_config",
+                           "subclassed"})
 
 #: Keys under which a model config nests layers: ``layers`` (a list), ``layer`` / ``backward_layer``
 #: (wrappers such as ``Bidirectional``).

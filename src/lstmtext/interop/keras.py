@@ -345,7 +345,9 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
 
     path = Path(path)
     members = _read_archive(path)
-    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}")
+    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}", limits=JSON_LIMITS["config.json"])
+    if isinstance(config, dict):
+        check_config_schema(config, file=f"{path}:{CONFIG}")  # unknown fields, too many layers
     if isinstance(config, dict) and config.get("class_name") in ("Functional", "Model"):
         return _load_functional(config, members[WEIGHTS], path)
     layers, spec = load_keras_layers(path)
