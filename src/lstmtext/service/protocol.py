@@ -44,6 +44,7 @@ from lstmtext.service.config import ServiceConfig
 logger = logging.getLogger("lstmtext.service")
 
 _SWEEP_S = 0.25
+_SWEEP_BATCH = 64
 _SMALL_BODY = 64 << 10  # a body this small is read even past max_pending_body_bytes
 _LOG_EVERY_S = 10.0
 #: app_state key under which the app's lifespan publishes its ServiceMetrics to the protocol.
@@ -96,7 +97,7 @@ class ConnectionGuard:
         self.pending_body_bytes = 0
         self.refused: dict[str, int] = {}
         self._last_log = time.monotonic()
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._metrics: Any = None
 
@@ -106,21 +107,28 @@ class ConnectionGuard:
             self._sweeper = loop.call_later(_SWEEP_S, self.sweep)
 
     def sweep(self) -> None:
-        """Close connections past their idle or read deadline; log the refusals of the last period."""
+        """Close connections past their idle or read deadline; log the refusals of the last period.
+
+        At most ``_SWEEP_BATCH`` per call, the rest on the next turn of the loop: a thousand sockets opened
+        together expire together, and closing them all at once would hold up every request for tens of ms.
+        """
         now = time.monotonic()
         idle_before, read_before = now - self.limits.idle_timeout_s, now - self.limits.request_read_timeout_s
-        while self.idle:
+        budget = _SWEEP_BATCH
+        while self.idle and budget:
             conn, since = next(iter(self.idle.items()))
             if since > idle_before:
                 break
             del self.idle[conn]
             conn.refuse("idle_timeout")
-        while self.reading:
+            budget -= 1
+        while self.reading and budget:
             conn, since = next(iter(self.reading.items()))
             if since > read_before:
                 break
             del self.reading[conn]
             conn.refuse("body_memory" if conn.flow.held else "read_timeout")
+            budget -= 1
         if now - self._last_log >= _LOG_EVERY_S:
             if self.refused:
                 counts = ", ".join(f"{k}={v}" for k, v in sorted(self.refused.items()))
@@ -128,7 +136,9 @@ class ConnectionGuard:
                                now - self._last_log, counts)
                 self.refused.clear()
             self._last_log = now
-        self._sweeper = self._loop.call_later(_SWEEP_S, self.sweep) if self._loop else None
+        if self._loop is not None:
+            self._sweeper = (self._loop.call_soon(self.sweep) if not budget
+                             else self._loop.call_later(_SWEEP_S, self.sweep))
 
     def bind_metrics(self, app_state: dict[str, Any]) -> None:
         """Report open connections and pending body bytes in the app's metrics (once they exist)."""
