@@ -21,7 +21,6 @@ safetensors, validated before use: no pickle, no code.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sys
@@ -42,6 +41,7 @@ from lstmtext.checkpoint.errors import (
     CheckpointNotFoundError,
     CheckpointWarning,
     CorruptFileError,
+    WeightMismatchError,
 )
 from lstmtext.checkpoint.safejson import check_type, dumps, parse_json, read_bounded
 from lstmtext.checkpoint.tensorfile import decode_tensors, encode_tensors
@@ -355,38 +355,22 @@ def load_checkpoint(
     return ckpt
 
 
-def build_model(checkpoint: Checkpoint | Mapping[str, Any], *, file: str | os.PathLike[str] = CONFIG) -> Any:
-    """Rebuild the (unbuilt) model a config describes, from registered lstmtext classes only.
+def assign_weights(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], file: str | os.PathLike[str]) -> None:
+    """Copy ``tensors`` into ``module``'s weights (``state_dict()`` names); names and shapes must match exactly.
 
-    Args:
-        checkpoint: a :class:`Checkpoint` or a ``{"class_name", "config"}`` dict.
-        file: the file name used in error messages when a dict is given.
-
-    Returns:
-        The model or layer (weights not yet set).
+    The one rule by which stored weights enter a model (loading, resuming, ``load_weights``).
 
     Raises:
-        CheckpointConfigError: the config names a class lstmtext does not register (``Lambda``,
-            ``os.system``, a custom class ...) or holds arguments that class refuses.
+        WeightMismatchError: naming ``file``, the missing and unexpected names and every shape difference.
     """
-    import lstmtext.models  # noqa: F401  (registers Sequential and InputLayer with the layer registry)
-    from lstmtext.errors import ConfigError
-    from lstmtext.layers import deserialize
-    from lstmtext.layers.base import weight_budget
-
-    budget = None
-    if isinstance(checkpoint, Checkpoint):
-        config, file = checkpoint.config, checkpoint.path / CONFIG
-        # The model's weights must fit in what the weights file holds (+1 MiB): a config asking for a huge
-        # layer is refused before its weights are allocated and initialized, not after.
-        budget = sum(t.numel() * t.element_size() for t in checkpoint.weights.values()) + (1 << 20)
-    else:
-        config = check_model_config(checkpoint, file=file)
-    try:
-        with weight_budget(budget) if budget is not None else contextlib.nullcontext():
-            return deserialize(config)
-    except ConfigError as e:
-        raise CheckpointConfigError(file, str(e)) from None
-    except Exception as e:  # any from_config rejecting its arguments: the file is untrusted input
-        raise CheckpointConfigError(file, f"cannot build {config.get('class_name')!r}: {e}") from None
-
+    own = module.state_dict()
+    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    problems = [f"missing weights {missing}"] if missing else []
+    problems += [f"unexpected weights {extra}"] if extra else []
+    problems += [f"weight {k!r} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
+                 for k, v in tensors.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if problems:
+        raise WeightMismatchError(file, "; ".join(problems) + " (the weights do not fit the model)")
+    with torch.no_grad():
+        for k, v in tensors.items():
+            own[k].copy_(v.to(dtype=own[k].dtype, device=own[k].device))

@@ -1,9 +1,13 @@
-"""Small shared helpers: seeding, atomic file writes, version reporting, text datasets from folders."""
+"""Small shared helpers: seeding, atomic file writes, version reporting, CPU runtime settings, text folders.
+
+Importing this package does not import torch (so :func:`tune_cpu_runtime` can run before it);
+:func:`set_random_seed` and :func:`clear_session` load it when first used.
+"""
+
+from typing import Any
 
 from lstmtext.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir
-from lstmtext.utils.seed import set_random_seed
-from lstmtext.utils.session import clear_session
-from lstmtext.utils.text_dataset import text_dataset_from_directory
+from lstmtext.utils.runtime import tune_cpu_runtime
 from lstmtext.utils.versions import library_versions
 
 __all__ = [
@@ -12,7 +16,36 @@ __all__ = [
     "atomic_write_text",
     "clear_session",
     "fsync_dir",
+    "PyDataset",
     "library_versions",
+    "pad_sequences",
     "set_random_seed",
     "text_dataset_from_directory",
+    "tune_cpu_runtime",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # torch-using helpers, imported on first use so that `from lstmtext.utils import tune_cpu_runtime` stays
+    # ahead of torch.
+    if name == "set_random_seed":
+        from lstmtext.utils.seed import set_random_seed
+
+        return set_random_seed
+    if name == "pad_sequences":  # keras.utils.pad_sequences
+        from lstmtext.data.sequence import pad_sequences
+
+        return pad_sequences
+    if name == "PyDataset":
+        from lstmtext.training.data import PyDataset
+
+        return PyDataset
+    if name == "text_dataset_from_directory":  # keras.utils.text_dataset_from_directory (imports numpy)
+        from lstmtext.utils.text_dataset import text_dataset_from_directory
+
+        return text_dataset_from_directory
+    if name == "clear_session":
+        from lstmtext.utils.session import clear_session
+
+        return clear_session
+    raise AttributeError(f"module 'lstmtext.utils' has no attribute {name!r}")
