@@ -110,3 +110,20 @@ def test_a_string_model_refuses_numbers_and_a_number_model_refuses_strings(revie
     numbers = Sequential([Input(shape=(5,)), Embedding(10, 2), LSTM(2), Dense(1)])
     with pytest.raises(Exception, match="TextVectorization"):
         numbers.predict(np.array(["some text"] * 2, dtype=object), verbose=0)
+
+
+def test_text_vectorization_example_runs_small(tiny_imdb_folder, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "text_vectorization_imdb.py"
+    spec = importlib.util.spec_from_file_location("text_vectorization_imdb", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    model, history, test = example.main(tiny_imdb_folder, max_features=200, sequence_length=40, embedding_dim=8,
+                                        units=4, batch_size=8, epochs=2, out=tmp_path / "ckpt", verbose=0)
+    assert len(history.history["val_loss"]) == 2 and 0.0 <= test["accuracy"] <= 1.0
+    assert "test accuracy" in capsys.readouterr().out
+    texts = ["a wonderful film", "awful and boring"]
+    np.testing.assert_allclose(Predictor.from_checkpoint(tmp_path / "ckpt").predict_proba(texts)[:, 1],
+                               model.predict(np.array(texts, dtype=object), verbose=0).ravel(), atol=1e-6)
