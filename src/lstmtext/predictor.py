@@ -120,7 +120,7 @@ class Predictor:
         if encode is None and not self.takes_strings:
             raise ConfigError("Predictor: needs a tokenizer (encode=) unless the model's first layer takes strings")
         self.tokenizer = encode if isinstance(encode, Tokenizer) else None
-        self.encode: Encoder = encode.texts_to_sequences if isinstance(encode, Tokenizer) else encode  # type: ignore[assignment]
+        self.encode: Encoder = encode.texts_to_sequences if isinstance(encode, Tokenizer) else encode
         self.maxlen = maxlen
         self.padding, self.truncating, self.pad_value = padding, truncating, int(pad_value)
         self.labels = tuple(str(x) for x in labels) if labels is not None else None
