@@ -93,7 +93,7 @@ class Predictor:
     def __init__(
         self,
         model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
-        encode: Tokenizer | Encoder,
+        encode: Tokenizer | Encoder | None,
         *,
         maxlen: int | None,
         padding: str = "pre",
@@ -115,6 +115,10 @@ class Predictor:
         if isinstance(model, torch.nn.Module):
             model.eval()
         self.model = model
+        # A model whose first layer takes raw strings (TextVectorization) gets the texts themselves.
+        self.takes_strings = bool(getattr(model, "takes_strings", lambda: False)())
+        if encode is None and not self.takes_strings:
+            raise ConfigError("Predictor: needs a tokenizer (encode=) unless the model's first layer takes strings")
         self.tokenizer = encode if isinstance(encode, Tokenizer) else None
         self.encode: Encoder = encode.texts_to_sequences if isinstance(encode, Tokenizer) else encode
         self.maxlen = maxlen
@@ -154,6 +158,14 @@ class Predictor:
         folder = Path(path)
         ckpt = load_checkpoint(folder, device=device or "cpu", load_training_state=False)
         model = load_model(ckpt, compile=False)
+        if ckpt.vocab is None and getattr(model, "takes_strings", lambda: False)():
+            # the vocabulary is the model's own (TextVectorization's, in config.json)
+            run = ckpt.run_info or {}
+            version = hashlib.sha256(json.dumps(ckpt.manifest, sort_keys=True).encode()).hexdigest()[:16]
+            metadata = {"source": str(folder), "config": ckpt.config, "metrics": run.get("metrics"),
+                        "versions": run.get("library_versions", {})}
+            return cls(model, None, maxlen=None, from_logits=_outputs_logits(ckpt.config), batch_size=batch_size,
+                       metadata=metadata, version=version)
         record = _inference_record(ckpt.vocab, folder / "vocab.json")
         seq = record.get("sequence", {})
         length = maxlen if maxlen is not None else seq.get("maxlen", _declared_length(model))
@@ -225,6 +237,8 @@ class Predictor:
         anyway; on another device only if something else loaded it), which leaves the GIL to the service's
         event loop.
         """
+        if self.takes_strings:
+            return np.array(list(texts), dtype=object)
         if self.tokenizer is None or self.maxlen is None:
             return self.pad(self.encode(texts))
         ops = load_ops() if self.device.type == "cpu" else loaded_ops()
@@ -291,7 +305,7 @@ class Predictor:
     def _run(self, ids: np.ndarray) -> np.ndarray:
         """The model on padded ids ``(B, T)`` -> probabilities ``(B, C)``."""
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(ids).to(self.device))
+            out = self.model(ids if ids.dtype == object else torch.from_numpy(ids).to(self.device))
         out = torch.as_tensor(out).detach().to("cpu", torch.float32)
         if out.ndim == 1:
             out = out[:, None]

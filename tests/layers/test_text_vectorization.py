@@ -166,7 +166,10 @@ def test_config_round_trip_and_assets(tmp_path):
     cfg = json.loads(json.dumps(layer.get_config()))
     assert cfg["ngrams"] == [1, 2] and cfg["vocabulary_size"] == layer.vocabulary_size()
     clone = deserialize({"class_name": "TextVectorization", "config": cfg})
-    assert clone.get_vocabulary() == ["[UNK]"]  # the config holds no adapted vocabulary: the assets do
+    assert clone.get_vocabulary() == layer.get_vocabulary()  # the adapted vocabulary travels in the config
+    np.testing.assert_array_equal(clone.idf_weights, layer.idf_weights)
+    clone.adapt(["other words"])  # still adaptable: the vocabulary was learned, not fixed
+    assert clone.get_vocabulary() == ["[UNK]", "words", "other words", "other"]
     layer.save_assets(tmp_path)
     clone.load_assets(tmp_path)
     assert clone.get_vocabulary() == layer.get_vocabulary()

@@ -136,9 +136,10 @@ class TextVectorization(Layer):
         self._ngrams_arg = list(ngrams) if isinstance(ngrams, list) else ngrams
         self._pipeline = TextPipeline(standardize, split, normalize_ngrams(ngrams), where)
         self._has_input_vocabulary = bool(has_input_vocabulary)
-        self._input_vocabulary = None if vocabulary is None or isinstance(vocabulary, (str, os.PathLike)) \
-            else check_token_list(vocabulary, where)
-        self._input_idf_weights = None if idf_weights is None else np.asarray(idf_weights, np.float64).tolist()
+        fixed = self._has_input_vocabulary and not isinstance(vocabulary, (str, os.PathLike))
+        self._input_vocabulary = check_token_list(vocabulary, where) if fixed and vocabulary is not None else None
+        self._input_idf_weights = None if idf_weights is None or not fixed else \
+            np.asarray(idf_weights, np.float64).tolist()
         self._index: VocabularyIndex | None = None
         self._counter: TokenCounter | None = None
         self._native: tuple[Any, ...] | None = None  # (index, slots, words, offsets) of the compiled lookup
@@ -318,8 +319,30 @@ class TextVectorization(Layer):
             return self.call(inputs)
         return super().forward(inputs, mask=mask, training=training, **kwargs)
 
+    def _call_symbolic(self, inputs: Any, mask: Any, kwargs: dict[str, Any]) -> Any:
+        # The Functional API runs a layer on placeholder inputs (empty strings, for two batch sizes) to learn
+        # its output shape; empty strings would give 0 tokens. Answer those runs with Keras's symbolic shape
+        # instead: (batch, output_sequence_length or unknown) int64, or (batch, depth) float32.
+        self._symbolic_probe = True
+        try:
+            return super()._call_symbolic(inputs, mask, kwargs)  # type: ignore[misc]
+        finally:
+            self._symbolic_probe = False
+
+    def _symbolic_stand_in(self, inputs: Any) -> torch.Tensor:
+        batch = int(np.shape(inputs)[0]) if np.ndim(inputs) else 1
+        if self.output_mode == "int":
+            # a width that changes with the stand-in batch size reads as an unknown dimension
+            width = self.output_sequence_length if self.output_sequence_length is not None else batch + 1
+            return torch.zeros((batch, width), dtype=torch.int64)
+        depth = self.max_tokens if self.pad_to_max_tokens else (
+            self.vocabulary_size() if self._index is not None else batch + 1)
+        return torch.zeros((batch, depth), dtype=torch.float32)
+
     def call(self, inputs: Any, mask: torch.Tensor | None = None, training: bool = False,
              **kwargs: Any) -> torch.Tensor:
+        if getattr(self, "_symbolic_probe", False):
+            return self._symbolic_stand_in(inputs)
         if self._index is None:
             raise ConfigError(f"{self._where}: no vocabulary yet; call adapt() on sample texts or pass `vocabulary` "
                               f"before calling the layer")
@@ -395,7 +418,10 @@ class TextVectorization(Layer):
 
     # -- config and assets --------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """Keras's config keys; a callable ``standardize``/``split`` is returned as the callable itself."""
+        """Keras's config keys, with the adapted vocabulary (and IDF weights) as ``vocabulary``/``idf_weights``.
+
+        A callable ``standardize``/``split`` is returned as the callable itself (rebuildable in-process only).
+        """
         cfg = super().get_config()
         cfg.update({
             "max_tokens": self.max_tokens,
@@ -412,6 +438,13 @@ class TextVectorization(Layer):
             "encoding": self.encoding,
             "vocabulary_size": self.vocabulary_size(),
         })
+        if self._input_vocabulary is None and self._index is not None:
+            # An adapted vocabulary travels in the config (Keras keeps it in the .keras file's assets), so a
+            # checkpoint's config.json rebuilds the layer ready to use; adapt() stays allowed after loading.
+            cfg["vocabulary"] = self.get_vocabulary()
+            idf = self.idf_weights
+            cfg["idf_weights"] = None if idf is None else [float(w) for w in idf[:self.vocabulary_size()]]
+            cfg["has_input_vocabulary"] = False
         return cfg
 
     @classmethod

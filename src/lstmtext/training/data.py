@@ -302,8 +302,8 @@ class PyDataset:
 def is_stream(x: Any) -> bool:
     """Whether ``x`` gives batches (a generator/iterator, a ``torch.utils.data.DataLoader``, a PyDataset)
     rather than being the arrays themselves."""
-    if isinstance(x, (PyDataset, torch.utils.data.DataLoader)):
-        return True
+    if isinstance(x, (PyDataset, torch.utils.data.DataLoader)) or getattr(x, "is_batch_dataset", False):
+        return True  # is_batch_dataset: re-iterable batch datasets such as text_dataset_from_directory's
     return hasattr(x, "__next__") and not isinstance(x, (np.ndarray, torch.Tensor, list, tuple, dict, str))
 
 

@@ -1,5 +1,4 @@
-"""Small shared helpers: seeding, atomic file writes, version reporting, CPU runtime settings, text datasets
-from folders.
+"""Small shared helpers: seeding, atomic file writes, version reporting, CPU runtime settings, text folders.
 
 Importing this package does not import torch (so :func:`tune_cpu_runtime` can run before it);
 :func:`set_random_seed` and :func:`clear_session` load it when first used.
@@ -9,7 +8,6 @@ from typing import Any
 
 from lstmtext.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir
 from lstmtext.utils.runtime import tune_cpu_runtime
-from lstmtext.utils.text_dataset import text_dataset_from_directory
 from lstmtext.utils.versions import library_versions
 
 __all__ = [
@@ -42,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from lstmtext.training.data import PyDataset
 
         return PyDataset
+    if name == "text_dataset_from_directory":  # keras.utils.text_dataset_from_directory (imports numpy)
+        from lstmtext.utils.text_dataset import text_dataset_from_directory
+
+        return text_dataset_from_directory
     if name == "clear_session":
         from lstmtext.utils.session import clear_session
 

@@ -34,6 +34,9 @@ class TextFileDataset:
         file_paths: the files, in Keras's order (shuffled by ``seed`` when shuffling).
     """
 
+    #: fit / evaluate / predict iterate it once per epoch, as a DataLoader.
+    is_batch_dataset = True
+
     def __init__(self, file_paths: list[str], labels: np.ndarray | None, label_mode: str | None,
                  class_names: list[str] | None, batch_size: int | None, max_length: int | None,
                  shuffle: bool, seed: int) -> None:
@@ -124,6 +127,8 @@ class TextFileDataset:
 
 class MappedDataset:
     """`TextFileDataset.map` / `take`: the batches of another dataset, transformed and/or cut short."""
+
+    is_batch_dataset = True
 
     def __init__(self, source: Any, fn: Callable[..., Any] | None, count: int | None = None) -> None:
         self.source = source
