@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from layer_testing import run_layer_test
 
 from lstmtext.layers import (
     LSTM,
@@ -15,7 +16,6 @@ from lstmtext.layers import (
     Dense,
     Dropout,
     Embedding,
-    Layer,
     LSTMCell,
     Masking,
     deserialize,
@@ -28,58 +28,6 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipi
 
 def _lstm_params(units, input_dim, use_bias=True):
     return 4 * (units * (input_dim + units) + (units if use_bias else 0))
-
-
-def _flat(out):
-    return list(out) if isinstance(out, (list, tuple)) else [out]
-
-
-def run_layer_test(make, x, expected_shape, expected_params=None, mask=None, device="cpu"):
-    torch.manual_seed(0)
-    layer: Layer = make()
-    x = x.to(device)
-    mask = mask.to(device) if mask is not None else None
-    kwargs = {"mask": mask} if mask is not None else {}
-    out = layer(x, training=False, **kwargs)
-    shapes = [tuple(o.shape) for o in _flat(out)]
-    assert shapes == [tuple(s) for s in _flat_shapes(expected_shape)]
-    assert [tuple(s) for s in _flat_shapes(layer.compute_output_shape(tuple(x.shape)))] == shapes
-    if expected_params is not None:
-        assert layer.count_params() == expected_params
-    assert all(p.device.type == torch.device(device).type for p in layer.parameters())
-
-    # Config and weights round trip through JSON: the clone computes the same outputs.
-    spec = json.loads(json.dumps(serialize(layer)))
-    clone = deserialize(spec)
-    assert clone.get_config() == layer.get_config()
-    clone(x, training=False, **kwargs)
-    clone.set_weights(layer.get_weights())
-    if getattr(layer, "stateful", False):
-        layer.reset_states()
-        clone.reset_states()
-    out = layer(x, training=False, **kwargs)
-    for a, b in zip(_flat(clone(x, training=False, **kwargs)), _flat(out)):
-        torch.testing.assert_close(a, b)
-
-    # One training step: every trainable weight gets a finite gradient, moves, and stays constrained.
-    params = [p for p in layer.parameters() if p.requires_grad]
-    if not params:
-        return layer
-    before = [p.detach().clone() for p in params]
-    opt = torch.optim.SGD(params, lr=0.1)
-    outs = [o for o in _flat(layer(x, training=True, **kwargs)) if o.is_floating_point()]
-    loss = sum(o.square().mean() for o in outs) + sum(layer.losses, torch.zeros((), device=device))
-    loss.backward()
-    for p in params:
-        assert p.grad is not None and torch.isfinite(p.grad).all()
-    opt.step()
-    layer.apply_constraints()
-    assert any(not torch.equal(p, b) for p, b in zip(params, before))
-    return layer
-
-
-def _flat_shapes(shape):
-    return shape if isinstance(shape, list) else [shape]
 
 
 def _seq(b=4, t=7, f=6):

@@ -92,6 +92,29 @@ def _global_max(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
                 f.cache)
 
 
+def _activation(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    return Flow(apply_activation(g, f.x, layer.activation, layer.name), f.mask, f.rank, f.cache)
+
+
+def _repeat_vector(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    _check_rank(layer, f, 2)
+    out = g.op("Tile", [g.unsqueeze(f.x, [1]), g.const(np.array([1, layer.n, 1], np.int64))], base=layer.name)
+    return Flow(out, None, 3, f.cache)  # RepeatVector does not support masking
+
+
+# Inner layers of TimeDistributed that act on the last axis only, so they apply to (B, T, ...) as they are.
+_PER_STEP = ("Dense", "Activation", "Dropout")
+
+
+def _time_distributed(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    inner = layer.layer
+    if type(inner).__name__ not in _PER_STEP:
+        raise ExportError(f"layer {layer.name!r} (TimeDistributed) cannot be exported to ONNX: its inner layer "
+                          f"{inner.name!r} ({type(inner).__name__}) is not one of {', '.join(_PER_STEP)}")
+    out = lower_layer(g, inner, Flow(f.x, None, f.rank - 1, f.cache))
+    return Flow(out.x, f.mask, f.rank, f.cache)  # TimeDistributed passes its mask on
+
+
 def _sequential(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
     for inner in layer.layers:
         f = lower_layer(g, inner, f)
@@ -109,6 +132,10 @@ _LOWERINGS: dict[str, Callable[[GraphBuilder, Any, Flow], Flow]] = {
     "Masking": _masking,
     "Dense": _dense,
     "Dropout": _identity,
+    "SpatialDropout1D": _identity,
+    "Activation": _activation,
+    "RepeatVector": _repeat_vector,
+    "TimeDistributed": _time_distributed,
     "LSTM": _lstm,
     "Bidirectional": _bidirectional,
     "Flatten": _flatten,

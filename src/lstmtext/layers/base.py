@@ -104,6 +104,42 @@ def _charge_weight_budget(layer: str, name: str, shape: Sequence[int], dtype: to
     budget[0] -= need
 
 
+def _is_structure(value: Any) -> bool:
+    # A list/tuple is several inputs when its items are tensors, arrays or such structures; otherwise
+    # (nested Python numbers, as in ``Embedding(...)([[1, 2], [3, 4]])``) it is one array.
+    if isinstance(value, dict):
+        return True
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(isinstance(v, (torch.Tensor, np.ndarray)) or _is_structure(v) for v in value))
+
+
+def to_tensors(inputs: Any) -> Any:
+    """One input as a tensor, or a list/tuple/dict of inputs as the same structure of tensors."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs
+    if _is_structure(inputs):
+        if isinstance(inputs, dict):
+            return {k: to_tensors(v) for k, v in inputs.items()}
+        items = [to_tensors(v) for v in inputs]
+        return tuple(items) if isinstance(inputs, tuple) else items
+    return torch.as_tensor(np.asarray(inputs))
+
+
+def shapes_of(inputs: Any) -> Any:
+    """``tuple(x.shape)`` for one tensor, the same structure of shape tuples for several."""
+    if isinstance(inputs, torch.Tensor):
+        return tuple(inputs.shape)
+    if isinstance(inputs, dict):
+        return {k: shapes_of(v) for k, v in inputs.items()}
+    return [shapes_of(v) for v in inputs]
+
+
+def _first_tensor(inputs: Any) -> torch.Tensor:
+    if isinstance(inputs, torch.Tensor):
+        return inputs
+    return _first_tensor(next(iter(inputs.values())) if isinstance(inputs, dict) else inputs[0])
+
+
 class Layer(nn.Module):
     """Base class of lstmtext layers (see the module docstring for the contract).
 
@@ -179,11 +215,10 @@ class Layer(nn.Module):
         return param
 
     # -- calling --------------------------------------------------------------------------------
-    def forward(
-        self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool | None = None, **kwargs: Any
-    ) -> Any:
-        if not isinstance(inputs, torch.Tensor):
-            inputs = torch.as_tensor(np.asarray(inputs))
+    def forward(self, inputs: Any, mask: Any = None, training: bool | None = None, **kwargs: Any) -> Any:
+        # ``inputs`` is one tensor, or a list/tuple/dict of tensors for layers that take several (merges,
+        # Attention); ``mask`` then has the same structure (None where an input has no mask).
+        inputs = to_tensors(inputs)
         if not self.built:
             self._build_for(inputs)
         if training is None:
@@ -196,11 +231,11 @@ class Layer(nn.Module):
                                      if isinstance(o, torch.Tensor)]
         return out
 
-    def _build_for(self, inputs: torch.Tensor) -> None:
-        self.build(tuple(inputs.shape))
+    def _build_for(self, inputs: Any) -> None:
+        self.build(shapes_of(inputs))
         self.built = True
         # Weights are created on the CPU; follow the inputs to their device.
-        self.to(inputs.device)
+        self.to(_first_tensor(inputs).device)
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kwargs: Any):
         raise NotImplementedError(f"{type(self).__name__}.call")

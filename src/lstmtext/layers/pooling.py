@@ -24,11 +24,13 @@ class _GlobalPooling1D(Layer):
     def _steps_axis(self) -> int:
         return 1 if self.data_format == "channels_last" else 2
 
-    def _check_rank(self, inputs: torch.Tensor) -> None:
+    def _check_rank(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.dim() != 3:
             raise ConfigError(
                 f"{self.name}: expected inputs of rank 3 (batch, steps, features), got shape {tuple(inputs.shape)}"
             )
+        # Keras casts float inputs to the layer's dtype (float64 NumPy arrays give float32 outputs).
+        return inputs.to(self.torch_dtype) if inputs.is_floating_point() else inputs
 
     def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
         return None
@@ -62,10 +64,15 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
     supports_masking = True
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
-        self._check_rank(inputs)
+        inputs = self._check_rank(inputs)
         axis = self._steps_axis
         if mask is None:
             return inputs.mean(dim=axis, keepdim=self.keepdims)
+        # Keras casts the mask to bool: 0/1 int or float masks work too.
+        mask = torch.as_tensor(mask, device=inputs.device).bool()
+        if tuple(mask.shape) != (inputs.shape[0], inputs.shape[axis]):
+            raise ConfigError(f"{self.name}: mask of shape {tuple(mask.shape)} does not match inputs of shape "
+                              f"{tuple(inputs.shape)}; expected {(inputs.shape[0], inputs.shape[axis])}")
         m = mask.unsqueeze(2 if axis == 1 else 1)  # (B, T, 1) or (B, 1, T)
         total = torch.where(m, inputs, torch.zeros((), dtype=inputs.dtype, device=inputs.device))
         # Keras divides by the count of real steps; an all-masked row gives NaN there too.
@@ -85,5 +92,5 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
     """
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
-        self._check_rank(inputs)
+        inputs = self._check_rank(inputs)
         return inputs.amax(dim=self._steps_axis, keepdim=self.keepdims)
