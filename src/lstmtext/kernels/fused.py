@@ -40,7 +40,7 @@ def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor 
     if rdmask is None or rdmask.dim() == 2:
         hm = hprev if rdmask is None else hprev * rdmask.unsqueeze(1)  # (B, T, u)
         hm2 = hm.reshape(-1, units)
-        # From u = 256 on oneDNN's matmul is the faster one (1.04-1.08x at u = 512-1024, Zen 4).
+        # From u = 256 on oneDNN's matmul is the faster one (1.06-1.08x at u = 512-1024, Zen 4, one thread).
         return linear(hm2.t(), dz2.t()) if units >= 256 else torch.mm(hm2.t(), dz2)
     # (B, 4, u): gate k's block of columns sees h * mask_k
     hm = hprev.unsqueeze(2) * rdmask.unsqueeze(1)  # (B, T, 4, u)

@@ -109,6 +109,20 @@ class Progbar:
         self.stream.flush()
 
 
+def _prepare_fused_layers(model: Any) -> None:
+    """Asks each layer with a fused path whether it applies, which builds the compiled kernel on first use
+    (it prints one line saying so) before ``Epoch 1/n`` rather than inside the first epoch's bar."""
+    modules = getattr(model, "modules", None)
+    if modules is None:
+        return
+    for layer in modules():
+        probe = getattr(layer, "fused_impediment", None)
+        if callable(probe):
+            param = next(layer.parameters(), None)
+            probe(param.device if param is not None else "cpu")
+            return  # one probe loads the kernel for every layer
+
+
 class ProgbarLogger(Callback):
     """Prints ``Epoch i/n`` and a :class:`Progbar` per epoch (added by ``fit``/``evaluate``/``predict``
     when ``verbose`` is not 0).
@@ -131,6 +145,7 @@ class ProgbarLogger(Callback):
 
     def on_train_begin(self, logs=None):
         self._in_fit = True
+        _prepare_fused_layers(self.model)
 
     def on_train_end(self, logs=None):
         self._in_fit = False
