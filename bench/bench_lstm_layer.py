@@ -13,8 +13,14 @@ Implementations:
     nn.LSTM     torch.nn.LSTM (oneDNN on CPU); no masks, no recurrent dropout: n/a there
     keras       keras.layers.LSTM, Keras 3 with the torch backend
 
+``--large``: the GEMM-bound shapes of language models and bigger classifiers instead, one layer and a
+3-layer stack, forward+backward (``train``) and forward without autograd (``predict``), ``fused`` against
+``nn.LSTM`` only, with GFLOP/s (matrix products only: ``2*B*T*(F+u)*4u`` per layer forward, three times that
+for forward+backward) and the sgemm peak measured in the same run (the faster of ``torch.mm`` and oneDNN's
+matmul on square float32 matrices, same threads).
+
 Run from the repository root:
-    PATH=/path/to/venv/bin:$PATH PYTHONPATH=src python bench/bench_lstm_layer.py [--rounds 5] [--quick]
+    PATH=/path/to/venv/bin:$PATH PYTHONPATH=src python bench/bench_lstm_layer.py [--rounds 5] [--quick|--large]
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ SHAPES = {
     "seed2 LSTM(64)": dict(batch=256, steps=200, features=128, units=64, return_sequences=False),
 }
 CONDITIONS = ["no mask", "left-padded", "rec. dropout 0.2"]
+# (batch, steps, features, units, layers): LSTM language-model and large-classifier shapes (issue 16).
+LARGE = {
+    "64,70,256,512": (64, 70, 256, 512, 1),
+    "64,70,400,1024": (64, 70, 400, 1024, 1),
+    "256,200,300,128": (256, 200, 300, 128, 1),
+    "64,70,400,1150 x3": (64, 70, 400, 1150, 3),
+}
 
 
 def _left_padded(batch: int, steps: int, gen: torch.Generator) -> torch.Tensor:
@@ -110,16 +123,93 @@ def make_runners(shape: dict, condition: str, with_keras: bool) -> dict:
     return runners
 
 
-def measure(runners: dict, rounds: int) -> dict:
+def measure(runners: dict, rounds: int, clock=time.perf_counter) -> dict:
     times: dict = {k: [] for k, r in runners.items() if r is not None}
     for name in times:
         runners[name]()  # warm-up (first call builds / allocates)
     for _ in range(rounds):
         for name in times:
-            start = time.perf_counter()
+            start = clock()
             runners[name]()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append((clock() - start) * 1e3)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def sgemm_peak(n: int = 2048, rounds: int = 5, clock=time.perf_counter) -> tuple[float, str]:
+    """GFLOP/s of the faster of ``torch.mm`` and oneDNN's matmul on ``n x n`` float32 matrices."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    bt = b.t().contiguous()
+    cands = {"torch.mm": lambda: torch.mm(a, b)}
+    if torch.backends.mkldnn.is_available():
+        cands["oneDNN"] = lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [None], "")
+    best = (0.0, "")
+    for name, fn in cands.items():
+        fn()
+        ts = []
+        for _ in range(rounds):
+            start = clock()
+            fn()
+            ts.append(clock() - start)
+        best = max(best, (2 * n**3 / statistics.median(ts) / 1e9, name))
+    return best
+
+
+def large_runners(batch: int, steps: int, features: int, units: int, layers: int, train: bool) -> dict:
+    """fused (lstm_sequence per layer) and nn.LSTM, return_sequences, no mask; loss = sum of the outputs."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, steps, features, generator=gen, requires_grad=train)
+    weights = []
+    for i in range(layers):
+        f = features if i == 0 else units
+        weights.append([(torch.randn(f, 4 * units, generator=gen) / f**0.5).requires_grad_(train),
+                        (torch.randn(units, 4 * units, generator=gen) / units**0.5).requires_grad_(train),
+                        torch.zeros(4 * units, requires_grad=train)])
+    h0 = torch.zeros(batch, units)
+    lstm = torch.nn.LSTM(features, units, num_layers=layers, batch_first=True).requires_grad_(train)
+
+    def run_fused():
+        with torch.set_grad_enabled(train):
+            y = x
+            for k, r, b in weights:
+                y = lstm_sequence(y, k, r, b, h0, h0)[0]
+            if train:
+                y.sum().backward()
+
+    def run_nn():
+        with torch.set_grad_enabled(train):
+            y, _ = lstm(x)
+            if train:
+                y.sum().backward()
+
+    return {"fused": run_fused, "nn.LSTM": run_nn}
+
+
+def main_large(rounds: int, cpu_time: bool = False, only: str | None = None) -> None:
+    # --cpu-time: one thread, timed by the thread's CPU time, which other processes on a shared machine
+    # barely disturb (wall-clock ratios of multi-threaded runs swing with their load).
+    clock = time.thread_time if cpu_time else time.perf_counter
+    if cpu_time:
+        torch.set_num_threads(1)
+        print("# one thread, CPU time (time.thread_time)")
+    peak, how = sgemm_peak(clock=clock)
+    print(f"sgemm peak: {peak:.0f} GFLOP/s ({how}, 2048x2048 float32, {torch.get_num_threads()} threads)")
+    print("| B, T, F, u (layers) | mode | fused ms | GFLOP/s | % of peak | nn.LSTM ms | GFLOP/s "
+          "| fused speed / nn.LSTM |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, (b, t, f, u, layers) in LARGE.items():
+        if only and only not in label:
+            continue
+        fwd = sum(2 * b * t * ((f if i == 0 else u) + u) * 4 * u for i in range(layers))
+        for train in (True, False):
+            res = measure(large_runners(b, t, f, u, layers, train), rounds, clock)
+            flops = 3 * fwd if train else fwd
+            gf = {k: flops / v / 1e6 for k, v in res.items()}
+            print(f"| {label} | {'train' if train else 'predict'} | {res['fused']:.1f} | {gf['fused']:.0f} | "
+                  f"{100 * gf['fused'] / peak:.0f} % | {res['nn.LSTM']:.1f} | {gf['nn.LSTM']:.0f} | "
+                  f"{res['nn.LSTM'] / res['fused']:.2f}x |", flush=True)
+    peak2, how2 = sgemm_peak(clock=clock)
+    print(f"sgemm peak at the end: {peak2:.0f} GFLOP/s ({how2}); load avg {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -127,7 +217,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per cell (median reported)")
     ap.add_argument("--quick", action="store_true", help="seed-1 shape only, 3 rounds")
     ap.add_argument("--no-keras", action="store_true", help="skip Keras")
+    ap.add_argument("--large", action="store_true", help="the GEMM-bound shapes against nn.LSTM, with GFLOP/s")
+    ap.add_argument("--cpu-time", action="store_true", help="with --large: one thread, timed in CPU time")
+    ap.add_argument("--only", default=None, help="with --large: only the shapes whose label contains this")
     args = ap.parse_args()
+    if args.large:
+        print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "
+              f"torch {torch.__version__}, {torch.get_num_threads()} threads | load avg {os.getloadavg()[0]:.1f}")
+        return main_large(args.rounds, args.cpu_time, args.only)
     shapes = {k: v for k, v in SHAPES.items() if not args.quick or k.startswith("seed1")}
     rounds = 3 if args.quick else args.rounds
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "

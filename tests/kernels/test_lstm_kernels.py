@@ -8,7 +8,17 @@ import pytest
 import torch
 
 from lstmtext.errors import ConfigError
-from lstmtext.kernels import build, fused, fused_available, lstm_sequence, lstm_sequence_packed, lstm_sequence_reference
+from lstmtext.kernels import (
+    available_strategies,
+    build,
+    force_impl,
+    fused,
+    fused_available,
+    lstm_sequence,
+    lstm_sequence_packed,
+    lstm_sequence_reference,
+    strategy_names,
+)
 
 ATOL = 1e-5
 
@@ -112,20 +122,52 @@ def test_compiled_zero_output_for_mask(shape, mask_kind):
     assert torch.all(out[~mask] == 0)
 
 
-@pytest.mark.parametrize(
-    "impl",
-    [fused.IMPL_ROWS, fused.IMPL_GEMM, fused.IMPL_VECTOR, fused.IMPL_LANES],
-    ids=["rows", "gemm", "vector", "lanes"],
-)
+STRATEGIES = ["rows", "gemm", "vector", "lanes"]
+
+
+def test_the_tests_cover_every_strategy():
+    # The list of strategies comes from the compiled library; a new one must be added to STRATEGIES.
+    _compiled_or_skip()
+    assert strategy_names() == ["auto", *STRATEGIES]
+    assert set(available_strategies()) <= set(STRATEGIES) and "rows" in available_strategies()
+
+
+def _force_or_skip(name):
+    _compiled_or_skip()
+    if name not in available_strategies():
+        pytest.skip(f"strategy {name} is not built for this CPU")
+    return force_impl(name)
+
+
+def test_force_impl_is_scoped_and_checked():
+    _compiled_or_skip()
+    from lstmtext.kernels.strategies import forced_impl
+
+    with force_impl("rows"):
+        assert forced_impl() == 1
+        with force_impl("gemm"):
+            assert forced_impl() == 2
+        assert forced_impl() == 1
+    assert forced_impl() == 0
+    with pytest.raises(ValueError, match="unknown strategy 'fast'"):
+        with force_impl("fast"):
+            pass
+
+
+@pytest.mark.parametrize("impl", STRATEGIES)
 @pytest.mark.parametrize("units", [3, 10, 20, 40])
 @pytest.mark.parametrize("rd", ["none", "shared", "per_gate"])
 @pytest.mark.parametrize("batch", [7, 21])
-def test_every_cpu_strategy_matches_reference(monkeypatch, impl, units, rd, batch):
+def test_every_cpu_strategy_matches_reference(impl, units, rd, batch):
     # Each C++ strategy (plain rows, per-step GEMM, vector rows, rows in lanes) on shapes the automatic
     # choice would not give it, so that all of them stay correct whatever the dispatch thresholds become;
-    # batch 21 gives the lanes strategy full blocks of 8 rows and a partial one.
-    _compiled_or_skip()
-    monkeypatch.setattr(fused, "forced_impl", impl)
+    # batch 21 gives the lanes strategy full blocks of 8 rows and a partial one. On an AVX-512 CPU both the
+    # 16-lane (vector) and the 8-lane AVX2 code (lanes) run here.
+    with _force_or_skip(impl):
+        _every_strategy_case(units, rd, batch)
+
+
+def _every_strategy_case(units, rd, batch):
     steps = 6
     *args, gen = _inputs(batch, steps, 4, units, seed=units)
     keep = None
@@ -133,6 +175,25 @@ def test_every_cpu_strategy_matches_reference(monkeypatch, impl, units, rd, batc
         keep = (torch.rand((4, batch, units) if rd == "per_gate" else (batch, units), generator=gen) > 0.2) / 0.8
     mask = _mask("holes", batch, steps, gen)
     mask[2] = False
+    _assert_same(lstm_sequence, args, mask=mask, recurrent_dropout_mask=keep)
+
+
+# Large u: R packed in panels with a partial last panel (u = 130: 4u = 520 columns) and the depth cut into
+# blocks (the backward's 4u > 512; u = 520: the forward's u > 512 too); the weight gradients both inside
+# the time loop and as GEMMs over all steps.
+@pytest.mark.parametrize("shape", [(3, 4, 5, 130), (2, 3, 4, 520)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("batched_grads", [False, True], ids=["grads_in_loop", "grads_batched"])
+@pytest.mark.parametrize("case", ["plain", "holes_per_gate_dropout", "left_shared_dropout"])
+def test_large_units_match_reference(monkeypatch, shape, batched_grads, case):
+    _compiled_or_skip()
+    monkeypatch.setattr(fused, "FUSED_GRADS_MAX_BYTES", 0 if batched_grads else 1 << 40)
+    batch, steps, _, units = shape
+    *args, gen = _inputs(*shape, seed=units)
+    mask, keep = None, None
+    if case != "plain":
+        mask = _mask("holes" if case.startswith("holes") else "left", batch, steps, gen)
+        per_gate = "per_gate" in case
+        keep = (torch.rand((4, batch, units) if per_gate else (batch, units), generator=gen) > 0.2).float() / 0.8
     _assert_same(lstm_sequence, args, mask=mask, recurrent_dropout_mask=keep)
 
 

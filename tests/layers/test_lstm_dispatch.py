@@ -63,11 +63,14 @@ def reference_kernels(monkeypatch):
     mod = types.ModuleType("lstmtext.kernels")
     mod.calls = []
 
-    def lstm_sequence(x, *args, **kwargs):
+    def lstm_sequence_fused(x, *args, **kwargs):
         mod.calls.append((tuple(x.shape), kwargs))
-        return reference_lstm_sequence(x, *args, **kwargs)
+        if mod.decline:
+            raise NotImplementedError(mod.decline)
+        return (*reference_lstm_sequence(x, *args, **kwargs), "test:reference")
 
-    mod.lstm_sequence = lstm_sequence
+    mod.decline = None
+    mod.lstm_sequence_fused = lstm_sequence_fused
     mod.fused_available = lambda device: True
     mod.SUPPORTS_GATE_DROPOUT_MASKS = True
     monkeypatch.setitem(sys.modules, "lstmtext.kernels", mod)
@@ -199,3 +202,27 @@ def test_bidirectional_takes_the_fused_path(reference_kernels):
     bi = Bidirectional(LSTM(U, return_sequences=True))
     bi(torch.randn(B, T, F), mask=torch.tensor(MASKS["left_padded"], dtype=torch.bool))
     assert bi.forward_layer.last_path == bi.backward_layer.last_path == "fused"
+
+
+def test_kernel_that_declines_runs_the_loop_and_says_so(reference_kernels):
+    # The kernels decide: a NotImplementedError from them is a "no" the layer answers with its loop, and
+    # last_path never claims "fused" for it; with use_cudnn=True the reason becomes the error.
+    reference_kernels.decline = "no fused LSTM for this dtype"
+    layer = LSTM(U)
+    x = torch.randn(B, T, F)
+    out = layer(x)
+    assert layer.last_path == "loop" and layer.last_kernel is None
+    want = reference_lstm_sequence(x, layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias,
+                                   torch.zeros(B, U), torch.zeros(B, U))[0][:, -1]
+    torch.testing.assert_close(out, want)
+    with pytest.raises(ConfigError, match="no fused LSTM for this dtype"):
+        LSTM(U, use_cudnn=True)(x)
+    reference_kernels.decline = None
+    layer(x)
+    assert layer.last_path == "fused" and layer.last_kernel == "test:reference"
+
+
+def test_float64_on_cpu_is_declined_by_the_real_kernels():
+    layer = LSTM(U, dtype="float64")
+    layer(torch.randn(B, T, F, dtype=torch.float64))
+    assert layer.last_path == "loop"

@@ -1,23 +1,31 @@
 """Fused LSTM sequence kernels: a compiled CPU recurrence, cuDNN/oneDNN via torch, and the reference loop.
 
-``lstm_sequence`` is what ``lstmtext.layers.LSTM`` calls; it picks the fastest exact path (see
-``dispatch.py``). ``lstm_sequence_reference`` is the plain time loop every path is tested against.
+``lstm_sequence_fused`` is what ``lstmtext.layers.LSTM`` calls: it picks the fastest exact path (see
+``dispatch.py``) and says which ran, or raises ``NotImplementedError`` (the layer then runs its loop);
+``lstm_sequence`` adds the fallback. ``lstm_sequence_reference`` is the plain time loop every path is tested
+against; ``force_impl`` pins a strategy of the compiled CPU kernel (``strategies.py``).
 """
 
-from lstmtext.kernels.dispatch import fused_available, lstm_sequence
-from lstmtext.kernels.embedding_lstm import lstm_sequence_from_embedding
+from lstmtext.kernels.dispatch import fused_available, lstm_sequence, lstm_sequence_fused
+from lstmtext.kernels.embedding_lstm import lstm_sequence_from_embedding, lstm_sequence_from_embedding_fused
 from lstmtext.kernels.packed import keras_to_torch_lstm_weights, lstm_sequence_packed
 from lstmtext.kernels.reference import lstm_sequence_reference
+from lstmtext.kernels.strategies import available_strategies, force_impl, strategy_names
 
 #: ``lstm_sequence`` takes Keras's four per-gate recurrent dropout masks as one ``(4, B, u)`` tensor.
 SUPPORTS_GATE_DROPOUT_MASKS = True
 
 __all__ = [
     "SUPPORTS_GATE_DROPOUT_MASKS",
+    "available_strategies",
+    "force_impl",
     "fused_available",
     "keras_to_torch_lstm_weights",
     "lstm_sequence",
     "lstm_sequence_from_embedding",
+    "lstm_sequence_from_embedding_fused",
+    "lstm_sequence_fused",
     "lstm_sequence_packed",
     "lstm_sequence_reference",
+    "strategy_names",
 ]

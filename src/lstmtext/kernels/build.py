@@ -25,6 +25,7 @@ import platform
 import shutil
 import sys
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,8 @@ import torch
 from lstmtext.utils.cache import cache_root  # the per-user folder; kernels live in its kernels/
 
 SOURCES = [Path(__file__).with_name(n) for n in ("lstm_cpu.cpp", "ops_cpu.cpp", "text_cpu.cpp")]
-HEADERS = [Path(__file__).with_name(n) for n in ("small_gemm.h", "simd.h", "lstm_lanes.h")]
+HEADERS = [Path(__file__).with_name(n)
+           for n in ("small_gemm.h", "simd.h", "vector_math.h", "lstm_args.h", "lstm_lanes.h")]
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _LDFLAGS = ["-fopenmp"]
 
@@ -101,8 +103,21 @@ def _ninja_on_path() -> str:
     return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
 
 
+def build_seconds() -> float:
+    """Seconds this process has spent compiling the kernel (0.0 when it was loaded from the cache).
+
+    A progress bar subtracts it so that a first-use build does not inflate its per-step time and ETA.
+    """
+    return float(_state.get("build_seconds", 0.0))
+
+
 def _build(name: str, build_dir: Path) -> Path:
     from torch.utils import cpp_extension
+
+    # One line before the pause (tens of seconds on first use only), so that nobody takes it for a hang.
+    print("lstmtext: compiling the CPU LSTM kernel for this machine (first use only, about 20-60 s)...",
+          file=sys.stderr, flush=True)
+    started = time.perf_counter()
 
     build_dir.mkdir(parents=True, exist_ok=True)
     stale = build_dir / "lock"  # torch's own build baton, left behind if a build was killed
@@ -123,6 +138,7 @@ def _build(name: str, build_dir: Path) -> Path:
         )
     finally:
         os.environ["PATH"] = old_path
+        _state["build_seconds"] = build_seconds() + time.perf_counter() - started
     return build_dir / f"{name}.so"
 
 

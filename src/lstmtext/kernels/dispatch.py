@@ -1,5 +1,7 @@
 """``lstm_sequence``: one Keras LSTM over a batch-major sequence, on the fastest exact path available.
 
+``lstm_sequence_fused`` makes the decision (the one place it is made) and says which path ran, or raises
+``NotImplementedError`` when no fused path serves the call; ``lstm_sequence`` then runs the reference loop.
 Paths, in order:
 
 * **CPU, float32, compiled kernel loaded** (``fused_available``): the C++ recurrence of ``lstm_cpu.cpp``
@@ -9,7 +11,8 @@ Paths, in order:
   (right-padded, left-padded, fully masked rows): cuDNN through ``torch._VF.lstm`` (packed sequences for
   masks; see ``packed.py``).
 * **Otherwise** (float64, other dtypes, CUDA with recurrent dropout or masks with holes, no compiler,
-  ``LSTMTEXT_DISABLE_KERNEL=1``): the pure-PyTorch time loop of ``reference.py``.
+  ``LSTMTEXT_DISABLE_KERNEL=1``): ``NotImplementedError`` from ``lstm_sequence_fused``; the pure-PyTorch
+  time loop of ``reference.py`` in ``lstm_sequence``.
 
 All paths compute the same function and are differentiable w.r.t. ``x``, the weights and the initial states.
 """
@@ -23,6 +26,7 @@ from lstmtext.kernels.build import load_ops
 from lstmtext.kernels.fused import lstm_sequence_compiled
 from lstmtext.kernels.packed import contiguous_block_bounds, lstm_sequence_packed
 from lstmtext.kernels.reference import lstm_sequence_reference
+from lstmtext.kernels.strategies import resolved_strategy
 
 
 def fused_available(device: torch.device | str | None = None) -> bool:
@@ -115,28 +119,61 @@ def lstm_sequence(
     >>> tuple(out.shape), bool(out[0, 0].eq(0).all())
     ((2, 4, 5), True)
     """
+    try:
+        return lstm_sequence_fused(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask,
+                                   zero_output_for_mask)[:3]
+    except NotImplementedError:
+        return lstm_sequence_reference(
+            x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask, zero_output_for_mask
+        )
+
+
+def lstm_sequence_fused(
+    x: torch.Tensor,
+    kernel: torch.Tensor,
+    recurrent_kernel: torch.Tensor,
+    bias: torch.Tensor | None,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    recurrent_dropout_mask: torch.Tensor | None = None,
+    zero_output_for_mask: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """:func:`lstm_sequence` on a fused path only: the one place where the fast path is decided.
+
+    Returns:
+        ``(outputs, h_T, c_T, path)``, ``path`` naming what ran: ``"cpu:<strategy>"`` (the compiled
+        kernel and its strategy, see :mod:`~lstmtext.kernels.strategies`) or ``"cudnn"``.
+
+    Raises:
+        NotImplementedError: no fused path serves this call (the message says why); the caller runs its
+            reference loop, as Keras's layers do when a backend's fused LSTM declines.
+        ConfigError: a tensor has the wrong shape.
+    """
     _check(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask)
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.to(torch.bool)
     tensors = [x, kernel, recurrent_kernel, h0, c0] + ([bias] if bias is not None else [])
     dev = x.device
-    all_f32 = all(t.dtype == torch.float32 for t in tensors)
-    if dev.type == "cpu" and all_f32 and all(t.device.type == "cpu" for t in tensors):
-        ops = load_ops()
-        if ops is not None:
-            rd = recurrent_dropout_mask
-            if rd is not None:
-                rd = rd.to(torch.float32)
-                rd = rd.contiguous() if rd.dim() == 2 else rd.transpose(0, 1).contiguous()  # (B, 4, u)
-            return lstm_sequence_compiled(
-                x.contiguous(), kernel, recurrent_kernel, bias, h0, c0, mask, rd, zero_output_for_mask
-            )
-    if dev.type == "cuda" and recurrent_dropout_mask is None and torch.backends.cudnn.is_available():
-        bounds = contiguous_block_bounds(mask) if mask is not None else None
-        if mask is None or bounds is not None:
-            return lstm_sequence_packed(
-                x, kernel, recurrent_kernel, bias, h0, c0, mask, zero_output_for_mask, bounds
-            )
-    return lstm_sequence_reference(
-        x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask, zero_output_for_mask
-    )
+    if dev.type == "cpu":
+        if not all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors):
+            raise NotImplementedError("the compiled CPU LSTM kernel takes float32 CPU tensors only")
+        if load_ops() is None:
+            raise NotImplementedError("the compiled CPU LSTM kernel is not available (disabled or failed to build)")
+        rd = recurrent_dropout_mask
+        if rd is not None:
+            rd = rd.to(torch.float32)
+            rd = rd.contiguous() if rd.dim() == 2 else rd.transpose(0, 1).contiguous()  # (B, 4, u)
+        out, h, c = lstm_sequence_compiled(
+            x.contiguous(), kernel, recurrent_kernel, bias, h0, c0, mask, rd, zero_output_for_mask
+        )
+        return out, h, c, "cpu:" + resolved_strategy(recurrent_kernel.shape[0])
+    if dev.type != "cuda" or not torch.backends.cudnn.is_available():
+        raise NotImplementedError(f"no fused LSTM for device {dev}")
+    if recurrent_dropout_mask is not None:
+        raise NotImplementedError("cuDNN's LSTM has no recurrent dropout")
+    bounds = contiguous_block_bounds(mask) if mask is not None else None
+    if mask is not None and bounds is None:
+        raise NotImplementedError("cuDNN's LSTM needs one contiguous block of real steps per row (a mask with holes)")
+    out, h, c = lstm_sequence_packed(x, kernel, recurrent_kernel, bias, h0, c0, mask, zero_output_for_mask, bounds)
+    return out, h, c, "cudnn"

@@ -20,10 +20,10 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-from lstmtext.kernels import fused
 from lstmtext.kernels.build import load_ops
-from lstmtext.kernels.dispatch import lstm_sequence
-from lstmtext.kernels.fused import IMPL_GEMM, _recurrent_grad, linear
+from lstmtext.kernels.dispatch import lstm_sequence, lstm_sequence_fused
+from lstmtext.kernels.fused import _recurrent_grad, fuse_weight_grads, linear
+from lstmtext.kernels.strategies import forced_impl, resolved_strategy
 
 # The last (table, kernel, bias) projected without autograd: weak references, their versions (bumped by every
 # in-place update, the optimizers' included) and the projected table.
@@ -79,10 +79,10 @@ class _RecurrenceFromTable(torch.autograd.Function):
     @staticmethod
     def forward(ctx, proj, recurrent_kernel, h0, c0, ids, mask, rdmask, zero_output):
         ops = load_ops()
+        ctx.impl, ctx.zero_output, ctx.vocab = forced_impl(), zero_output, proj.shape[0]
         out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward_ids(
-            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, fused.forced_impl
+            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, ctx.impl
         )
-        ctx.impl, ctx.zero_output, ctx.vocab = fused.forced_impl, zero_output, proj.shape[0]
         ctx.save_for_backward(recurrent_kernel, gates, cseq, hprev, c0, ids, mask, rdmask)
         return out, h_t, c_t
 
@@ -91,7 +91,8 @@ class _RecurrenceFromTable(torch.autograd.Function):
         recurrent_kernel, gates, cseq, hprev, c0, ids, mask, rdmask = ctx.saved_tensors
         ops = load_ops()
         args = (dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq)
-        if ops.resolved_impl(recurrent_kernel.shape[0], ctx.impl) == IMPL_GEMM:
+        units = recurrent_kernel.shape[0]
+        if resolved_strategy(units, ctx.impl) == "gemm" and fuse_weight_grads(0, units):
             dz, d_recurrent, _, dh0, dc0 = ops.lstm_backward_dz(
                 *args, hprev, c0, mask, rdmask, ctx.zero_output, ctx.impl
             )
@@ -131,12 +132,41 @@ def lstm_sequence_from_embedding(
     >>> bool(torch.allclose(out, lstm_sequence(table[ids], k, r, None, h, h)[0], atol=1e-5))
     True
     """
+    try:
+        return lstm_sequence_from_embedding_fused(table, ids, kernel, recurrent_kernel, bias, h0, c0, mask,
+                                                  recurrent_dropout_mask, zero_output_for_mask)[:3]
+    except NotImplementedError:
+        return lstm_sequence(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0, mask,
+                             recurrent_dropout_mask, zero_output_for_mask)
+
+
+def lstm_sequence_from_embedding_fused(
+    table: torch.Tensor,
+    ids: torch.Tensor,
+    kernel: torch.Tensor,
+    recurrent_kernel: torch.Tensor,
+    bias: torch.Tensor | None,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    recurrent_dropout_mask: torch.Tensor | None = None,
+    zero_output_for_mask: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """:func:`lstm_sequence_from_embedding` on a fused path only, with the path that ran.
+
+    The vocabulary projection needs the compiled CPU kernel; elsewhere the embedded sequence goes to
+    :func:`~lstmtext.kernels.dispatch.lstm_sequence_fused` (cuDNN on CUDA).
+
+    Raises:
+        NotImplementedError: no fused path serves this call.
+    """
     tensors = [table, kernel, recurrent_kernel, h0, c0] + ([bias] if bias is not None else [])
     cpu_f32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
     ops = load_ops() if cpu_f32 and ids.device.type == "cpu" else None
     if ops is None:
-        return lstm_sequence(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0, mask,
-                             recurrent_dropout_mask, zero_output_for_mask)
+        return lstm_sequence_fused(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0, mask,
+                                   recurrent_dropout_mask, zero_output_for_mask)
+    path = "cpu:" + resolved_strategy(recurrent_kernel.shape[0]) + "+vocabulary projection"
     rd = recurrent_dropout_mask
     if rd is not None:
         rd = rd.to(torch.float32)
@@ -149,6 +179,6 @@ def lstm_sequence_from_embedding(
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (proj, *args))):
         # Inference: nothing is kept for a backward (autograd.Function would see the weights' requires_grad).
         out, h_t, c_t, *_ = ops.lstm_forward_ids(proj, ids, *args, mask, rd, bool(zero_output_for_mask), False,
-                                                 fused.forced_impl)
-        return out, h_t, c_t
-    return _RecurrenceFromTable.apply(proj, *args, ids, mask, rd, bool(zero_output_for_mask))
+                                                 forced_impl())
+        return out, h_t, c_t, path
+    return (*_RecurrenceFromTable.apply(proj, *args, ids, mask, rd, bool(zero_output_for_mask)), path)

@@ -10,14 +10,7 @@ from __future__ import annotations
 import torch
 
 from lstmtext.kernels.build import load_ops
-
-# Which C++ strategy runs the recurrence: 0 picks by shape (for u <= 48: rows in vector lanes on AVX2 CPUs,
-# the per-row vector loop on AVX-512 ones, else the plain per-row loop; one GEMM per step above), 1 plain
-# rows, 2 per-step GEMM, 3 per-row vector loop, 4 rows in lanes. Tests set it to check every strategy
-# against the reference.
-IMPL_AUTO, IMPL_ROWS, IMPL_GEMM, IMPL_VECTOR, IMPL_LANES = 0, 1, 2, 3, 4
-forced_impl = IMPL_AUTO
-
+from lstmtext.kernels.strategies import forced_impl, resolved_strategy
 
 _onednn: list[bool] = []
 
@@ -46,12 +39,27 @@ def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor 
     dz2 = dz.reshape(-1, 4 * units)
     if rdmask is None or rdmask.dim() == 2:
         hm = hprev if rdmask is None else hprev * rdmask.unsqueeze(1)  # (B, T, u)
-        return torch.mm(hm.reshape(-1, units).t(), dz2)
+        hm2 = hm.reshape(-1, units)
+        # From u = 256 on oneDNN's matmul is the faster one (1.06-1.08x at u = 512-1024, Zen 4, one thread).
+        return linear(hm2.t(), dz2.t()) if units >= 256 else torch.mm(hm2.t(), dz2)
     # (B, 4, u): gate k's block of columns sees h * mask_k
     hm = hprev.unsqueeze(2) * rdmask.unsqueeze(1)  # (B, T, 4, u)
     hm = hm.reshape(-1, 4, units).permute(1, 2, 0)  # (4, u, B*T)
     dzk = dz2.reshape(-1, 4, units).transpose(0, 1)  # (4, B*T, u)
     return torch.bmm(hm, dzk).permute(1, 0, 2).reshape(units, 4 * units)
+
+
+# Bytes of per-thread weight-gradient partials up to which the per-step GEMM strategy accumulates them inside
+# the time loop (lstm_backward_fused): the partials must stay in a core's L2 (1-2 MB), else every step streams
+# them through memory and the batched GEMMs after the loop are faster. Single-thread CPU time, AMD Zen 4:
+# fused / batched 0.93 at (B, T, F, u) = (256, 200, 300, 128), 0.71 at (256, 200, 128, 64), 1.13 at
+# (64, 70, 256, 512), 1.19 at (64, 70, 400, 1024), 1.50 at (64, 70, 1150, 1150) (bench/RESULTS.md).
+FUSED_GRADS_MAX_BYTES = 1 << 20
+
+
+def fuse_weight_grads(features: int, units: int) -> bool:
+    """Whether the backward forms the weight gradients step by step (small) or as GEMMs over all steps."""
+    return (features + units) * 4 * units * 4 <= FUSED_GRADS_MAX_BYTES
 
 
 class _FusedLSTM(torch.autograd.Function):
@@ -66,10 +74,10 @@ class _FusedLSTM(torch.autograd.Function):
         # (B*T, 4u): the input projection of every step in one GEMM
         xz = linear(x2, kernel.t().contiguous(), bias).view(batch, steps, 4 * units)
         save = any(ctx.needs_input_grad[:6])
+        ctx.impl = forced_impl()
         out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
-            xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, forced_impl
+            xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, ctx.impl
         )
-        ctx.impl = forced_impl
         ctx.zero_output = zero_output
         ctx.has_bias = bias is not None
         ctx.save_for_backward(x2, kernel, recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask)
@@ -81,7 +89,8 @@ class _FusedLSTM(torch.autograd.Function):
         ops = load_ops()
         batch, steps = gates.shape[0], gates.shape[1]
         need = ctx.needs_input_grad
-        if ops.resolved_impl(recurrent_kernel.shape[0], ctx.impl) == IMPL_GEMM:
+        units = recurrent_kernel.shape[0]
+        if resolved_strategy(units, ctx.impl) == "gemm" and fuse_weight_grads(x2.shape[1], units):
             # Large u: the weight gradients are formed step by step inside the time loop (lstm_cpu.cpp).
             dx, d_kernel, d_recurrent, d_bias, dh0, dc0 = ops.lstm_backward_fused(
                 dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq, hprev,
@@ -124,7 +133,7 @@ def lstm_sequence_compiled(
         xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias)
         out, h_t, c_t, *_ = load_ops().lstm_forward(
             xz.view(batch, steps, -1), recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous(), mask, rdmask,
-            bool(zero_output_for_mask), False, forced_impl,
+            bool(zero_output_for_mask), False, forced_impl(),
         )
         return out, h_t, c_t
     return _FusedLSTM.apply(

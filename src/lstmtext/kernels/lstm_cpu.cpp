@@ -9,12 +9,15 @@
 //   * kVector (AVX-512 or AVX2, u <= 48): per row, each gate's pre-activations live in ceil(u/W) vector
 //     registers (W = 16 or 8 lanes, simd.h); z += h[l] * R[l] as broadcast FMAs, activations as vector
 //     polynomials, no per-step allocation;
-//   * kLanes (AVX2 without AVX-512, u <= 24): eight rows in the eight lanes of each vector (lstm_lanes.h);
+//   * kLanes (automatic on AVX2 CPUs without AVX-512 for u <= 24, built wherever AVX2 is): eight rows in
+//     the eight lanes of each 256-bit vector (lstm_lanes.h);
 //   * kRows: the same per-row algorithm in plain C++ loops (any CPU; the compiler vectorises what it can);
 //   * kGemm (large u): per step one single-threaded GEMM (rows x u) @ (u x 4u) (small_gemm.h: AVX-512 or
-//     AVX2 register-blocked, else at::mm). Its backward also forms the weight gradients step by step
-//     (lstm_backward_fused): dx_t = dz_t K^T, dK += x_t^T dz_t, dR += h_{t-1}^T dz_t, db += dz_t, so
-//     dz (B, T, 4u) is never written out and no transposed copy of x or h is made for the weight GEMMs.
+//     AVX2 register-blocked against R packed once per call in contiguous column panels, else at::mm), the
+//     gate math in vectors. While the weight-gradient partials fit a core's L2 (fused.py decides), its
+//     backward also forms the weight gradients step by step (lstm_backward_fused): dx_t = dz_t K^T,
+//     dK += x_t^T dz_t, dR += h_{t-1}^T dz_t, db += dz_t, so dz (B, T, 4u) is never written out; above
+//     that it writes dz and the weight gradients are GEMMs over all B*T rows (oneDNN, compute-bound).
 // Masked steps (mask false) carry h and c and repeat the previous output (zeros before the first real
 // step, or always zeros with zero_output_for_mask), exactly as keras/src/backend/torch/rnn.py.
 
@@ -27,11 +30,17 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
+#include <string>
 #include <vector>
 
+#include "lstm_args.h"
+#include "lstm_lanes.h"  // rows in vector lanes (AVX2 vectors; built wherever AVX2 + FMA is)
 #include "small_gemm.h"  // and simd.h: LSTMTEXT_SIMD with AVX-512 or AVX2 + FMA
 
 namespace {
+
+using namespace lstmtext_lstm;
 
 // ---- scalar activations (Cephes single-precision polynomials, ~1 ulp on the used range) ---------------
 
@@ -73,107 +82,15 @@ inline float tanh_approx(float x) {
 }
 
 #ifdef LSTMTEXT_SIMD
-// ---- vector activations (the same polynomials, W lanes) -------------------------------------------------
+using namespace lstmtext_simd;  // the widest vectors built, with exp_v, sigmoid_v, tanh_v (vector_math.h)
+#endif
 
-using namespace lstmtext_simd;
+// ---- strategies -----------------------------------------------------------------------------------------
 
-// Forced inline: as calls (GCC's choice for tanh_v) they cost a third of a small-u step in moves.
-#define LSTMTEXT_INLINE inline __attribute__((always_inline))
-
-LSTMTEXT_INLINE V exp_v(V x) {
-  x = min(max(x, set1(-87.0f)), set1(88.0f));
-  const V fx = floor(fmadd(x, set1(1.44269504088896341f), set1(0.5f)));
-  x = fnmadd(fx, set1(0.693359375f), x);
-  x = fnmadd(fx, set1(-2.12194440e-4f), x);
-  const V z = mul(x, x);
-  V y = set1(1.9875691500e-4f);
-  y = fmadd(y, x, set1(1.3981999507e-3f));
-  y = fmadd(y, x, set1(8.3334519073e-3f));
-  y = fmadd(y, x, set1(4.1665795894e-2f));
-  y = fmadd(y, x, set1(1.6666665459e-1f));
-  y = fmadd(y, x, set1(5.0000001201e-1f));
-  y = add(fmadd(y, z, x), set1(1.0f));
-  return ldexp(y, fx);  // y * 2^fx
-}
-
-LSTMTEXT_INLINE V sigmoid_v(V x) { return div(set1(1.0f), add(set1(1.0f), exp_v(sub(zero(), x)))); }
-
-LSTMTEXT_INLINE V tanh_v(V x) {
-  const V sign = set1(-0.0f);
-  const V ax = bit_andnot(sign, x);
-  const V e = exp_v(mul(set1(2.0f), min(ax, set1(9.0f))));
-  V big = sub(set1(1.0f), div(set1(2.0f), add(e, set1(1.0f))));
-  big = bit_or(big, bit_and(sign, x));
-  const V z = mul(x, x);
-  V p = set1(-5.70498872745e-3f);
-  p = fmadd(p, z, set1(2.06390887954e-2f));
-  p = fmadd(p, z, set1(-5.37397155531e-2f));
-  p = fmadd(p, z, set1(1.33314422036e-1f));
-  p = fmadd(p, z, set1(-3.33332819422e-1f));
-  const V small = fmadd(mul(x, z), p, x);
-  return select_lt(ax, set1(0.625f), small, big);
-}
-
-#endif  // LSTMTEXT_SIMD
-
-// ---- arguments shared by the strategies ----------------------------------------------------------------
-
-// Recurrent dropout: none, one (B, u) mask shared by the gates, or one per gate (B, 4, u).
-enum class DropMode { kNone = 0, kShared = 1, kPerGate = 2 };
 enum Impl : int64_t { kAuto = 0, kRows = 1, kGemm = 2, kVector = 3, kLanes = 4 };
-
-// Largest u served by the per-row strategies; above it one GEMM per step is faster.
-constexpr int64_t kRowMaxUnits = 48;
 // Rows run through the whole time loop in blocks of this many: enough independent rows to hide the
 // latency of one step, few enough that their streams over T stay in cache and the prefetchers follow.
 constexpr int64_t kRowBlock = 8;
-
-struct Common {
-  int64_t B, T, u, G;
-  DropMode mode;
-  int64_t rdm_stride;  // floats per row of the dropout mask: u (shared) or 4u (per gate)
-  const bool* mask;    // (B, T) or null
-  const float* rdm;    // (B, u) / (B, 4, u) or null
-  bool zero_output;
-};
-
-struct FwdArgs {
-  Common k;
-  const float* xz;  // (B, T, 4u), or a (V, 4u) table of projected embeddings read through ids
-  const int64_t* ids = nullptr;  // (B, T) rows of the table, or null
-  const float* R;   // (u, 4u)
-  float* out;       // (B, T, u)
-  float* h;         // (B, u) running state, ends as h_T
-  float* c;         // (B, u)
-  bool save;
-  float* gates;  // (B, T, 4u) activated i, f, g, o
-  float* cseq;   // (B, T, u) carried c after each step
-  float* hprev;  // (B, T, u) carried h before each step
-};
-
-struct BwdArgs {
-  Common k;
-  const float* dout;   // (B, T, u)
-  const float* R;      // (u, 4u)
-  const float* RT;     // (4u, u)
-  const float* gates;  // (B, T, 4u)
-  const float* cseq;   // (B, T, u)
-  const float* c0;     // (B, u)
-  float* dz;           // (B, T, 4u) out, or null when the weight gradients are fused (kGemm)
-  float* dh;           // (B, u) in: dh_T, out: dh_0
-  float* dc;           // (B, u)
-  // Fused weight gradients (kGemm): per step, dx_t = dz_t K^T, dK += x_t^T dz_t, dR += h_{t-1}^T dz_t.
-  const float* x = nullptr;      // (B, T, F) layer inputs
-  const float* KT = nullptr;     // (4u, F) kernel transposed
-  const float* hprev = nullptr;  // (B, T, u) carried h before each step
-  float* dx = nullptr;           // (B, T, F) out
-  int64_t F = 0;
-};
-
-inline bool is_real(const Common& k, int64_t bt) { return k.mask == nullptr || k.mask[bt]; }
-
-// The input projection of (row, step) bt: its own row of xz, or the table row of its token.
-inline const float* xz_row(const FwdArgs& a, int64_t bt) { return a.xz + (a.ids != nullptr ? a.ids[bt] : bt) * a.k.G; }
 
 // A masked step's output: zeros before any real step (t == 0 here means "the previous output is the
 // zeros Keras starts from") or with zero_output_for_mask, else a copy of the previous output.
@@ -201,6 +118,15 @@ void small_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sam, in
     Ct.copy_(at::mm(At, Bt));
   }
 #endif
+}
+
+// small_gemm with B given packed (pack_panels of the same K x N matrix) when Bp is not null.
+void recurrent_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sam, const float* Bp, const float* B,
+                 int64_t ldb, float* C, int64_t ldc) {
+#ifdef LSTMTEXT_SIMD
+  if (Bp != nullptr) return lstmtext_gemm::gemm_packed(M, N, K, A, sam, 1, Bp, C, ldc, false);
+#endif
+  small_gemm(M, N, K, A, sam, 1, B, ldb, C, ldc, false);
 }
 
 // ---- kRows / kGemm forward ------------------------------------------------------------------------------
@@ -255,10 +181,57 @@ inline void finish_row(const FwdArgs& a, float* __restrict z, int64_t b, int64_t
   }
 }
 
+// finish_row(z + xrow), in W-lane vectors where built (the scalar activations cost as much as the recurrent
+// GEMM itself at large u).
+inline void finish_row_plus(const FwdArgs& a, float* __restrict z, const float* __restrict xrow, int64_t b,
+                            int64_t bt) {
+#ifdef LSTMTEXT_SIMD
+  const int64_t u = a.k.u;
+  float* h = a.h + b * u;
+  float* c = a.c + b * u;
+  float* o_out = a.out + bt * u;
+  float* gs = a.save ? a.gates + bt * a.k.G : nullptr;
+  for (int64_t j = 0; j < u; j += W) {
+    const Mask m = first_lanes(u - j);
+    const V gi = sigmoid_v(add(load_first(m, z + j), load_first(m, xrow + j)));
+    const V gf = sigmoid_v(add(load_first(m, z + u + j), load_first(m, xrow + u + j)));
+    const V gg = tanh_v(add(load_first(m, z + 2 * u + j), load_first(m, xrow + 2 * u + j)));
+    const V go = sigmoid_v(add(load_first(m, z + 3 * u + j), load_first(m, xrow + 3 * u + j)));
+    const V cn = fmadd(gf, load_first(m, c + j), mul(gi, gg));
+    const V hn = mul(go, tanh_v(cn));
+    store_first(c + j, m, cn);
+    store_first(h + j, m, hn);
+    store_first(o_out + j, m, hn);
+    if (gs != nullptr) {
+      store_first(gs + j, m, gi);
+      store_first(gs + u + j, m, gf);
+      store_first(gs + 2 * u + j, m, gg);
+      store_first(gs + 3 * u + j, m, go);
+      store_first(a.cseq + bt * u + j, m, cn);
+    }
+  }
+#else
+  for (int64_t j = 0; j < a.k.G; ++j) z[j] += xrow[j];
+  finish_row(a, z, b, bt);
+#endif
+}
+
+// dst[0:n] = src[0:n] for the short rows of small u: vector moves instead of a memcpy call per row and step.
+inline void copy_floats(float* __restrict dst, const float* __restrict src, int64_t n) {
+#ifdef LSTMTEXT_SIMD
+  for (int64_t j = 0; j < n; j += W) {
+    const Mask m = first_lanes(n - j);
+    store_first(dst + j, m, load_first(m, src + j));
+  }
+#else
+  std::memcpy(dst, src, n * sizeof(float));
+#endif
+}
+
 // Bookkeeping common to every strategy at the start of a step; returns whether the step is real.
 inline bool begin_step(const FwdArgs& a, int64_t b, int64_t t) {
   const int64_t u = a.k.u, bt = b * a.k.T + t;
-  if (a.save) std::memcpy(a.hprev + bt * u, a.h + b * u, u * sizeof(float));
+  if (a.save) copy_floats(a.hprev + bt * u, a.h + b * u, u);
   if (is_real(a.k, bt)) return true;
   masked_output(a.k, a.out + bt * u, t);
   if (a.save) std::memcpy(a.cseq + bt * u, a.c + b * u, u * sizeof(float));
@@ -287,7 +260,7 @@ void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
   for (int64_t t = 0; t < k.T; ++t) {
     // zbuf = (h_{t-1} * mask) @ R for the slice; one (u x u) block per gate when the masks differ by gate.
     if (k.mode == DropMode::kNone) {
-      small_gemm(rows, G, u, a.h + b0 * u, u, 1, a.R, G, zbuf.data(), G, false);
+      recurrent_gemm(rows, G, u, a.h + b0 * u, u, a.Rpk, a.R, G, zbuf.data(), G);
     } else {
       const int64_t blocks = k.mode == DropMode::kPerGate ? 4 : 1;
       for (int64_t g = 0; g < blocks; ++g) {
@@ -297,7 +270,7 @@ void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
           for (int64_t l = 0; l < u; ++l) hm[b * u + l] = h[l] * m[l];
         }
         if (blocks == 1) {
-          small_gemm(rows, G, u, hm.data(), u, 1, a.R, G, zbuf.data(), G, false);
+          recurrent_gemm(rows, G, u, hm.data(), u, a.Rpk, a.R, G, zbuf.data(), G);
         } else {
           small_gemm(rows, u, u, hm.data(), u, 1, a.R + g * u, G, zbuf.data() + g * u, G, false);
         }
@@ -308,9 +281,7 @@ void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
       if (!begin_step(a, b, t)) continue;
       const int64_t bt = b * k.T + t;
       float* z = zall + (b - b0) * k.G;
-      const float* xrow = xz_row(a, bt);
-      for (int64_t j = 0; j < k.G; ++j) z[j] += xrow[j];
-      finish_row(a, z, b, bt);
+      finish_row_plus(a, z, xz_row(a, bt), b, bt);
     }
   }
 }
@@ -453,7 +424,7 @@ void backward_gemm(const BwdArgs& a, int64_t b0, int64_t b1, WeightGrads* wg) {
         }
       }
     } else {
-      small_gemm(rows, u, G, dzbuf.data(), G, 1, a.RT, u, dhbuf.data(), u, false);
+      recurrent_gemm(rows, u, G, dzbuf.data(), G, a.RTpk, a.RT, u, dhbuf.data(), u);
     }
     if (fuse) {
       const int64_t bt0 = b0 * T + t;
@@ -753,8 +724,6 @@ struct BackwardVector {
 };
 #endif  // LSTMTEXT_SIMD
 
-#include "lstm_lanes.h"
-
 // ---- dispatch -------------------------------------------------------------------------------------------
 
 bool vector_available() {
@@ -781,12 +750,26 @@ constexpr int64_t kLanesMaxUnits = 24;
 
 // Small u: kLanes where it is built (AVX2 without AVX-512: no lane wasted on padding) up to kLanesMaxUnits,
 // else kVector (AVX-512 or AVX2), else plain rows; large u: one GEMM per step.
+// The strategies, in Impl order: the one list Python reads (strategy_names), and whether this build has each.
+constexpr const char* kStrategyNames[] = {"auto", "rows", "gemm", "vector", "lanes"};
+
+bool strategy_built(int64_t impl) {
+  switch (impl) {
+    case kVector: return vector_available();
+    case kLanes: return lanes_available();
+    default: return impl >= kAuto && impl <= kLanes;
+  }
+}
+
+// The selector: a forced strategy where it is built and serves u, else the choice by shape.
 int64_t resolve_impl(int64_t impl, int64_t u) {
-  if (impl == kVector && (!vector_available() || u > kRowMaxUnits)) impl = kAuto;
-  if (impl == kLanes && (!lanes_available() || u > kRowMaxUnits)) impl = kAuto;
-  if (impl != kAuto) return impl;
+  if (impl != kAuto && strategy_built(impl) && (impl == kRows || impl == kGemm || u <= kRowMaxUnits)) return impl;
   if (u > kRowMaxUnits) return kGemm;
+#if LSTMTEXT_SIMD == 256
+  // Only without AVX-512: there a gate of u <= 16 fills one 16-lane vector and kVector measured as fast or
+  // faster (AMD Zen 4, one thread, B = 128, T = 300: lanes / vector 1.05 at u = 10, 1.09 at u = 20).
   if (lanes_available() && u <= kLanesMaxUnits) return kLanes;
+#endif
   return vector_available() ? kVector : kRows;
 }
 
@@ -855,6 +838,13 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
 #ifdef LSTMTEXT_LANES
   std::vector<float> Rb;
   if (how == kLanes) Rb = lanes::broadcast_recurrent(a.R, u);
+#endif
+#ifdef LSTMTEXT_SIMD
+  std::vector<float> Rpk;
+  if (how == kGemm) {
+    Rpk = lstmtext_gemm::pack_panels(a.R, u, 4 * u, 4 * u);
+    a.Rpk = Rpk.data();
+  }
 #endif
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     if (how == kGemm) return forward_gemm(a, b0, b1);
@@ -959,6 +949,13 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
   std::vector<float> RTb;
   if (how == kLanes) RTb = lanes::broadcast_recurrent_t(a.R, u);
 #endif
+#ifdef LSTMTEXT_SIMD
+  std::vector<float> RTpk;
+  if (how == kGemm) {
+    RTpk = lstmtext_gemm::pack_panels(a.RT, 4 * u, u, u);
+    a.RTpk = RTpk.data();
+  }
+#endif
   std::vector<WeightGrads> partials(fused ? std::max<int64_t>(1, at::get_num_threads()) * 2 : 0);
   std::atomic<int64_t> next_partial{0};
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
@@ -1030,6 +1027,10 @@ bool has_vector_impl() { return vector_available(); }
 
 bool has_lanes_impl() { return lanes_available(); }
 
+std::vector<std::string> strategy_names() { return {std::begin(kStrategyNames), std::end(kStrategyNames)}; }
+
+bool strategy_available(int64_t impl) { return strategy_built(impl); }
+
 }  // namespace
 
 TORCH_LIBRARY(lstmtext_kernels, m) {
@@ -1052,6 +1053,8 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
   m.def("has_vector_impl() -> bool", &has_vector_impl);
   m.def("has_lanes_impl() -> bool", &has_lanes_impl);
   m.def("resolved_impl(int units, int impl) -> int", &resolved_impl);
+  m.def("strategy_names() -> str[]", &strategy_names);
+  m.def("strategy_available(int impl) -> bool", &strategy_available);
 }
 
 TORCH_LIBRARY_IMPL(lstmtext_kernels, CPU, m) {

@@ -1,6 +1,8 @@
 // kLanes: the small-u LSTM recurrence with eight batch rows in the eight lanes of an AVX2 vector.
 //
-// Included by lstm_cpu.cpp (it uses that file's argument structs and vector activations). kVector keeps one
+// Standalone: it needs only the argument structs (lstm_args.h) and the 8-lane vectors and activations of
+// simd.h, which exist on every CPU with AVX2 + FMA, AVX-512 ones included (there a 256-bit operation has the
+// same float throughput per cycle as half a 512-bit one on double-pumped cores such as AMD Zen 4). kVector keeps one
 // row's gates in the lanes, so a gate of u = 10 units takes two 8-lane vectors of which 6 lanes are padding:
 // ~40 % of its arithmetic is wasted, and its recurrent product needs a broadcast per weight. Here lane r of
 // every vector is batch row b + r: each unit's pre-activation is one vector for 8 rows, so no lane is wasted
@@ -8,15 +10,25 @@
 // kernel. The (B, T, ...) tensors are read and written row-major through 8x8 register transposes; the state
 // of the 8 rows stays transposed in vectors for the whole time loop. Masked rows are blended, not branched.
 //
-// Requires AVX2 + FMA (simd.h with W == 8); chosen for u <= kLanesMaxUnits on CPUs without AVX-512 (any
+// Requires AVX2 + FMA (LSTMTEXT_SIMD256); chosen for small u by lstm_cpu.cpp's resolve_impl (any
 // u <= kRowMaxUnits when forced).
 
 #pragma once
 
-#if LSTMTEXT_SIMD == 256
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "lstm_args.h"
+#include "simd.h"
+
+#ifdef LSTMTEXT_SIMD256
 #define LSTMTEXT_LANES 1
 
 namespace lanes {
+
+using namespace lstmtext_lstm;
+using namespace lstmtext_simd256;
 
 constexpr int kL = 8;                       // rows per block = lanes
 constexpr int64_t kMaxU = kRowMaxUnits;     // a multiple of 8
@@ -219,7 +231,7 @@ inline void dh_units(const Common& k, int64_t l0, const V* dz, const float* RTb,
   }
 }
 
-void forward(const FwdArgs& a, const float* Rb, int64_t b0, int64_t b1) {
+inline void forward(const FwdArgs& a, const float* Rb, int64_t b0, int64_t b1) {
   const Common& k = a.k;
   const int64_t u = k.u, G = k.G, T = k.T, UP = padded(u);
   V hT[kMaxU], cT[kMaxU], oT[kMaxU], act[kMaxG], hm[4][kMaxU], drop[4][kMaxU];
@@ -281,7 +293,7 @@ void forward(const FwdArgs& a, const float* Rb, int64_t b0, int64_t b1) {
   }
 }
 
-void backward(const BwdArgs& a, const float* RTb, int64_t b0, int64_t b1) {
+inline void backward(const BwdArgs& a, const float* RTb, int64_t b0, int64_t b1) {
   const Common& k = a.k;
   const int64_t u = k.u, G = k.G, T = k.T, UP = padded(u);
   V dhT[kMaxU], dcT[kMaxU], accT[kMaxU], doT[kMaxU], gt[kMaxG], ctT[kMaxU], cpT[kMaxU], dzT[kMaxG],
@@ -335,4 +347,4 @@ void backward(const BwdArgs& a, const float* RTb, int64_t b0, int64_t b1) {
 }
 
 }  // namespace lanes
-#endif  // LSTMTEXT_SIMD == 256
+#endif  // LSTMTEXT_SIMD256

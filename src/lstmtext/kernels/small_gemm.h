@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #ifdef LSTMTEXT_SIMD
 namespace lstmtext_gemm {
@@ -95,6 +96,51 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sam, i
       case 3: if constexpr (kPanelVectors >= 3) row_blocks<3>(M, K, A, sam, sak, Bn, ldb, Cn, ldc, last, accumulate); break;
       case 2: row_blocks<2>(M, K, A, sam, sak, Bn, ldb, Cn, ldc, last, accumulate); break;
       default: row_blocks<1>(M, K, A, sam, sak, Bn, ldb, Cn, ldc, last, accumulate); break;
+    }
+  }
+}
+
+// ---- packed B: a weight matrix used at every step of a sequence -----------------------------------------
+//
+// B (K x N, row stride ldb) re-laid once per call as column panels of P = W * kPanelVectors floats: panel p
+// holds columns [p*P, p*P + P) of every row k at Bp[(p*K + k)*P], zero padded past N. The micro-kernel then
+// streams each panel contiguously instead of one 256-byte slice per 4 KB page of a wide row-major matrix
+// (which cost a fifth of the large-u recurrent GEMMs in TLB and prefetch misses), and the K loop is cut
+// into blocks so that a panel's block stays in L2 while every row block of A passes over it.
+
+constexpr int64_t kPanel = int64_t{W} * kPanelVectors;
+constexpr int64_t kDepthBlock = W == 16 ? 512 : 256;
+
+inline std::vector<float> pack_panels(const float* B, int64_t K, int64_t N, int64_t ldb) {
+  const int64_t panels = (N + kPanel - 1) / kPanel;
+  std::vector<float> dst(panels * K * kPanel, 0.0f);
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
+    for (int64_t k = 0; k < K; ++k) std::copy_n(B + k * ldb + p * kPanel, cols, &dst[(p * K + k) * kPanel]);
+  }
+  return dst;
+}
+
+// C (M x N) = [C +] A (M x K) Bp, with Bp from pack_panels(B, K, N, .).
+inline void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t sam, int64_t sak, const float* Bp,
+                        float* C, int64_t ldc, bool accumulate) {
+  const int64_t panels = (N + kPanel - 1) / kPanel;
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
+    const int nv = static_cast<int>((cols + W - 1) / W);
+    const Mask last = first_lanes(cols - int64_t{W} * (nv - 1));
+    for (int64_t k0 = 0; k0 < K; k0 += kDepthBlock) {
+      const int64_t kc = std::min(kDepthBlock, K - k0);
+      const float* Ak = A + k0 * sak;
+      const float* Bk = Bp + (p * K + k0) * kPanel;
+      float* Cp = C + p * kPanel;
+      const bool acc = accumulate || k0 > 0;
+      switch (nv) {
+        case 4: if constexpr (kPanelVectors >= 4) row_blocks<4>(M, kc, Ak, sam, sak, Bk, kPanel, Cp, ldc, last, acc); break;
+        case 3: if constexpr (kPanelVectors >= 3) row_blocks<3>(M, kc, Ak, sam, sak, Bk, kPanel, Cp, ldc, last, acc); break;
+        case 2: row_blocks<2>(M, kc, Ak, sam, sak, Bk, kPanel, Cp, ldc, last, acc); break;
+        default: row_blocks<1>(M, kc, Ak, sam, sak, Bk, kPanel, Cp, ldc, last, acc); break;
+      }
     }
   }
 }

@@ -241,9 +241,10 @@ class LSTM(Layer):
     ``(h, c)`` unchanged and outputs the previous output (zeros before the first real step), or zeros with
     ``zero_output_for_mask=True``; the mask flows on only with ``return_sequences``.
 
-    **Fast path.** The layer calls the fused implementation ``lstmtext.kernels.lstm_sequence`` (a compiled
-    CPU kernel, oneDNN or cuDNN, chosen by the kernel module) when all of these hold, else it runs the cell
-    loop (:func:`~lstmtext.layers.lstm_ops.lstm_cell_loop`), which gives the same numbers:
+    **Fast path.** The layer asks the fused implementation ``lstmtext.kernels.lstm_sequence_fused`` (a
+    compiled CPU kernel or cuDNN; the kernel module decides which, and declines with ``NotImplementedError``
+    where none serves the call, e.g. float64) when all of these hold, else it runs the cell loop
+    (:func:`~lstmtext.layers.lstm_ops.lstm_cell_loop`), which gives the same numbers:
 
     1. ``use_cudnn`` is ``"auto"`` or True (False forces the cell loop);
     2. ``activation`` is tanh and ``recurrent_activation`` is sigmoid;
@@ -255,8 +256,9 @@ class LSTM(Layer):
     Unlike Keras, masks (left- or right-padded, gaps, fully masked rows), ``go_backwards``, ``time_major``,
     ``stateful``, ``initial_state``, ``use_bias=False`` and input ``dropout`` all stay on the fast path.
     ``use_cudnn=True`` raises a :class:`~lstmtext.errors.ConfigError` saying which condition fails;
-    :meth:`fused_impediment` gives that reason (None when the fast path applies), and ``last_path`` says
-    which implementation the last call ran (``"fused"`` or ``"loop"``).
+    :meth:`fused_impediment` gives that reason (None when the fast path applies), ``last_path`` says
+    which implementation the last call ran (``"fused"`` or ``"loop"``) and ``last_kernel`` the fused path
+    the kernels named (``"cpu:vector"``, ``"cpu:gemm"``, ``"cudnn"``, ...).
 
     **Dropout** is Keras 3's variational dropout: masks are drawn once per call (per batch) and reused at
     every step, only in training. Without recurrent dropout one input mask serves all gates; with
@@ -352,6 +354,7 @@ class LSTM(Layer):
         self.register_buffer("_state_h", None, persistent=False)
         self.register_buffer("_state_c", None, persistent=False)
         self.last_path: str | None = None  # "fused" or "loop": which implementation the last call ran
+        self.last_kernel: str | None = None  # the fused path the kernels named (e.g. "cpu:vector"), or None
         if use_cudnn is True and (why := self._static_fused_impediment()) is not None:
             raise ConfigError(f"{self.name}: use_cudnn=True but the fused path is impossible: {why}")
 
@@ -496,26 +499,34 @@ class LSTM(Layer):
             if _embedding is not None:
                 ids = ids.flip(1)
         why = self.fused_impediment(x.device, training=bool(training))
-        if why is not None and self.use_cudnn is True:
-            raise ConfigError(f"{self.name}: use_cudnn=True but the fused path is impossible: {why}")
         weights = (x, self.cell.kernel, self.cell.recurrent_kernel, self.cell.bias, h0, c0)
-        if _embedding is not None:
+        outputs = None
+        if why is None:
+            # The kernels decide the fast path: they run one and name it, or decline (NotImplementedError).
             kernels, _ = fused_kernels()
-            outputs, h, c = kernels.lstm_sequence_from_embedding(
-                table, ids, *weights[1:], mask=mask, recurrent_dropout_mask=rdp,
-                zero_output_for_mask=self.zero_output_for_mask)
-            self.last_path = "fused"
-        elif why is None:
-            kernels, _ = fused_kernels()
-            outputs, h, c = lstm_fused(kernels, *weights, mask=mask, input_masks=dp, recurrent_masks=rdp,
-                                       zero_output_for_mask=self.zero_output_for_mask)
-            self.last_path = "fused"
-        else:
+            try:
+                if _embedding is not None:
+                    outputs, h, c, path = kernels.lstm_sequence_from_embedding_fused(
+                        table, ids, *weights[1:], mask=mask, recurrent_dropout_mask=rdp,
+                        zero_output_for_mask=self.zero_output_for_mask)
+                else:
+                    outputs, h, c, path = lstm_fused(
+                        kernels, *weights, mask=mask, input_masks=dp, recurrent_masks=rdp,
+                        zero_output_for_mask=self.zero_output_for_mask)
+                self.last_path, self.last_kernel = "fused", path
+            except NotImplementedError as declined:
+                why = str(declined)
+        if outputs is None:
+            if self.use_cudnn is True:
+                raise ConfigError(f"{self.name}: use_cudnn=True but the fused path is impossible: {why}")
+            if _embedding is not None:
+                x = _embedding(ids)
+                weights = (x, *weights[1:])
             outputs, h, c = lstm_cell_loop(
                 *weights, activation=self.cell.activation, recurrent_activation=self.cell.recurrent_activation,
                 mask=mask, input_masks=dp, recurrent_masks=rdp, zero_output_for_mask=self.zero_output_for_mask,
                 return_sequences=self.return_sequences)
-            self.last_path = "loop"
+            self.last_path, self.last_kernel = "loop", None
         if self.stateful:
             # Carry values, not the graph: the next batch starts from them (truncated backpropagation).
             self._state_h, self._state_c = h.detach(), c.detach()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from lstmtext.kernels.build import build_seconds
 from lstmtext.training.callbacks import Callback
 
 
@@ -50,6 +51,7 @@ class Progbar:
         # A terminal is redrawn in place (Keras's 0.05 s); a log file gets a line every 10 s.
         self.interval = interval if interval is not None else (0.05 if self._dynamic else 10.0)
         self._start = time.perf_counter()
+        self._build_at_start = build_seconds()  # a first-use kernel build during the bar is not step time
         self._last_update = 0.0
         self._prev_width = 0
 
@@ -66,11 +68,12 @@ class Progbar:
         if self.verbose == 2 and not finalize:
             return
         self._last_update = now
-        per_step = (now - self._start) / current if current else 0.0
+        elapsed = now - self._start - (build_seconds() - self._build_at_start)
+        per_step = elapsed / current if current else 0.0
         values = "".join(f" - {k}: {_format_value(v)}" for k, v in (logs or {}).items())
         if self.verbose == 2:
             n = int(math.log10(self.target)) + 1 if self.target else 1
-            line = f"{current:{n}d}/{self.target} - {now - self._start:.0f}s -"
+            line = f"{current:{n}d}/{self.target} - {elapsed:.0f}s -"
             self.stream.write(line + _format_time_per_unit(per_step, self.unit_name) + values + "\n")
             self.stream.flush()
             return
@@ -92,7 +95,7 @@ class Progbar:
             else:
                 eta_s = f"{int(eta)}s"
         else:
-            eta_s = f"{now - self._start:.0f}s"
+            eta_s = f"{elapsed:.0f}s"
         info = " " + self._color("1", eta_s) + _format_time_per_unit(per_step, self.unit_name) + values
         width = plain + 1 + len(eta_s) + len(_format_time_per_unit(per_step, self.unit_name)) + len(values)
         if self._dynamic:
@@ -104,6 +107,20 @@ class Progbar:
             msg = bar + info + "\n"
         self.stream.write(msg)
         self.stream.flush()
+
+
+def _prepare_fused_layers(model: Any) -> None:
+    """Asks each layer with a fused path whether it applies, which builds the compiled kernel on first use
+    (it prints one line saying so) before ``Epoch 1/n`` rather than inside the first epoch's bar."""
+    modules = getattr(model, "modules", None)
+    if modules is None:
+        return
+    for layer in modules():
+        probe = getattr(layer, "fused_impediment", None)
+        if callable(probe):
+            param = next(layer.parameters(), None)
+            probe(param.device if param is not None else "cpu")
+            return  # one probe loads the kernel for every layer
 
 
 class ProgbarLogger(Callback):
@@ -128,6 +145,7 @@ class ProgbarLogger(Callback):
 
     def on_train_begin(self, logs=None):
         self._in_fit = True
+        _prepare_fused_layers(self.model)
 
     def on_train_end(self, logs=None):
         self._in_fit = False

@@ -1,0 +1,66 @@
+// The arguments every strategy of the fused Keras-LSTM recurrence takes (lstm_cpu.cpp, lstm_lanes.h): one
+// parameter object per direction instead of a long signature repeated by each strategy, filled once by the
+// op entry points of lstm_cpu.cpp.
+
+#pragma once
+
+#include <cstdint>
+
+namespace lstmtext_lstm {
+
+// Recurrent dropout: none, one (B, u) mask shared by the gates, or one per gate (B, 4, u).
+enum class DropMode { kNone = 0, kShared = 1, kPerGate = 2 };
+
+// Largest u served by the per-row strategies; above it one GEMM per step is faster.
+constexpr int64_t kRowMaxUnits = 48;
+
+struct Common {
+  int64_t B, T, u, G;
+  DropMode mode;
+  int64_t rdm_stride;  // floats per row of the dropout mask: u (shared) or 4u (per gate)
+  const bool* mask;    // (B, T) or null
+  const float* rdm;    // (B, u) / (B, 4, u) or null
+  bool zero_output;
+};
+
+struct FwdArgs {
+  Common k;
+  const float* xz;  // (B, T, 4u), or a (V, 4u) table of projected embeddings read through ids
+  const int64_t* ids = nullptr;  // (B, T) rows of the table, or null
+  const float* R;   // (u, 4u)
+  float* out;       // (B, T, u)
+  float* h;         // (B, u) running state, ends as h_T
+  float* c;         // (B, u)
+  bool save;
+  float* gates;  // (B, T, 4u) activated i, f, g, o
+  float* cseq;   // (B, T, u) carried c after each step
+  float* hprev;  // (B, T, u) carried h before each step
+  const float* Rpk = nullptr;  // R packed in panels (small_gemm.h pack_panels) for kGemm, or null
+};
+
+struct BwdArgs {
+  Common k;
+  const float* dout;   // (B, T, u)
+  const float* R;      // (u, 4u)
+  const float* RT;     // (4u, u)
+  const float* gates;  // (B, T, 4u)
+  const float* cseq;   // (B, T, u)
+  const float* c0;     // (B, u)
+  float* dz;           // (B, T, 4u) out, or null when the weight gradients are fused (kGemm)
+  float* dh;           // (B, u) in: dh_T, out: dh_0
+  float* dc;           // (B, u)
+  // Fused weight gradients (kGemm): per step, dx_t = dz_t K^T, dK += x_t^T dz_t, dR += h_{t-1}^T dz_t.
+  const float* x = nullptr;      // (B, T, F) layer inputs
+  const float* KT = nullptr;     // (4u, F) kernel transposed
+  const float* hprev = nullptr;  // (B, T, u) carried h before each step
+  float* dx = nullptr;           // (B, T, F) out
+  int64_t F = 0;
+  const float* RTpk = nullptr;   // R^T packed in panels for kGemm, or null
+};
+
+inline bool is_real(const Common& k, int64_t bt) { return k.mask == nullptr || k.mask[bt]; }
+
+// The input projection of (row, step) bt: its own row of xz, or the table row of its token.
+inline const float* xz_row(const FwdArgs& a, int64_t bt) { return a.xz + (a.ids != nullptr ? a.ids[bt] : bt) * a.k.G; }
+
+}  // namespace lstmtext_lstm

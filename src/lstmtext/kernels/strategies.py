@@ -1,0 +1,79 @@
+"""The compiled CPU kernel's strategies for the LSTM recurrence, and ``force_impl`` to pin one.
+
+The list comes from the compiled library itself (``lstm_cpu.cpp``: ``kStrategyNames`` and its selector
+``resolve_impl``), so adding a strategy there is all it takes for it to appear here, in ``force_impl`` and
+in the tests that run every strategy. ``"auto"`` lets the selector choose by shape and CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from lstmtext.kernels.build import load_ops
+
+_forced: ContextVar[int] = ContextVar("lstmtext_forced_strategy", default=0)  # 0 = "auto"
+
+
+def strategy_names() -> list[str]:
+    """Every strategy the compiled kernel knows, ``"auto"`` first; ``[]`` without the compiled kernel."""
+    ops = load_ops()
+    return list(ops.strategy_names()) if ops is not None else []
+
+
+def available_strategies() -> list[str]:
+    """The strategies built for this CPU (``"auto"`` excluded): e.g. ``lanes`` and ``vector`` need AVX2 + FMA.
+
+    >>> isinstance(available_strategies(), list)
+    True
+    """
+    ops = load_ops()
+    if ops is None:
+        return []
+    return [n for i, n in enumerate(ops.strategy_names()) if i > 0 and ops.strategy_available(i)]
+
+
+@contextmanager
+def force_impl(name: str) -> Iterator[None]:
+    """Within the block, the compiled CPU kernel runs strategy ``name`` wherever it can serve the shape.
+
+    A strategy that cannot serve a shape (the per-row ones above u = 48) leaves the choice to the selector
+    there. The setting is per thread and per asyncio task (a context variable), so concurrent callers do
+    not see each other's choice.
+
+    Args:
+        name: one of :func:`strategy_names`.
+
+    Raises:
+        ValueError: ``name`` is not a strategy of the compiled kernel.
+        NotImplementedError: the compiled kernel is unavailable, or ``name`` is not built for this CPU.
+
+    >>> with force_impl("rows"):
+    ...     pass
+    """
+    names = strategy_names()
+    if not names:
+        raise NotImplementedError("force_impl: the compiled CPU LSTM kernel is not available in this process")
+    if name not in names:
+        raise ValueError(f"force_impl: unknown strategy {name!r}; expected one of {names}")
+    impl = names.index(name)
+    if impl and not load_ops().strategy_available(impl):
+        raise NotImplementedError(f"force_impl: strategy {name!r} is not built for this CPU "
+                                  f"(available: {available_strategies()})")
+    token = _forced.set(impl)
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+def forced_impl() -> int:
+    """The strategy number to pass to the compiled ops: 0 (``"auto"``) unless :func:`force_impl` is active."""
+    return _forced.get()
+
+
+def resolved_strategy(units: int, impl: int | None = None) -> str:
+    """The name of the strategy the kernel runs for ``units`` under ``impl`` (default: the forced one)."""
+    ops = load_ops()
+    return ops.strategy_names()[ops.resolved_impl(units, forced_impl() if impl is None else impl)]
