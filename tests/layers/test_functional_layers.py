@@ -220,7 +220,7 @@ def test_spatial_dropout_drops_whole_channels():
     assert torch.equal(layer(x, training=False), x)
     assert torch.equal(layer.compute_mask(x, M1), M1)
     assert torch.equal(SpatialDropout1D(0.3, seed=0)(x, training=True), y)  # seeded
-    assert "noise_shape" not in layer.get_config()
+    assert "noise_shape" not in layer.get_config() and "trainable" not in layer.get_config()
 
 
 def test_attention_dropout_drops_weights_in_training_only():
@@ -241,3 +241,25 @@ def test_additive_attention_scale_is_keras_glorot_uniform():
     assert layer.scale.shape == (50,) and float(layer.scale.detach().abs().max()) <= limit
     assert [n for n, _, _ in layer._weight_specs] == ["scale"]
     assert "score_mode" not in layer.get_config()
+
+
+@pytest.mark.parametrize(("make", "input_shape", "expected"), [
+    (Add, [(None, None, 8), (None, None, 8)], (None, None, 8)),
+    (Multiply, [(None, 5, 8), (None, 8)], (None, 5, 8)),
+    (lambda: Concatenate(axis=1), [(None, None, 8), (None, 3, 8)], (None, None, 8)),
+    (Concatenate, [(None, None, 8), (None, None, 2)], (None, None, 10)),
+    (lambda: Dot(axes=(2, 2)), [(None, 4, 8), (None, None, 8)], (None, 4, None)),
+    (lambda: Dot(axes=1), [(None, 8), (None, 8)], (None, 1)),
+    (Attention, [(None, None, 8), (None, None, 8)], (None, None, 8)),
+    (AdditiveAttention, [(None, 4, 8), (None, None, 3), (None, None, 8)], (None, 4, 3)),
+    (lambda: RepeatVector(3), (None, 8), (None, 3, 8)),
+    (lambda: TimeDistributed(Dense(2)), (None, None, 8), (None, None, 2)),
+    (lambda: TimeDistributed(GlobalAveragePooling1D()), (None, 3, None, 8), (None, 3, 8)),
+    (lambda: SpatialDropout1D(0.1), (None, None, 8), (None, None, 8)),
+    (lambda: Activation("relu"), (None, None, 8), (None, None, 8)),
+])
+def test_build_and_output_shape_with_unknown_dimensions(make, input_shape, expected):
+    """What the Functional graph asks before any data: build and output shape from shapes with None."""
+    layer = make()
+    layer.build(input_shape)
+    assert layer.compute_output_shape(input_shape) == expected

@@ -4,6 +4,7 @@ from lstmtext.layers.activation import Activation
 from lstmtext.layers.attention import AdditiveAttention, Attention
 from lstmtext.layers.base import Layer, deserialize, register_layer, registered_layers, serialize
 from lstmtext.layers.bidirectional import Bidirectional
+from lstmtext.layers.concat_pooling import ConcatPooling
 from lstmtext.layers.dense import Dense
 from lstmtext.layers.dropout import Dropout
 from lstmtext.layers.embedding import Embedding
@@ -34,6 +35,7 @@ from lstmtext.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from lstmtext.layers.repeat_vector import RepeatVector
 from lstmtext.layers.spatial_dropout import SpatialDropout1D
 from lstmtext.layers.symbolic import InputSpec, KerasTensor
+from lstmtext.layers.text_vectorization import TextVectorization
 from lstmtext.layers.time_distributed import TimeDistributed
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Attention",
     "Average",
     "Bidirectional",
+    "ConcatPooling",
     "Concatenate",
     "Dense",
     "Dot",
@@ -65,6 +68,7 @@ __all__ = [
     "RepeatVector",
     "SpatialDropout1D",
     "Subtract",
+    "TextVectorization",
     "TimeDistributed",
     "add",
     "average",

@@ -10,6 +10,7 @@ import torch
 from lstmtext.errors import ConfigError
 from lstmtext.layers import initializers
 from lstmtext.layers.base import Layer, Shape, register_layer
+from lstmtext.layers.dropout import drop_with_noise_shape, seeded_generator
 
 _SCORE_MODES = ("dot", "concat")
 # Keras subtracts this from masked scores (not -inf): a fully masked row then averages all values.
@@ -116,14 +117,6 @@ class Attention(Layer):
             summed = scale * summed
         return self.concat_score_weight * torch.tanh(summed).sum(dim=-1)
 
-    def _gen(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(int(self.seed))
-        return self._generator
-
     def call(self, inputs: Any, mask: Any = None, training: bool = False, return_attention_scores: bool = False,
              use_causal_mask: bool = False, **kw: Any) -> Any:
         if not isinstance(inputs, (list, tuple)):
@@ -150,8 +143,8 @@ class Attention(Layer):
             scores = torch.where(keep, scores, scores - offset)
         weights = torch.softmax(scores, dim=-1)
         if training and self.dropout > 0:
-            keep_w = torch.empty_like(weights).bernoulli_(1.0 - self.dropout, generator=self._gen(weights.device))
-            weights = weights * keep_w / (1.0 - self.dropout)
+            weights = drop_with_noise_shape(weights, self.dropout, tuple(weights.shape),
+                                            seeded_generator(self, weights.device))
         out = torch.matmul(weights, v)                                   # (B, Tq, dim)
         if q_mask is not None:
             out = torch.where(q_mask.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype, device=out.device))

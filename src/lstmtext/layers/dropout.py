@@ -11,6 +11,25 @@ from lstmtext.kernels.training_ops import dropout
 from lstmtext.layers.base import Layer, register_layer
 
 
+def seeded_generator(layer: Any, device: torch.device) -> torch.Generator | None:
+    """``layer``'s own generator on ``device``, seeded once from ``layer.seed`` (kept in ``layer._generator``);
+    None (torch's global generator) when ``layer.seed`` is None."""
+    if layer.seed is None:
+        return None
+    if layer._generator is None or layer._generator.device != device:
+        layer._generator = torch.Generator(device=device)
+        layer._generator.manual_seed(int(layer.seed))
+    return layer._generator
+
+
+def drop_with_noise_shape(inputs: torch.Tensor, rate: float, noise_shape: tuple[int, ...],
+                          generator: torch.Generator | None) -> torch.Tensor:
+    """Inverted dropout with one keep bit per element of ``noise_shape`` (broadcast over ``inputs``)."""
+    keep = torch.empty(noise_shape, device=inputs.device, dtype=inputs.dtype)
+    keep.bernoulli_(1.0 - rate, generator=generator)
+    return inputs * keep / (1.0 - rate)
+
+
 @register_layer
 class Dropout(Layer):
     """Zeroes inputs with probability ``rate`` during training and scales the rest by ``1/(1-rate)``.
@@ -34,12 +53,7 @@ class Dropout(Layer):
         self._generator: torch.Generator | None = None
 
     def _gen(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(int(self.seed))
-        return self._generator
+        return seeded_generator(self, device)
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
         if not training or self.rate == 0.0:
@@ -48,9 +62,7 @@ class Dropout(Layer):
             # One keep bit per element: the compiled counter-based kernel on CPU float32 (lstmtext.kernels).
             return dropout(inputs, self.rate, self._gen(inputs.device))
         shape = tuple(s if n is None else n for s, n in zip(inputs.shape, self.noise_shape))
-        keep = torch.empty(shape, device=inputs.device, dtype=inputs.dtype)
-        keep.bernoulli_(1.0 - self.rate, generator=self._gen(inputs.device))
-        return inputs * keep / (1.0 - self.rate)
+        return drop_with_noise_shape(inputs, self.rate, shape, self._gen(inputs.device))
 
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()

@@ -8,7 +8,7 @@ import torch
 
 from lstmtext.errors import ConfigError
 from lstmtext.layers.base import Shape, register_layer
-from lstmtext.layers.dropout import Dropout
+from lstmtext.layers.dropout import Dropout, drop_with_noise_shape
 
 
 @register_layer
@@ -44,11 +44,11 @@ class SpatialDropout1D(Dropout):
         self._check(tuple(inputs.shape))
         if not training or self.rate == 0.0:
             return inputs
-        keep = torch.empty((inputs.shape[0], 1, inputs.shape[2]), device=inputs.device, dtype=inputs.dtype)
-        keep.bernoulli_(1.0 - self.rate, generator=self._gen(inputs.device))
-        return inputs * keep / (1.0 - self.rate)
+        return drop_with_noise_shape(inputs, self.rate, (inputs.shape[0], 1, inputs.shape[2]),
+                                     self._gen(inputs.device))
 
     def get_config(self) -> dict[str, Any]:
+        # Keras's SpatialDropout1D takes only rate, seed, name and dtype: no noise_shape, no trainable.
         cfg = super().get_config()
-        del cfg["noise_shape"]
+        del cfg["noise_shape"], cfg["trainable"]
         return cfg

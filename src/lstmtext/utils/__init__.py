@@ -1,4 +1,5 @@
-"""Small shared helpers: seeding, atomic file writes, version reporting, CPU runtime settings.
+"""Small shared helpers: seeding, atomic file writes, version reporting, CPU runtime settings, text datasets
+from folders.
 
 Importing this package does not import torch (so :func:`tune_cpu_runtime` can run before it);
 :func:`set_random_seed` and :func:`clear_session` load it when first used.
@@ -8,6 +9,7 @@ from typing import Any
 
 from lstmtext.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir
 from lstmtext.utils.runtime import tune_cpu_runtime
+from lstmtext.utils.text_dataset import text_dataset_from_directory
 from lstmtext.utils.versions import library_versions
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "library_versions",
     "pad_sequences",
     "set_random_seed",
+    "text_dataset_from_directory",
     "tune_cpu_runtime",
 ]
 
