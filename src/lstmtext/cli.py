@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
+import io
 import json
 import os
 import sys
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from lstmtext import __version__
 from lstmtext.errors import DataError, LstmtextError
+from lstmtext.utils.runtime import tune_cpu_runtime
 
 
 def add_stats_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -112,25 +115,32 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_texts(path: str, fmt: str, field: str) -> Iterator[str]:
-    """Texts of a .txt/.jsonl file or stdin (``-``); a bad line raises DataError naming file and line."""
+    """Texts of a .txt/.jsonl file or stdin (``-``); a bad line raises DataError naming file and line.
+
+    Lines end at ``\n`` only (a ``\r\n`` ending is taken off whole): a lone ``\r`` inside a text is part
+    of it, not a line break.
+    """
+    from lstmtext.data.loader import parse_json_line
+
     if fmt == "auto":
         fmt = "jsonl" if path.endswith((".jsonl", ".ndjson")) else "txt"
     try:
-        f = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        if path == "-":  # a text stream without bytes underneath (a test's StringIO) is read as it is
+            buffer = getattr(sys.stdin, "buffer", None)
+            f = sys.stdin if buffer is None else io.TextIOWrapper(buffer, encoding="utf-8", newline="\n")
+        else:
+            f = open(path, encoding="utf-8", newline="\n")
     except OSError as e:
         raise DataError(f"--input {path!r}: cannot open ({e.strerror})") from None
     try:
         for n, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
+            line = line.removesuffix("\n").removesuffix("\r")
             if fmt == "txt":
                 yield line
                 continue
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"--input {path!r} line {n}: not valid JSON ({e.msg})") from None
+            obj = parse_json_line(line, f"--input {path!r} line {n}", invalid="not valid JSON")
             text = obj.get(field) if isinstance(obj, dict) else obj
             if not isinstance(text, str):
                 raise DataError(f"--input {path!r} line {n}: expected a string or an object with a string "
@@ -138,9 +148,38 @@ def _read_texts(path: str, fmt: str, field: str) -> Iterator[str]:
             yield text
     except UnicodeDecodeError as e:
         raise DataError(f"--input {path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise DataError(f"--input {path!r}: cannot read ({e.strerror})") from None
     finally:
-        if f is not sys.stdin:
+        if f is not sys.stdin and path == "-":
+            f.detach()  # leave sys.stdin open
+        elif f is not sys.stdin:
             f.close()
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` safe to show on a terminal: control characters (escape sequences included), lone surrogates
+    and other invisible or format characters (bidi overrides ...) written as ``\\x1b``, ``\\udc80`` ...;
+    the characters of ``keep`` (e.g. a newline) stay as they are."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in keep else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
+def format_table(preds: Sequence, texts: Sequence[str], width: int = 60) -> str:
+    """The ``lstmtext predict`` table: one row per text (index, label, probability, a one-line preview of at
+    most ``width`` characters), every line ending with a newline, nothing written raw from the input."""
+    labels = [printable(p.label) for p in preds]
+    label_width = max(5, *(len(label) for label in labels))
+    rows = [f"{'#':>6}  {'label':<{label_width}}  {'prob':>6}  text"]
+    for i, (p, label, t) in enumerate(zip(preds, labels, texts)):
+        preview = " ".join(t[: 4 * width].split())  # whitespace (\t, \r, \n ...) shown as one space
+        preview = printable(preview if len(preview) <= width else preview[: width - 3] + "...")
+        if len(preview) > width:
+            preview = preview[: width - 3] + "..."
+        rows.append(f"{i:>6}  {label:<{label_width}}  {p.probability:6.4f}  {preview}")
+    return "\n".join(rows) + "\n"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -169,15 +208,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     preds = predictor.to_predictions(probs)
     out = sys.stdout
-    if args.format == "jsonl":
+    if args.format == "jsonl":  # json.dumps escapes every non-ASCII and control character
         out.writelines(json.dumps({"index": i, **p.to_dict()}) + "\n" for i, p in enumerate(preds))
     else:
-        width = max(5, *(len(p.label) for p in preds))
-        out.write(f"{'#':>6}  {'label':<{width}}  {'prob':>6}  text\n")
-        for i, (p, t) in enumerate(zip(preds, texts)):
-            preview = " ".join(t.split())
-            preview = preview if len(preview) <= 60 else preview[:57] + "..."
-            out.write(f"{i:>6}  {p.label:<{width}}  {p.probability:6.4f}  {preview}\n")
+        out.write(format_table(preds, texts))
+    out.flush()  # the table is complete on stdout before the timing line goes to stderr (one terminal)
     print(f"{len(texts)} texts in {seconds:.2f} s ({len(texts) / max(seconds, 1e-9):,.0f} texts/s, "
           f"tokenization included)", file=sys.stderr)
     return 0
@@ -342,6 +377,19 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="also log the epoch metrics for TensorBoard to DIR (needs the tensorboard package)")
     add_config_flags(p)
+    g = p.add_argument_group("language-model fine-tuning (ULMFiT)")
+    g.add_argument("--init-from", metavar="LMDIR", default=None,
+                   help="start from the language model lstmtext pretrain wrote in LMDIR: its tokenizer, embedding and "
+                        "LSTMs, a pooled head (last, max, mean), discriminative learning rates, gradual unfreezing and "
+                        "reviews read in BPTT chunks (preset imdb-pretrained)")
+    g.add_argument("--lm-epochs", type=int, default=0, metavar="N",
+                   help="with --init-from: first fine-tune the language model on the training texts for N epochs "
+                        "(default: 0)")
+    g.add_argument("--stages", default=None, metavar="F:E:LR,...",
+                   help="with --init-from: fine-tuning stages freeze_to:epochs:lr (default: ULMFiT's "
+                        "-1:1:0.02,-2:1:0.01,-3:1:0.005,0:E-3:0.001 for --epochs E)")
+    g.add_argument("--schedule", choices=("one_cycle", "slanted_triangular"), default="one_cycle",
+                   help="with --init-from: learning-rate schedule of each stage (default: one_cycle)")
     p.set_defaults(func=cmd_train)
 
 
@@ -359,12 +407,83 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(cfg.format())
         return 0
+    if args.init_from is not None:
+        from lstmtext.run.finetune import finetune_from_config
+
+        finetune_from_config(cfg, args.init_from, lm_epochs=args.lm_epochs, stages=args.stages,
+                             schedule=args.schedule, argv=args.command_line)
+        return 0
     callbacks = []
     if args.tensorboard is not None:
         from lstmtext.report import TensorBoard
 
         callbacks.append(TensorBoard(args.tensorboard))
     train_from_config(cfg, argv=args.command_line, callbacks=callbacks)
+    return 0
+
+
+def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Declare ``lstmtext pretrain``."""
+    from lstmtext.lm.presets import LM_PRESETS
+
+    p = subparsers.add_parser(
+        "pretrain",
+        help="train an LSTM language model on raw texts (for train --init-from)",
+        description=(
+            "Tokenize raw texts once into token-id shards (beside --out), then train an AWD-LSTM language model "
+            "on them with BPTT windows, a progress bar with tokens/s and ETA, the held-out perplexity after each "
+            "epoch, checkpoints with exact resume (--resume) and report/perplexity.png. IMDB sources give the "
+            "labelled training reviews plus train/unsup; the test reviews only with --include-test."),
+        epilog="example: lstmtext pretrain --data ../shared/datasets/aclImdb_v1.tar.gz --out runs/lm --preset imdb-cpu",
+    )
+    p.add_argument("--data", metavar="PATH", required=True,
+                   help="an aclImdb archive or folder, a folder of .txt files, a .txt file (one document per line), "
+                        "a .csv/.tsv or .jsonl file")
+    p.add_argument("--out", metavar="DIR", required=True, help="the language model's checkpoint folder")
+    p.add_argument("--preset", choices=sorted(LM_PRESETS), default="imdb-cpu", help="(default: imdb-cpu)")
+    p.add_argument("--corpus-dir", metavar="DIR", default=None, help="token shards (default: <out>-corpus)")
+    p.add_argument("--include-test", action="store_true",
+                   help="IMDB: pretrain on the labelled test reviews too (recorded in run.json)")
+    p.add_argument("--text-column", default="text", help="text column/key of a CSV or JSON-lines file")
+    p.add_argument("--valid-every", type=int, default=50, metavar="N",
+                   help="hold out every N-th document for the perplexity (default: 50; 0: none)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out")
+    p.add_argument("--verbose", type=int, choices=(0, 1), default=1, help="1: progress bar (default)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    m = p.add_argument_group("model (overrides of the preset)")
+    m.add_argument("--num-words", type=int, default=None, help="vocabulary size (ids)")
+    m.add_argument("--embedding-dim", type=int, default=None, help="embedding size = last LSTM's units")
+    m.add_argument("--hidden-units", type=int, nargs="+", default=None, help="units of the other LSTMs")
+    m.add_argument("--cutoffs", type=int, nargs="+", default=None, help="adaptive softmax cluster bounds")
+    t = p.add_argument_group("training (overrides of the preset)")
+    for flag, kind, text in (("--epochs", int, "passes over the corpus"), ("--batch-size", int, "parallel rows"),
+                             ("--bptt", int, "BPTT window"), ("--max-tokens", int, "stop after this many tokens"),
+                             ("--lr", float, "peak learning rate"), ("--seed", int, "seed"),
+                             ("--checkpoint-every", int, "save every N steps"),
+                             ("--time-budget", float, "save and stop after this many seconds (resume later)")):
+        t.add_argument(flag, type=kind, default=None, help=text)
+    t.add_argument("--schedule", choices=("one_cycle", "slanted_triangular", "constant"), default=None)
+    p.set_defaults(func=cmd_pretrain)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Run ``lstmtext pretrain``."""
+    from lstmtext.run.pretrain import PretrainRunConfig, format_config, pretrain_run
+
+    model = {"num_words": args.num_words, "embedding_dim": args.embedding_dim, "hidden_units": args.hidden_units,
+             "cutoffs": args.cutoffs}
+    train = {"epochs": args.epochs, "batch_size": args.batch_size, "bptt": args.bptt, "max_tokens": args.max_tokens,
+             "lr": args.lr, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
+             "time_budget_s": args.time_budget, "schedule": args.schedule}
+    cfg = PretrainRunConfig(data=args.data, out=args.out, preset=args.preset, model=model, train=train,
+                            corpus_dir=args.corpus_dir, include_test=args.include_test, text_column=args.text_column,
+                            valid_every=args.valid_every, resume=args.resume, overwrite=args.overwrite,
+                            verbose=args.verbose)
+    if args.dry_run:
+        print(format_config(cfg, *cfg.resolve()))
+        return 0
+    pretrain_run(cfg, argv=args.command_line)
     return 0
 
 
@@ -437,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_stats_parser(subparsers)
     add_train_parser(subparsers)
+    add_pretrain_parser(subparsers)
     add_evaluate_parser(subparsers)
     add_summary_parser(subparsers)
     add_predict_parser(subparsers)
@@ -448,13 +568,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lstmtext`` console script; returns the exit status."""
+    tune_cpu_runtime()  # this process trains or serves: before torch is imported (see lstmtext.utils.runtime)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = ["lstmtext", *(sys.argv[1:] if argv is None else argv)]  # recorded in run.json
     try:
         return args.func(args)
     except LstmtextError as e:
-        print(f"lstmtext {args.command}: error: {e}", file=sys.stderr)
+        print(f"lstmtext {args.command}: error: {printable(str(e), keep=chr(10))}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a read-only or vanished folder: the file and the reason, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        reason = e.strerror or str(e)
+        hint = " (free some space; files are written atomically, so what was saved before is intact)" \
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
+        print(f"lstmtext {args.command}: error: {printable(where + reason)}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"lstmtext {args.command}: interrupted", file=sys.stderr)

@@ -198,6 +198,14 @@ PRESETS: dict[str, ExperimentConfig] = {
         model=ModelConfig(vocab_size=20000, embedding_dim=300, lstm_sizes=(128, 64), dropout=0.5),
         train=TrainConfig(batch_size=256, epochs=3, validation_split=0.2),
     ),
+    # For `lstmtext train --init-from LMDIR` (ULMFiT fine-tuning of an `lstmtext pretrain --preset imdb-cpu` model):
+    # reviews keep up to 1,000 words (read in BPTT chunks), 5 epochs in ULMFiT's 4 unfreezing stages.
+    "imdb-pretrained": ExperimentConfig(
+        name="imdb-pretrained",
+        data=DataConfig(num_words=30000, maxlen=1000),
+        model=ModelConfig(vocab_size=30000, embedding_dim=200, lstm_sizes=(512, 200), mask_zero=True),
+        train=TrainConfig(batch_size=32, epochs=5, validation_split=0.0),
+    ),
 }
 
 

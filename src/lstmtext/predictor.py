@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmtext.checkpoint import load_checkpoint
 from lstmtext.data.sequence import pad_flat
 from lstmtext.errors import CheckpointError, ConfigError, DataError
-from lstmtext.kernels.build import load_ops
+from lstmtext.kernels.build import load_ops, loaded_ops
+from lstmtext.models.saving import load_model
 from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.text import Tokenizer
 
@@ -149,13 +151,9 @@ class Predictor:
 
         >>> Predictor.from_checkpoint("runs/imdb").predict(["a moving, beautiful film"])  # doctest: +SKIP
         """
-        import lstmtext.models  # noqa: F401  (registers Sequential for build_model)
-        from lstmtext.checkpoint import build_model, load_checkpoint
-
         folder = Path(path)
         ckpt = load_checkpoint(folder, device=device or "cpu", load_training_state=False)
-        model = build_model(ckpt)
-        _load_weights(model, ckpt.weights, folder / "model.safetensors")
+        model = load_model(ckpt, compile=False)
         record = _inference_record(ckpt.vocab, folder / "vocab.json")
         seq = record.get("sequence", {})
         length = maxlen if maxlen is not None else seq.get("maxlen", _declared_length(model))
@@ -229,9 +227,8 @@ class Predictor:
         """
         if self.tokenizer is None or self.maxlen is None:
             return self.pad(self.encode(texts))
-        if self.device.type == "cpu":
-            load_ops()
-        ids, offsets = self.tokenizer.texts_to_flat(texts, caller="Predictor")
+        ops = load_ops() if self.device.type == "cpu" else loaded_ops()
+        ids, offsets = self.tokenizer.texts_to_flat(texts, caller="Predictor", ops=ops)
         return pad_flat(ids, offsets, self.maxlen, dtype=np.int64, padding=self.padding, truncating=self.truncating,
                         value=self.pad_value)
 
@@ -347,18 +344,6 @@ def finite_probabilities(probs: np.ndarray) -> bool:
     return bool(np.all(np.abs(probs.sum(axis=1) - 1.0) <= 1e-3 * max(1.0, math.sqrt(probs.shape[1]))))
 
 
-def _load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], file: Path) -> None:
-    own = model.state_dict()
-    missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
-    if missing or extra:
-        raise CheckpointError(f"{file}: weights do not match config.json: missing {missing}, unexpected {extra}")
-    for name, t in weights.items():
-        if tuple(t.shape) != tuple(own[name].shape):
-            raise CheckpointError(f"{file}: weight {name!r} has shape {tuple(t.shape)}, config.json's model "
-                                  f"expects {tuple(own[name].shape)}")
-    model.load_state_dict(dict(weights))
-
-
 def _inference_record(vocab: Any, file: Path) -> dict[str, Any]:
     """``{"tokenizer": Tokenizer, "sequence": {...}, "labels": [...] | None}`` from a checkpoint's vocab.json."""
     if vocab is None:
@@ -370,6 +355,10 @@ def _inference_record(vocab: Any, file: Path) -> dict[str, Any]:
             if vocab.get("version") != 1:
                 raise CheckpointError(f"{file}: {INFERENCE_FORMAT} version {vocab.get('version')!r} is not "
                                       "supported (this lstmtext reads version 1)")
+            unknown = sorted(set(vocab) - {"format", "version", "tokenizer", "sequence", "labels"})
+            if unknown:
+                raise CheckpointError(f"{file}: unknown field(s) {[k[:40] for k in unknown[:3]]} in an "
+                                      f"{INFERENCE_FORMAT} record")
             seq, labels = vocab.get("sequence", {}), vocab.get("labels")
             if not isinstance(seq, dict) or not set(seq) <= {"maxlen", "padding", "truncating", "value"}:
                 raise CheckpointError(f'{file}: "sequence" must be an object with maxlen, padding, truncating, value')
@@ -384,6 +373,10 @@ def _inference_record(vocab: Any, file: Path) -> dict[str, Any]:
 
 def _declared_length(model: Any) -> int | None:
     """The time axis of the model's declared input shape, when it is fixed (``(None, 300)`` -> 300)."""
+    graph = getattr(model, "_graph", None)
+    if graph is not None and len(graph.inputs) == 1 and not hasattr(model, "build_input_shape"):
+        shape = graph.inputs[0].shape  # a Functional model's Input
+        return shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
     for attr in ("build_input_shape", "batch_input_shape"):
         shape = getattr(model, attr, None)
         if shape is not None and len(shape) == 2 and isinstance(shape[1], int):
@@ -393,7 +386,13 @@ def _declared_length(model: Any) -> int | None:
 
 def _outputs_logits(config: Mapping[str, Any]) -> bool:
     """Whether the last layer of a Sequential config has no squashing activation (its outputs are logits)."""
-    layers = config.get("config", {}).get("layers", []) if config.get("class_name") == "Sequential" else [config]
+    layers = config.get("config", {}).get("layers", []) if config.get("class_name") in ("Sequential",
+                                                                                        "Functional") else [config]
+    if config.get("class_name") == "Functional":  # the layer of the (first) output
+        outputs = config.get("config", {}).get("output_layers")
+        first = outputs[0] if isinstance(outputs, list) and outputs and isinstance(outputs[0], list) else outputs
+        name = first[0] if isinstance(first, list) and first else None
+        layers = [la for la in layers if isinstance(la, dict) and la.get("name") == name] or layers
     last = layers[-1].get("config", {}) if layers and isinstance(layers[-1], dict) else {}
     activation = last.get("activation", "linear")
     if isinstance(activation, dict):

@@ -18,12 +18,13 @@ import torch
 from hypothesis import strategies as st
 
 import lstmtext.models  # noqa: F401  (registers Sequential: the registry must not change mid-run)
-from lstmtext.checkpoint import CheckpointError, build_model, check_model_config, restore_rng_state
+from lstmtext.checkpoint import CheckpointError, check_model_config, restore_rng_state
 from lstmtext.checkpoint.rng import capture_rng_state
 from lstmtext.checkpoint.safejson import parse_json
 from lstmtext.checkpoint.tensorfile import DTYPES, decode_tensors, encode_tensors
 from lstmtext.checkpoint.tree import decode_tree
 from lstmtext.layers import registered_layers, serialize
+from lstmtext.models.saving import build_model
 
 COUNTS: dict[str, int] = {}
 

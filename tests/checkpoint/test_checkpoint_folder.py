@@ -17,7 +17,6 @@ from lstmtext.checkpoint import (
     CheckpointNotFoundError,
     ManifestError,
     WeightMismatchError,
-    build_model,
     capture_rng_state,
     flatten_optimizer_state,
     load_checkpoint,
@@ -28,6 +27,7 @@ from lstmtext.checkpoint import (
 )
 from lstmtext.checkpoint.tree import decode_tree, encode_tree
 from lstmtext.layers import Dense, serialize
+from lstmtext.models.saving import build_model
 
 DENSE = {"class_name": "Dense", "config": {"units": 1}}
 

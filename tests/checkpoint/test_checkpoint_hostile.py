@@ -25,9 +25,9 @@ from lstmtext.checkpoint import (
     CorruptFileError,
     ManifestError,
     WeightMismatchError,
-    build_model,
     load_checkpoint,
 )
+from lstmtext.models.saving import build_model
 
 TIME_LIMIT_S = 1.0
 

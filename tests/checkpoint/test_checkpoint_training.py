@@ -135,7 +135,7 @@ def test_resume_needs_training_state_and_a_matching_model(tmp_path):
     model = make_model()
     fit(model)
     model.save(tmp_path / "m")
-    with pytest.raises(CheckpointError, match=r"m/model\.safetensors: weights do not match the model: .*weight "
+    with pytest.raises(CheckpointError, match=r"m/model\.safetensors: .*weight "
                                               r"'layers\.0\.embeddings' has shape \(50, 8\), the model expects "
                                               r"\(50, 4\)"):
         fit(other, resume_from=tmp_path / "m")

@@ -31,7 +31,7 @@ def test_train_help_comes_from_the_config_dataclasses():
     assert "--num-words N Vocabulary size: ids of rarer words become the out-of-vocabulary id 2" in out
     assert "--lstm-sizes N [N ...] Units of each LSTM layer, first to last" in out
     assert "--seed N Seed of every random draw" in out and "(keras-imdb: 5000)" in out
-    assert "--preset {keras-imdb,stacked-imdb}" in out and "--resume" in out and "--config FILE" in out
+    assert "--preset {imdb-pretrained,keras-imdb,stacked-imdb}" in out and "--resume" in out and "--config FILE" in out
 
 
 @pytest.mark.parametrize("command", ["evaluate", "summary"])

@@ -107,7 +107,7 @@ def test_compiled_word_lookups_equal_python(texts, words):
         pytest.skip("the compiled kernel is not available here")
     vocab = Vocab(words)
     normalized = [normalize_bytes(t) for t in texts]
-    got_flat, got_offsets = vocab.encode_normalized(normalized)
+    got_flat, got_offsets = vocab.encode_normalized(normalized, build.load_ops())
     assert vocab._native is not None or not any(normalized)  # the compiled path did run
     want_flat, want_offsets = vocab.encode_token_lists([t.split() for t in normalized])
     assert got_flat.dtype == want_flat.dtype and got_offsets.dtype == want_offsets.dtype
@@ -123,11 +123,12 @@ def test_compiled_word_lookups_split_like_bytes_split(texts, words):
     if build.load_ops() is None:
         pytest.skip("the compiled kernel is not available here")
     vocab = Vocab([w.decode("latin-1") for w in words])
-    got = vocab.encode_normalized(texts)
+    got = vocab.encode_normalized(texts, build.load_ops())
     want = vocab.encode_token_lists([t.split() for t in texts])
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
-    with_newline = vocab.encode_normalized([b"a\nb", b"c"])  # a text holding a newline takes the Python path
+    # A text holding a newline takes the Python path.
+    with_newline = vocab.encode_normalized([b"a\nb", b"c"], build.load_ops())
     np.testing.assert_array_equal(with_newline[1], [0, 2, 3])
 
 
@@ -153,7 +154,7 @@ def test_tokenizer_gives_load_data_ids_for_raw_text(tiny_imdb_archive, options, 
         rng.shuffle(order)
         texts = [raw[split].texts[i] for i in order]
         assert tokenizer.texts_to_sequences(texts) == [list(s) for s in x]
-        ids, offsets = tokenizer.texts_to_flat(texts)
+        ids, offsets = tokenizer.texts_to_flat(texts, ops=build.load_ops() if word_lookup == "compiled" else None)
         assert [ids[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == [list(s) for s in x]
 
 

@@ -153,7 +153,7 @@ def encode_text(data: tuple[dict[str, Any], Any]) -> None:
         raise UnexpectedError("tokenizer: a text encodes differently alone and in a batch")
     if build.load_ops() is not None:  # the compiled word lookups give what the Python ones give
         normalized = [normalize_bytes(t) for t in items]
-        got = tok.vocab.encode_normalized(normalized)
+        got = tok.vocab.encode_normalized(normalized, build.load_ops())
         want = tok.vocab.encode_token_lists([t.split() for t in normalized])
         if not (np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])):
             raise UnexpectedError(f"tokenizer: compiled word lookups differ from Python's on {items!r:.80}")

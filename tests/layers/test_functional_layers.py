@@ -220,7 +220,7 @@ def test_spatial_dropout_drops_whole_channels():
     assert torch.equal(layer(x, training=False), x)
     assert torch.equal(layer.compute_mask(x, M1), M1)
     assert torch.equal(SpatialDropout1D(0.3, seed=0)(x, training=True), y)  # seeded
-    assert "noise_shape" not in layer.get_config()
+    assert "noise_shape" not in layer.get_config() and "trainable" not in layer.get_config()
 
 
 def test_attention_dropout_drops_weights_in_training_only():

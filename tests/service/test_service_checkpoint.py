@@ -131,7 +131,8 @@ def test_service_serves_and_reloads_real_checkpoints(tmp_path):
 
     first, model, bad, still, good, second = asyncio.run(main())
     assert first == {"predictions": [x.to_dict() for x in v1.predict(TEXTS)], "model_version": v1.version}
-    assert model["version"] == v1.version and model["source"] == str(tmp_path / "v1") and model["maxlen"] == 7
+    assert model["version"] == v1.version and model["maxlen"] == 7
+    assert "source" not in model and str(tmp_path) not in json.dumps(model)  # no server path in public answers
     assert bad.status_code == 422 and "config.json" in bad.json()["detail"]  # manifest check fails first
     assert still == first
     assert good.status_code == 200 and good.json()["model_version"] == v2.version

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -94,7 +96,7 @@ def test_serve_subprocess_answers_like_predictor(ckpt, server_process):
         got = c.post("/v1/predict", json={"texts": TEXTS}).json()
         info = c.get("/v1/model").json()
     assert got == {"predictions": [p.to_dict() for p in want.predict(TEXTS)], "model_version": want.version}
-    assert info["source"] == str(ckpt) and info["labels"] == ["neg", "pos"]
+    assert info["labels"] == ["neg", "pos"] and "source" not in info and str(ckpt) not in json.dumps(info)
     rc, out, err = sp.stop()
     assert rc in (0, -signal.SIGTERM), err
     assert any(json.loads(x)["path"] == "/v1/predict" for x in out.splitlines() if x.startswith("{"))
@@ -104,3 +106,22 @@ def test_console_script_entry_point(ckpt):
     r = subprocess.run([sys.executable, "-m", "lstmtext", "predict", str(ckpt), "good film", "--format", "jsonl"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and json.loads(r.stdout)["label"] in ("neg", "pos")
+
+
+def test_serve_with_two_workers_applies_the_connection_limits(ckpt, server_process):
+    # Each worker process builds its guarded protocol from the environment (uvicorn pickles its config to them)
+    sp = server_process(["-m", "lstmtext", "serve", str(ckpt), "--port", "{port}", "--workers", "2",
+                         "--max-header-bytes", "4096", "--max-url-bytes", "1024", "--idle-timeout-s", "0.5"])
+    sp.wait_ready(timeout=120)
+    for _ in range(4):  # connections land on either worker
+        with httpx.Client(base_url=sp.url, timeout=10) as c:
+            assert c.post("/v1/predict", json={"texts": TEXTS}).status_code == 200
+        with socket.create_connection(("127.0.0.1", sp.port)) as s:
+            s.sendall(b"GET /livez HTTP/1.1\r\nx-big: " + b"a" * 5000 + b"\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 431 ")
+        with socket.create_connection(("127.0.0.1", sp.port)) as s:
+            s.settimeout(5)
+            t0 = time.perf_counter()
+            assert s.recv(100) == b"" and time.perf_counter() - t0 < 2.5  # idle connection closed
+    rc, _, err = sp.stop()
+    assert rc in (0, -signal.SIGTERM) and "died" not in err, err[-2000:]

@@ -39,3 +39,16 @@ def test_stacked_example_runs_with_small_sizes(archive, capsys):
     assert 0.0 <= result["test_accuracy"] <= 1.0
     plain = module.plain_sequential()
     assert plain.count_params() == 6_269_121
+
+
+def test_functional_bilstm_example_runs_small(archive, capsys, monkeypatch):
+    # keras.io's "Bidirectional LSTM on IMDB" with only the imports changed, at small sizes.
+    monkeypatch.setenv("LSTMTEXT_IMDB_ARCHIVE", str(archive))
+    model, history = _load("functional_bilstm_imdb").main(max_features=200, maxlen=20, embedding_dim=8, units=4,
+                                                           batch_size=16, epochs=1, verbose=0)
+    out = capsys.readouterr().out
+    assert 'Model: "functional' in out and "bidirectional_1 (Bidirectional)" in out
+    assert "80 Training sequences" in out and "80 Validation sequences" in out
+    assert type(model).__name__ == "Functional" and set(history.history) == {
+        "loss", "accuracy", "val_loss", "val_accuracy"}
+    assert model.count_params() == 200 * 8 + 2 * 4 * 4 * (8 + 4 + 1) + 2 * 4 * 4 * (8 + 4 + 1) + 9

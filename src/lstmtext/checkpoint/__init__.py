@@ -16,7 +16,7 @@ from lstmtext.checkpoint.errors import (
 )
 from lstmtext.checkpoint.folder import (
     Checkpoint,
-    build_model,
+    assign_weights,
     check_model_config,
     delete_checkpoint,
     load_checkpoint,
@@ -46,7 +46,7 @@ __all__ = [
     "CorruptFileError",
     "ManifestError",
     "WeightMismatchError",
-    "build_model",
+    "assign_weights",
     "capture_rng_state",
     "check_model_config",
     "checkpoint_name",

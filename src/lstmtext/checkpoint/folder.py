@@ -21,7 +21,6 @@ safetensors, validated before use: no pickle, no code.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 
 import torch
 
+from lstmtext.checkpoint import limits
 from lstmtext.checkpoint import manifest as mf
 from lstmtext.checkpoint.errors import (
     CheckpointConfigError,
@@ -42,8 +42,9 @@ from lstmtext.checkpoint.errors import (
     CheckpointNotFoundError,
     CheckpointWarning,
     CorruptFileError,
+    WeightMismatchError,
 )
-from lstmtext.checkpoint.safejson import check_type, dumps, parse_json, read_bounded
+from lstmtext.checkpoint.safejson import check_keys, check_type, dumps, parse_json, read_bounded
 from lstmtext.checkpoint.tensorfile import decode_tensors, encode_tensors
 from lstmtext.checkpoint.tree import decode_tree, encode_tree
 from lstmtext.utils.io import atomic_write_bytes, fsync_dir
@@ -57,13 +58,9 @@ KNOWN_FILES = (CONFIG, WEIGHTS, OPTIMIZER, TRAINER, VOCAB, RUN)
 DERIVED_ENTRIES = ("report", "model.onnx", "model.onnx.json")
 TRAINER_FORMAT = "lstmtext.trainer"
 
-#: (max bytes, max JSON depth) of each JSON file; weights files are bounded by their manifest entry.
-JSON_LIMITS: dict[str, tuple[int, int]] = {
-    CONFIG: (16 << 20, 64),
-    TRAINER: (256 << 20, 64),
-    VOCAB: (512 << 20, 32),
-    RUN: (16 << 20, 64),
-}
+#: Size, depth and count limits of each JSON file (:mod:`lstmtext.checkpoint.limits`); weights files are
+#: bounded by their manifest entry.
+JSON_LIMITS = limits.JSON_LIMITS
 _NO_CAP = 1 << 44
 #: Hidden sibling folders of a save in progress (``.<name>.<random>.staging``), of a checkpoint being
 #: replaced (``.<name>.<random>.old``) and of one being deleted (``.<name>.<random>.deleted``).
@@ -105,7 +102,8 @@ def check_model_config(config: Any, *, file: str | os.PathLike[str]) -> dict[str
         raise CheckpointConfigError(file, f"must be a JSON object, got {type(config).__name__}")
     if not isinstance(config.get("class_name"), str) or not isinstance(config.get("config"), dict):
         raise CheckpointConfigError(file, "must be {\"class_name\": <string>, \"config\": <object>}, got keys "
-                                          f"{sorted(config)}")
+                                          f"{sorted(config)[:10]}")
+    limits.check_config_schema(config, file=file)
     return config
 
 
@@ -327,8 +325,8 @@ def load_checkpoint(
         return mf.read_verified(directory, manifest, name)
 
     def read_tree(name: str, tensors: Mapping[str, torch.Tensor] | None = None) -> Any:
-        cap, depth = JSON_LIMITS[name]
-        return decode_tree(parse_json(read(name, cap), file=directory / name, max_depth=depth), tensors,
+        lim = limits.JSON_LIMITS[name]
+        return decode_tree(parse_json(read(name, lim.max_bytes), file=directory / name, limits=lim), tensors,
                            file=directory / name)
 
     config = check_model_config(read_tree(CONFIG), file=directory / CONFIG)
@@ -341,6 +339,7 @@ def load_checkpoint(
         trainer = read_tree(TRAINER, tensors)
         path = directory / TRAINER
         check_type(trainer, dict, file=path, field="top-level value")
+        check_keys(trainer, ("format", "version", "state", "optimizer"), file=path, field="top-level value")
         if trainer.get("format") != TRAINER_FORMAT or trainer.get("version") != 1:
             raise CorruptFileError(path, f"expected format {TRAINER_FORMAT!r} version 1, got "
                                          f"{trainer.get('format')!r} version {trainer.get('version')!r}")
@@ -355,38 +354,22 @@ def load_checkpoint(
     return ckpt
 
 
-def build_model(checkpoint: Checkpoint | Mapping[str, Any], *, file: str | os.PathLike[str] = CONFIG) -> Any:
-    """Rebuild the (unbuilt) model a config describes, from registered lstmtext classes only.
+def assign_weights(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], file: str | os.PathLike[str]) -> None:
+    """Copy ``tensors`` into ``module``'s weights (``state_dict()`` names); names and shapes must match exactly.
 
-    Args:
-        checkpoint: a :class:`Checkpoint` or a ``{"class_name", "config"}`` dict.
-        file: the file name used in error messages when a dict is given.
-
-    Returns:
-        The model or layer (weights not yet set).
+    The one rule by which stored weights enter a model (loading, resuming, ``load_weights``).
 
     Raises:
-        CheckpointConfigError: the config names a class lstmtext does not register (``Lambda``,
-            ``os.system``, a custom class ...) or holds arguments that class refuses.
+        WeightMismatchError: naming ``file``, the missing and unexpected names and every shape difference.
     """
-    import lstmtext.models  # noqa: F401  (registers Sequential and InputLayer with the layer registry)
-    from lstmtext.errors import ConfigError
-    from lstmtext.layers import deserialize
-    from lstmtext.layers.base import weight_budget
-
-    budget = None
-    if isinstance(checkpoint, Checkpoint):
-        config, file = checkpoint.config, checkpoint.path / CONFIG
-        # The model's weights must fit in what the weights file holds (+1 MiB): a config asking for a huge
-        # layer is refused before its weights are allocated and initialized, not after.
-        budget = sum(t.numel() * t.element_size() for t in checkpoint.weights.values()) + (1 << 20)
-    else:
-        config = check_model_config(checkpoint, file=file)
-    try:
-        with weight_budget(budget) if budget is not None else contextlib.nullcontext():
-            return deserialize(config)
-    except ConfigError as e:
-        raise CheckpointConfigError(file, str(e)) from None
-    except Exception as e:  # any from_config rejecting its arguments: the file is untrusted input
-        raise CheckpointConfigError(file, f"cannot build {config.get('class_name')!r}: {e}") from None
-
+    own = module.state_dict()
+    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    problems = [f"missing weights {missing}"] if missing else []
+    problems += [f"unexpected weights {extra}"] if extra else []
+    problems += [f"weight {k!r} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
+                 for k, v in tensors.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if problems:
+        raise WeightMismatchError(file, "; ".join(problems) + " (the weights do not fit the model)")
+    with torch.no_grad():
+        for k, v in tensors.items():
+            own[k].copy_(v.to(dtype=own[k].dtype, device=own[k].device))

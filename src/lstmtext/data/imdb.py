@@ -30,6 +30,7 @@ from lstmtext.data.corpus import RankedCorpus, RankedSplit, cache_path
 from lstmtext.data.download import IMDB_SHA256, IMDB_URL, download, resolve_cache_dir, sha256_file
 from lstmtext.data.keras_format import check_options, keras_num_words, keras_sequences
 from lstmtext.data.keras_npz import read_keras_imdb_npz
+from lstmtext.data.loader import CSV_SUFFIXES, JSONL_SUFFIXES
 from lstmtext.errors import DataError
 from lstmtext.text.tokenizer import Tokenizer
 from lstmtext.text.vocab import Vocab
@@ -54,6 +55,47 @@ def resolve_source(
     if not os.path.exists(path):
         raise DataError(f"IMDB data path {os.fspath(path)!r} does not exist; expected {_SOURCES}")
     return Path(path)
+
+
+def is_imdb_source(path: str | os.PathLike[str] | None) -> bool:
+    """True for None (the default archive), an aclImdb archive, an aclImdb folder or a Keras ``imdb.npz``;
+    False for your own data (a ``<label>/*.txt`` folder, a CSV/TSV or JSON-lines file).
+
+    The one place that decides it (``lstmtext train``, ``stats`` and ``evaluate`` all ask here).
+    """
+    if path is None:
+        return True
+    p = Path(path)
+    if p.is_dir():
+        root = find_aclimdb_root(p)
+        return root is not None and any((root / "train" / label).is_dir() for label in ("pos", "neg"))
+    return p.suffix.lower() not in CSV_SUFFIXES and p.suffix.lower() not in JSONL_SUFFIXES
+
+
+def load_data_and_tokenizer(
+    path: str | os.PathLike[str] | None = None,
+    num_words: int | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> tuple[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]], Tokenizer, Path]:
+    """``load_data(path, num_words=num_words)`` and ``get_tokenizer(path, num_words=num_words)`` (Keras's other
+    defaults) from one resolution and one read (one checksum) of the source.
+
+    Returns:
+        ``(data, tokenizer, source)``: what the two calls return, and the local file or folder read.
+    """
+    check_options(num_words, 0, None, 1, 2, 3)
+    src = resolve_source(path, cache=cache_dir, progress=progress)
+    corpus = load_corpus(src, cache_dir=cache_dir, progress=progress)
+    data = keras_sequences(corpus, num_words, 0, None, 113, 1, 2, 3)
+    # The words alone, as get_tokenizer builds them from the word index (the saved tokenizer has no counts).
+    vocab = Vocab(corpus.vocab.words) if corpus.vocab is not None else None
+    if vocab is None:  # a Keras imdb.npz: the word index lies beside it
+        vocab = Vocab.from_word_index(get_word_index(src, cache_dir=cache_dir), source="IMDB word index")
+    if num_words is None:
+        num_words = keras_num_words(corpus, None, 1, 3)
+    return data, Tokenizer(vocab, num_words=num_words), src
 
 
 def _folder_key(root: Path) -> str:

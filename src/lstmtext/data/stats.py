@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from lstmtext.data.archive import find_aclimdb_root
 from lstmtext.data.corpus import RankedCorpus, RankedSplit
-from lstmtext.data.imdb import load_corpus, resolve_source
-from lstmtext.data.loader import CSV_SUFFIXES, JSONL_SUFFIXES, load_text_corpus
+from lstmtext.data.imdb import is_imdb_source, load_corpus, resolve_source
+from lstmtext.data.loader import CSV_SUFFIXES, load_text_corpus
 
 _IMDB_CLASSES = ["neg", "pos"]
 
@@ -105,13 +104,6 @@ def _corpus_stats(corpus: RankedCorpus, source: str, kind: str, class_names: lis
     )
 
 
-def _is_imdb_source(p: Path) -> bool:
-    if p.is_dir():
-        root = find_aclimdb_root(p)
-        return root is not None and any((root / "train" / lab).is_dir() for lab in ("pos", "neg"))
-    return p.suffix.lower() not in CSV_SUFFIXES and p.suffix.lower() not in JSONL_SUFFIXES
-
-
 def dataset_stats(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -133,7 +125,7 @@ def dataset_stats(
     Returns:
         A `DatasetStats` (``print(stats.format())``).
     """
-    if path is None or _is_imdb_source(Path(path)):
+    if is_imdb_source(path):
         src = resolve_source(path, cache=cache_dir, progress=progress)
         corpus = load_corpus(src, cache_dir=cache_dir, progress=progress)
         kind = "IMDB folder" if src.is_dir() else ("Keras imdb.npz" if src.suffix == ".npz" else "IMDB archive")

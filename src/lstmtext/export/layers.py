@@ -92,6 +92,29 @@ def _global_max(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
                 f.cache)
 
 
+def _concat_pooling(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    """``[last real step, max, mean over real steps]`` (``ConcatPooling``); a row with no real step gives zeros."""
+    _check_rank(layer, f, 3)
+    if f.mask is None:
+        last = g.op("Gather", [f.x, g.const(np.int64(-1))], axis=1)
+        parts = [last, g.reduce("ReduceMax", f.x, [1], False), g.reduce("ReduceMean", f.x, [1], False)]
+        return Flow(g.op("Concat", parts, axis=1, base=layer.name), None, 2, f.cache)
+    m3 = g.unsqueeze(f.mask, [2])  # (B, T, 1)
+    steps = g.op("Range", [g.const(np.int64(0)), g.squeeze(g.dim(f.x, 1), [0]), g.const(np.int64(1))])
+    # The last real step: argmax over t of t * mask (0 for a row without one, which is zeroed below).
+    last_idx = g.op("ArgMax", [g.op("Mul", [g.op("Cast", [f.mask], to=TensorProto.INT64), steps])], axis=1,
+                    keepdims=1)  # (B, 1)
+    at_last = g.unsqueeze(g.op("Equal", [steps, last_idx]), [2])  # (B, T, 1): one True per row
+    last = g.reduce("ReduceSum", g.op("Where", [at_last, f.x, g.const(np.float32(0.0))]), [1], False)
+    mx = g.reduce("ReduceMax", g.op("Where", [m3, f.x, g.const(np.float32(np.finfo(np.float32).min))]), [1], False)
+    total = g.reduce("ReduceSum", g.op("Where", [m3, f.x, g.const(np.float32(0.0))]), [1], False)
+    count = g.reduce("ReduceSum", g.op("Cast", [m3], to=TensorProto.FLOAT), [1], False)  # (B, 1)
+    mean = g.op("Div", [total, g.op("Max", [count, g.const(np.float32(1.0))])])
+    out = g.op("Concat", [last, mx, mean], axis=1)
+    has = g.op("Greater", [count, g.const(np.float32(0.0))])
+    return Flow(g.op("Where", [has, out, g.const(np.float32(0.0))], base=layer.name), None, 2, f.cache)
+
+
 def _activation(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
     return Flow(apply_activation(g, f.x, layer.activation, layer.name), f.mask, f.rank, f.cache)
 
@@ -141,6 +164,7 @@ _LOWERINGS: dict[str, Callable[[GraphBuilder, Any, Flow], Flow]] = {
     "Flatten": _flatten,
     "GlobalAveragePooling1D": _global_average,
     "GlobalMaxPooling1D": _global_max,
+    "ConcatPooling": _concat_pooling,
     "Sequential": _sequential,
 }
 

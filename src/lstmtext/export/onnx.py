@@ -21,6 +21,7 @@ from lstmtext.errors import ConfigError, ExportError
 from lstmtext.export.graph import DEFAULT_OPSET, MIN_OPSET, GraphBuilder, tensor_type
 from lstmtext.export.layers import Flow, lower_layer
 from lstmtext.export.metadata import FORMAT, FORMAT_KEY, METADATA_KEY, inference_record_from_checkpoint, sidecar
+from lstmtext.export.session import make_session
 from lstmtext.utils.io import atomic_write_bytes, atomic_write_json
 
 INPUT_NAME, OUTPUT_NAME = "inputs", "outputs"
@@ -45,6 +46,9 @@ class ExportResult:
 
 
 def _input_spec(model: Any) -> tuple[str, np.dtype, list[Any]]:
+    if getattr(model, "_graph", None) is not None and not hasattr(model, "build_input_shape"):
+        raise ExportError(f"model {model.name!r} cannot be exported: ONNX export covers Sequential models; a "
+                          "Functional model can be saved as a checkpoint or a .keras file")
     shape = getattr(model, "build_input_shape", None)
     if not getattr(model, "built", False) or shape is None:
         raise ExportError(f"model {getattr(model, 'name', '?')!r} cannot be exported: it is not built yet (give "
@@ -198,8 +202,6 @@ def verify_onnx(model: Any, proto: Any, *, atol: float = 1e-5) -> float:
     Raises:
         ExportError: onnxruntime rejects the graph, or an output differs by more than ``atol``.
     """
-    from lstmtext.export.runtime import make_session
-
     session = make_session(proto.SerializeToString())
     worst = 0.0
     for label, x in check_inputs(model):
@@ -222,20 +224,16 @@ def verify_onnx(model: Any, proto: Any, *, atol: float = 1e-5) -> float:
 # -- the public entry point ---------------------------------------------------------------------------------
 def _load_source(source: Any) -> tuple[Any, dict[str, Any] | None, Path | None]:
     if isinstance(source, (str, os.PathLike)):
-        import lstmtext.models  # noqa: F401  (registers Sequential for build_model)
-        from lstmtext.checkpoint import build_model, load_checkpoint
+        from lstmtext.checkpoint import load_checkpoint
         from lstmtext.checkpoint.manifest import MANIFEST
+        from lstmtext.models import load_model
 
         folder = Path(source)
         if not folder.is_dir():
             raise ExportError(f"{folder}: not a checkpoint folder (expected a folder with config.json and "
                               "model.safetensors)")
         ckpt = load_checkpoint(folder, verify=(folder / MANIFEST).exists(), load_training_state=False)
-        model = build_model(ckpt)
-        if not model.built:
-            raise ExportError(f"{folder / 'config.json'}: the model has no build_input_shape, so its weights "
-                              "cannot be placed")
-        model.load_state_dict(ckpt.weights)
+        model = load_model(ckpt, compile=False)
         return model, inference_record_from_checkpoint(ckpt, model), folder
     if isinstance(source, torch.nn.Module):
         return source, None, None

@@ -14,40 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstmtext.errors import ConfigError, ExportError
+from lstmtext.errors import ExportError
 from lstmtext.export.metadata import FORMAT_KEY, METADATA_KEY
+from lstmtext.export.session import make_session
 
-
-def _ort() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as e:  # the optional "export" extra
-        raise ConfigError("the ONNX backend needs onnxruntime: pip install 'lstmtext[export]'") from e
-    return onnxruntime
-
-
-def make_session(model: bytes | str | os.PathLike[str], *, threads: int | None = None) -> Any:
-    """An onnxruntime ``InferenceSession`` with full graph optimizations (CUDA first when available).
-
-    Args:
-        model: the serialized graph or a ``.onnx`` file.
-        threads: intra-op threads (default: onnxruntime's choice, one per core).
-    """
-    ort = _ort()
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads is not None:
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads <= 0:
-            raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
-        opts.intra_op_num_threads = threads
-    available = ort.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    source = model if isinstance(model, bytes) else os.fspath(model)
-    try:
-        return ort.InferenceSession(source, sess_options=opts, providers=providers)
-    except Exception as e:  # onnxruntime raises its own exception types for unreadable files
-        where = "the exported graph" if isinstance(model, bytes) else os.fspath(model)
-        raise ExportError(f"{where}: onnxruntime cannot load it ({e})") from e
+__all__ = ["OnnxModel", "make_session", "onnx_predictor"]
 
 
 class OnnxModel:

@@ -28,14 +28,32 @@ import numpy as np
 import torch
 
 from lstmtext.checkpoint.errors import CheckpointConfigError, CheckpointNotFoundError, CorruptFileError
+from lstmtext.checkpoint.limits import JSON_LIMITS, check_config_schema
 from lstmtext.checkpoint.safejson import parse_json
-from lstmtext.interop.keras_config import SUPPORTED, check_not_code, keras_to_lstmtext, lstmtext_to_keras
+from lstmtext.interop.keras_config import (
+    FUNCTIONAL_SUPPORTED,
+    SUPPORTED,
+    check_not_code,
+    keras_to_lstmtext,
+    lstmtext_to_keras,
+)
 from lstmtext.layers import deserialize
-from lstmtext.layers.base import Layer
+from lstmtext.layers.base import Layer, weight_budget
+from lstmtext.layers.input_layer import InputLayer
+from lstmtext.models.model import Functional
+from lstmtext.utils.archives import MemberLimit, read_zip_member
 from lstmtext.utils.io import atomic_write_bytes
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
-_CAPS = {CONFIG: 16 << 20, METADATA: 1 << 20, WEIGHTS: 64 << 30}
+#: Bounds of each member, checked on its declared sizes before it is inflated (a 2 MB archive whose weights
+#: inflate to 2 GiB is refused at once): the configs as a checkpoint's, the weights at 4 GiB (an
+#: Embedding(1,000,000, 1,000) in float32) and 20x compression (float weights compress about 1.1x).
+#: Replace an entry to change one.
+MEMBER_LIMITS = {
+    CONFIG: MemberLimit(JSON_LIMITS["config.json"].max_bytes),
+    METADATA: MemberLimit(JSON_LIMITS["keras metadata.json"].max_bytes),
+    WEIGHTS: MemberLimit(4 << 30, max_ratio=20.0),
+}
 #: What ``keras.saving`` would call the Keras version writing an exported archive.
 EXPORT_KERAS_VERSION = "3.5.0"
 
@@ -84,18 +102,11 @@ def _read_archive(path: Path) -> dict[str, bytes]:
             for info in infos:
                 if info.filename.startswith("assets/") or info.is_dir():
                     continue
-                if info.filename not in _CAPS:
+                if info.filename not in MEMBER_LIMITS:
                     raise CorruptFileError(path, f"unexpected member {info.filename!r} (a .keras archive holds "
-                                                 f"{', '.join(_CAPS)})")
-                if info.file_size > _CAPS[info.filename]:
-                    raise CorruptFileError(path, f"{info.filename} claims {info.file_size} bytes, more than the "
-                                                 f"{_CAPS[info.filename]}-byte limit")
-                with zf.open(info) as f:
-                    data = f.read(info.file_size + 1)  # never more than declared, whatever the stream holds
-                if len(data) != info.file_size:
-                    raise CorruptFileError(path, f"{info.filename} holds {len(data)} bytes, its header says "
-                                                 f"{info.file_size}")
-                out[info.filename] = data
+                                                 f"{', '.join(MEMBER_LIMITS)})")
+                out[info.filename] = read_zip_member(zf, info, MEMBER_LIMITS[info.filename],
+                                                     lambda problem: CorruptFileError(path, problem))
     except zipfile.BadZipFile as e:
         raise CorruptFileError(path, f"not a valid .keras (zip) archive: {e}") from None
     except (RuntimeError, NotImplementedError, EOFError, OSError) as e:  # encrypted, odd compression, truncated
@@ -262,9 +273,12 @@ def load_keras_layers(path: str | os.PathLike[str]) -> tuple[list[Layer], KerasM
     """
     path = Path(path)
     members = _read_archive(path)
-    meta = parse_json(members[METADATA], file=f"{path}:{METADATA}") if METADATA in members else {}
+    meta = (parse_json(members[METADATA], file=f"{path}:{METADATA}", limits=JSON_LIMITS["keras metadata.json"])
+            if METADATA in members else {})
     version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
-    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}")
+    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}", limits=JSON_LIMITS["config.json"])
+    if isinstance(config, dict):
+        check_config_schema(config, file=f"{path}:{CONFIG}")  # unknown fields, too many layers
     spec = parse_keras_config(config, file=path, keras_version=version)
     layers = _load_weights_bytes(spec, members[WEIGHTS], f"{path}:{WEIGHTS}")
     return layers, spec
@@ -296,8 +310,8 @@ def load_keras_weights(spec: KerasModelSpec, path: str | os.PathLike[str]) -> li
         size = os.stat(path).st_size
     except FileNotFoundError:
         raise CheckpointNotFoundError(path, "file not found") from None
-    if size > _CAPS[WEIGHTS]:
-        raise CorruptFileError(path, f"{size} bytes, more than the {_CAPS[WEIGHTS]}-byte limit")
+    if size > MEMBER_LIMITS[WEIGHTS].max_bytes:
+        raise CorruptFileError(path, f"{size} bytes, more than the {MEMBER_LIMITS[WEIGHTS].max_bytes}-byte limit")
     return _load_weights_bytes(spec, path.read_bytes(), str(path))
 
 
@@ -329,6 +343,13 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
     """
     from lstmtext.models import Input, Sequential
 
+    path = Path(path)
+    members = _read_archive(path)
+    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}", limits=JSON_LIMITS["config.json"])
+    if isinstance(config, dict):
+        check_config_schema(config, file=f"{path}:{CONFIG}")  # unknown fields, too many layers
+    if isinstance(config, dict) and config.get("class_name") in ("Functional", "Model"):
+        return _load_functional(config, members[WEIGHTS], path)
     layers, spec = load_keras_layers(path)
     return Sequential([Input(shape=spec.input_shape, dtype=spec.input_dtype), *layers], name=spec.name or None)
 
@@ -353,6 +374,8 @@ def save_keras_model(model: Any, path: str | os.PathLike[str], *, input_shape: S
 
     >>> save_keras_model(model, "imdb.keras")  # doctest: +SKIP
     """
+    if isinstance(model, Functional):
+        return _save_functional(model, path)
     if isinstance(model, Layer) and hasattr(model, "layers"):
         layers = list(model.layers)
         if input_shape is None and getattr(model, "build_input_shape", None) is not None:
@@ -400,3 +423,165 @@ def _write_layer(group: Any, layer: Layer) -> None:
         vars_.attrs["name"] = "lstm_cell"
     for i, w in enumerate(layer.get_weights()):
         vars_.create_dataset(str(i), data=np.asarray(w, dtype=np.float32))
+
+
+# -- Functional models ------------------------------------------------------------------------------------
+def _is_op(entry: dict[str, Any]) -> bool:
+    # Keras 3 records the masks it computes (Embedding(mask_zero=True)'s ``inputs != 0``, conversions) as
+    # operations of ``keras.src.ops``; lstmtext computes masks from the layers themselves, so these nodes and
+    # the ``mask`` arguments that use them are dropped. An operation used as data is refused by name.
+    module = entry.get("module")
+    return isinstance(module, str) and module.startswith("keras.src.ops")
+
+
+def _references(value: Any) -> list[str]:
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        history = (value.get("config") or {}).get("keras_history")
+        return [history[0]] if isinstance(history, list) and history and isinstance(history[0], str) else []
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _references(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _references(v)]
+    return []
+
+
+def functional_from_keras(config: Any, *, file: str | os.PathLike[str]) -> dict[str, Any]:
+    """Translate a Keras 3 Functional ``config.json`` (parsed) into an lstmtext Functional ``{"class_name", "config"}``.
+
+    Raises:
+        CheckpointConfigError: a Lambda, custom or unsupported layer (named), or a malformed graph.
+    """
+    check_not_code(config, file=file, where="model")
+    cfg = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
+        raise CheckpointConfigError(file, "Functional config has no 'layers' list")
+    layers = []
+    ops = {e.get("name"): e.get("class_name") for e in cfg["layers"] if isinstance(e, dict) and _is_op(e)}
+    for index, entry in enumerate(cfg["layers"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise CheckpointConfigError(file, f"layer {index}: a layer entry must be an object with a 'config'")
+        cls, name = entry.get("class_name"), entry.get("name", entry["config"].get("name"))
+        if name in ops:
+            continue
+        if cls == "InputLayer":
+            c = entry["config"]
+            spec = {"class_name": "InputLayer", "config": {"batch_shape": c.get("batch_shape",
+                                                                                c.get("batch_input_shape")),
+                                                           "dtype": c.get("dtype") or "float32", "name": name}}
+        elif cls in ("Functional", "Model"):
+            spec = functional_from_keras(entry, file=file)
+        else:
+            spec = keras_to_lstmtext(entry, file=file, index=index, classes=FUNCTIONAL_SUPPORTED)
+        nodes = []
+        for node in entry.get("inbound_nodes") or []:
+            if isinstance(node, dict):
+                kwargs = node.get("kwargs") if isinstance(node.get("kwargs"), dict) else {}
+                node = {"args": node.get("args", []),
+                        "kwargs": {k: v for k, v in kwargs.items() if k not in ("mask", "training")}}
+            for ref in _references(node):
+                if ref in ops:
+                    raise CheckpointConfigError(file, f"layer {name!r} ({cls}) takes the output of the Keras "
+                                                      f"operation {ref!r} ({ops[ref]}), which lstmtext does not import")
+            nodes.append(node)
+        layers.append({**spec, "name": name, "inbound_nodes": nodes})
+    return {"class_name": "Functional", "config": {
+        "name": cfg.get("name"), "trainable": cfg.get("trainable", True), "layers": layers,
+        "input_layers": cfg.get("input_layers"), "output_layers": cfg.get("output_layers")}}
+
+
+def _group_names_of(layers: Sequence[Layer]) -> list[str]:
+    """Keras's h5 group of each of a model's layers: snake-case class name, ``_1``, ``_2`` ... for repeats."""
+    used: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        base = FUNCTIONAL_SUPPORTED.get(type(layer).__name__, type(layer).__name__.lower())
+        used[base] = used.get(base, -1) + 1
+        names.append(base if used[base] == 0 else f"{base}_{used[base]}")
+    return names
+
+
+def _set_functional_weights(model: Functional, root: Any, file: Any) -> None:
+    for layer, group_name in zip(model.layers, _group_names_of(list(model.layers))):
+        where = f"layer {layer.name!r} ({type(layer).__name__})"
+        group = root.get(group_name) if root is not None else None
+        if isinstance(layer, Functional):
+            if group is None:
+                raise CorruptFileError(file, f"{where}: weights group layers/{group_name} is missing")
+            _set_functional_weights(layer, group.get("layers"), file)
+            continue
+        datasets = _datasets(group, type(layer).__name__, file, where) if group is not None else []
+        shapes = [tuple(int(d) for d in ds.shape) for ds in datasets]
+        own = [tuple(w.shape) for w in layer.get_weights()]
+        if own != shapes:
+            raise CheckpointConfigError(file, f"{where}: the layer has weights of shapes {own}, the file {shapes}")
+        if datasets:
+            layer.set_weights([np.asarray(ds[()], dtype=np.float32) for ds in datasets])
+
+
+def _load_functional(config: dict[str, Any], weights: bytes, path: Path) -> Functional:
+    spec = functional_from_keras(config, file=path)
+    try:
+        with weight_budget(len(weights) + (1 << 20)):  # a config asking for more weights than the file holds
+            model = deserialize(spec)
+    except (CheckpointConfigError, CorruptFileError):
+        raise
+    except Exception as e:
+        raise CheckpointConfigError(path, f"cannot build the Functional model: {e}") from None
+    h5py = _h5py()
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as h5:
+            _set_functional_weights(model, h5.get("layers"), f"{path}:{WEIGHTS}")  # type: ignore[arg-type]
+    except (CorruptFileError, CheckpointConfigError):
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise CorruptFileError(f"{path}:{WEIGHTS}", f"not a readable HDF5 weights file: {e}") from None
+    return model  # type: ignore[return-value]
+
+
+def functional_to_keras(model: Functional) -> dict[str, Any]:
+    """The Keras 3 ``config.json`` entry of an lstmtext Functional model (Keras rebuilds it with ``load_model``).
+
+    Raises:
+        CheckpointConfigError: a layer Keras has no equivalent for (named).
+    """
+    ours = model.get_config()
+    layers = []
+    for layer, entry in zip(model.layers, ours["layers"]):
+        if isinstance(layer, InputLayer):
+            spec = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                    "config": {"batch_shape": list(layer.batch_shape), "dtype": layer.input_dtype, "sparse": False,
+                               "name": layer.name}}
+        elif isinstance(layer, Functional):
+            spec = functional_to_keras(layer)
+        else:
+            spec = lstmtext_to_keras(layer, FUNCTIONAL_SUPPORTED)
+        layers.append({**spec, "name": layer.name, "inbound_nodes": entry["inbound_nodes"]})
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+            "config": {"name": model.name, "trainable": model.trainable, "layers": layers,
+                       "input_layers": ours["input_layers"], "output_layers": ours["output_layers"]}}
+
+
+def _write_functional(root: Any, model: Functional) -> None:
+    for layer, group_name in zip(model.layers, _group_names_of(list(model.layers))):
+        group = root.create_group(group_name)
+        if isinstance(layer, Functional):
+            group.create_group("vars").attrs["name"] = layer.name
+            _write_functional(group.create_group("layers"), layer)
+        else:
+            _write_layer(group, layer)
+
+
+def _save_functional(model: Functional, path: str | os.PathLike[str]) -> Path:
+    config = functional_to_keras(model)
+    h5py = _h5py()
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:
+        h5.create_group("vars").attrs["name"] = model.name
+        _write_functional(h5.create_group("layers"), model)
+    meta = {"keras_version": EXPORT_KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(METADATA, json.dumps(meta))
+        zf.writestr(CONFIG, json.dumps(config))
+        zf.writestr(WEIGHTS, buf.getvalue())
+    return atomic_write_bytes(path, out.getvalue())

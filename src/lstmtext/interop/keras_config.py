@@ -21,6 +21,15 @@ from lstmtext.layers.base import Layer
 #: Keras classes lstmtext imports, and the h5 group name Keras derives from each (snake case).
 SUPPORTED = {"Embedding": "embedding", "LSTM": "lstm", "Bidirectional": "bidirectional", "Dense": "dense",
              "Dropout": "dropout", "Masking": "masking"}
+#: More classes a Functional model may hold (their h5 group names are their snake-case class names).
+FUNCTIONAL_SUPPORTED = {
+    **SUPPORTED, "InputLayer": "input_layer", "Concatenate": "concatenate", "Add": "add", "Average": "average",
+    "Multiply": "multiply", "Subtract": "subtract", "Maximum": "maximum", "Minimum": "minimum", "Dot": "dot",
+    "RepeatVector": "repeat_vector", "SpatialDropout1D": "spatial_dropout1d", "Activation": "activation",
+    "Attention": "attention", "AdditiveAttention": "additive_attention", "Flatten": "flatten",
+    "GlobalAveragePooling1D": "global_average_pooling1d", "GlobalMaxPooling1D": "global_max_pooling1d",
+    "Functional": "functional",
+}
 _BOOKKEEPING = ("module", "registered_name", "build_config", "shared_object_id", "compile_config")
 _CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
 
@@ -85,7 +94,8 @@ def check_not_code(spec: Any, *, file: str | os.PathLike[str], where: str) -> No
         stack.extend((v, where) for v in node.values())
 
 
-def keras_to_lstmtext(spec: Any, *, file: str | os.PathLike[str], index: int) -> dict[str, Any]:
+def keras_to_lstmtext(spec: Any, *, file: str | os.PathLike[str], index: int,
+                      classes: dict[str, str] = SUPPORTED) -> dict[str, Any]:
     """Translate one Keras layer spec into an lstmtext ``{"class_name", "config"}``.
 
     Args:
@@ -105,9 +115,9 @@ def keras_to_lstmtext(spec: Any, *, file: str | os.PathLike[str], index: int) ->
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         raise CheckpointConfigError(file, f"{where}: a layer entry must be an object with a 'config' object")
     cls_name = spec.get("class_name")
-    if not isinstance(cls_name, str) or cls_name not in SUPPORTED:
+    if not isinstance(cls_name, str) or cls_name not in classes:
         raise CheckpointConfigError(file, f"{where}: layer class {cls_name!r} is not supported; lstmtext imports "
-                                          f"{', '.join(SUPPORTED)}")
+                                          f"{', '.join(classes)}")
     cls = registered_layers()[cls_name]
     accepted = _accepted(cls)
     config: dict[str, Any] = {}
@@ -135,7 +145,7 @@ def keras_to_lstmtext(spec: Any, *, file: str | os.PathLike[str], index: int) ->
 _LSTMTEXT_ONLY = {"time_major": False, "batch_input_shape": None}
 
 
-def lstmtext_to_keras(layer: Layer) -> dict[str, Any]:
+def lstmtext_to_keras(layer: Layer, classes: dict[str, str] = SUPPORTED) -> dict[str, Any]:
     """A Keras 3 layer spec (``module``/``class_name``/``config``/``registered_name``) for an lstmtext layer.
 
     Raises:
@@ -143,12 +153,12 @@ def lstmtext_to_keras(layer: Layer) -> dict[str, Any]:
     """
     from lstmtext.layers import serialize
 
-    return _to_keras(serialize(layer), where=f"layer {layer.name!r} ({type(layer).__name__})")
+    return _to_keras(serialize(layer), where=f"layer {layer.name!r} ({type(layer).__name__})", classes=classes)
 
 
-def _to_keras(spec: dict[str, Any], *, where: str) -> dict[str, Any]:
+def _to_keras(spec: dict[str, Any], *, where: str, classes: dict[str, str] = SUPPORTED) -> dict[str, Any]:
     cls_name = spec["class_name"]
-    if cls_name not in SUPPORTED:
+    if cls_name not in classes:
         raise CheckpointConfigError("<export>", f"{where}: {cls_name} has no Keras equivalent to export to")
     config: dict[str, Any] = {}
     for key, value in spec["config"].items():
@@ -157,7 +167,7 @@ def _to_keras(spec: dict[str, Any], *, where: str) -> dict[str, Any]:
                 raise CheckpointConfigError("<export>", f"{where}: {key}={value!r} has no Keras 3 equivalent")
             continue
         if key in ("layer", "backward_layer") and isinstance(value, dict):
-            value = _to_keras(value, where=where)
+            value = _to_keras(value, where=where, classes=classes)
         elif isinstance(value, dict) and "class_name" in value:  # initializer / regularizer / constraint
             value = {"module": _module_of(key), "class_name": value["class_name"], "config": value.get("config", {}),
                      "registered_name": None}

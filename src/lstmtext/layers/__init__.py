@@ -4,10 +4,12 @@ from lstmtext.layers.activation import Activation
 from lstmtext.layers.attention import AdditiveAttention, Attention
 from lstmtext.layers.base import Layer, deserialize, register_layer, registered_layers, serialize
 from lstmtext.layers.bidirectional import Bidirectional
+from lstmtext.layers.concat_pooling import ConcatPooling
 from lstmtext.layers.dense import Dense
 from lstmtext.layers.dropout import Dropout
 from lstmtext.layers.embedding import Embedding
 from lstmtext.layers.flatten import Flatten
+from lstmtext.layers.input_layer import Input, InputLayer
 from lstmtext.layers.lstm import LSTM, LSTMCell
 from lstmtext.layers.lstm_ops import keras_to_torch_lstm_weights, torch_to_keras_lstm_weights
 from lstmtext.layers.masking import Masking
@@ -32,6 +34,8 @@ from lstmtext.layers.merging import (
 from lstmtext.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from lstmtext.layers.repeat_vector import RepeatVector
 from lstmtext.layers.spatial_dropout import SpatialDropout1D
+from lstmtext.layers.symbolic import InputSpec, KerasTensor
+from lstmtext.layers.text_vectorization import TextVectorization
 from lstmtext.layers.time_distributed import TimeDistributed
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "Attention",
     "Average",
     "Bidirectional",
+    "ConcatPooling",
     "Concatenate",
     "Dense",
     "Dot",
@@ -50,6 +55,10 @@ __all__ = [
     "Flatten",
     "GlobalAveragePooling1D",
     "GlobalMaxPooling1D",
+    "Input",
+    "InputLayer",
+    "InputSpec",
+    "KerasTensor",
     "LSTMCell",
     "Layer",
     "Masking",
@@ -59,6 +68,7 @@ __all__ = [
     "RepeatVector",
     "SpatialDropout1D",
     "Subtract",
+    "TextVectorization",
     "TimeDistributed",
     "add",
     "average",
@@ -76,12 +86,3 @@ __all__ = [
     "torch_to_keras_lstm_weights",
 ]
 
-
-def __getattr__(name: str):
-    # keras.layers.Input / InputLayer live with the model code (they describe a model's input); lazy to avoid
-    # an import cycle (models imports layers).
-    if name in ("Input", "InputLayer"):
-        from lstmtext.models import sequential
-
-        return getattr(sequential, name)
-    raise AttributeError(f"module 'lstmtext.layers' has no attribute {name!r}")

@@ -7,6 +7,9 @@ Every lstmtext layer is a ``torch.nn.Module`` that behaves like a Keras layer:
 * ``layer(x, mask=None, training=None)``: ``training`` defaults to the module's ``self.training``;
 * masks are ``(batch, time)`` bool tensors, ``True`` for a real step (Keras's convention);
   :meth:`Layer.compute_mask` says what mask flows on to the next layer;
+* called on symbolic tensors (``Input(...)`` or another layer's symbolic output) a layer builds itself for
+  their shapes, checks them, and returns symbolic outputs recording the call (a
+  :class:`~lstmtext.layers.symbolic.Node`): the Functional API's graph;
 * :meth:`Layer.get_config` / :meth:`Layer.from_config` round-trip through JSON, and
   :func:`serialize` / :func:`deserialize` use Keras's ``{"class_name", "config"}`` envelope over a
   registry of lstmtext classes only (a config can never name arbitrary code).
@@ -27,8 +30,7 @@ import torch
 from torch import nn
 
 from lstmtext.errors import ConfigError, LstmtextError
-
-Shape = tuple[int | None, ...]
+from lstmtext.layers.symbolic import InputSpec, KerasTensor, Node, Shape, flatten, is_symbolic, pack_like
 
 _LAYER_REGISTRY: dict[str, type[Layer]] = {}
 _NAME_COUNTS: defaultdict[str, int] = defaultdict(int)
@@ -122,20 +124,23 @@ def to_tensors(inputs: Any) -> Any:
             return {k: to_tensors(v) for k, v in inputs.items()}
         items = [to_tensors(v) for v in inputs]
         return tuple(items) if isinstance(inputs, tuple) else items
-    return torch.as_tensor(np.asarray(inputs))
+    arr = np.asarray(inputs)
+    if arr.dtype.kind in "OUS":  # text, for a layer that takes strings (``Layer.string_input``)
+        return arr
+    return torch.as_tensor(arr)
 
 
 def shapes_of(inputs: Any) -> Any:
     """``tuple(x.shape)`` for one tensor, the same structure of shape tuples for several."""
-    if isinstance(inputs, torch.Tensor):
+    if isinstance(inputs, (torch.Tensor, np.ndarray)):
         return tuple(inputs.shape)
     if isinstance(inputs, dict):
         return {k: shapes_of(v) for k, v in inputs.items()}
     return [shapes_of(v) for v in inputs]
 
 
-def _first_tensor(inputs: Any) -> torch.Tensor:
-    if isinstance(inputs, torch.Tensor):
+def _first_tensor(inputs: Any) -> Any:
+    if isinstance(inputs, (torch.Tensor, np.ndarray)):
         return inputs
     return _first_tensor(next(iter(inputs.values())) if isinstance(inputs, dict) else inputs[0])
 
@@ -151,6 +156,12 @@ class Layer(nn.Module):
     """
 
     supports_masking: bool = False
+    #: True for a layer that takes raw strings (TextVectorization): a model whose first layer says so gets
+    #: str/object arrays from ``fit``/``predict`` unchanged (other models refuse them), and only such a
+    #: layer may be called on a ``"string"`` symbolic input.
+    string_input: bool = False
+    #: What the layer accepts, checked when it is called on symbolic tensors (set by ``build``).
+    input_spec: InputSpec | None = None
 
     def __init__(
         self,
@@ -179,6 +190,7 @@ class Layer(nn.Module):
             self.batch_input_shape = (None, *tuple(input_shape))
         else:
             self.batch_input_shape = None
+        self._inbound_nodes: list[Node] = []  # one per call on symbolic tensors
 
     # -- building -------------------------------------------------------------------------------
     @property
@@ -217,7 +229,10 @@ class Layer(nn.Module):
     # -- calling --------------------------------------------------------------------------------
     def forward(self, inputs: Any, mask: Any = None, training: bool | None = None, **kwargs: Any) -> Any:
         # ``inputs`` is one tensor, or a list/tuple/dict of tensors for layers that take several (merges,
-        # Attention); ``mask`` then has the same structure (None where an input has no mask).
+        # Attention); ``mask`` then has the same structure (None where an input has no mask). Symbolic
+        # inputs build the Functional graph instead.
+        if is_symbolic(inputs, kwargs):
+            return self._call_symbolic(inputs, mask, kwargs)
         inputs = to_tensors(inputs)
         if not self.built:
             self._build_for(inputs)
@@ -231,11 +246,72 @@ class Layer(nn.Module):
                                      if isinstance(o, torch.Tensor)]
         return out
 
+    # -- symbolic calls (the Functional API) ----------------------------------------------------
+    def _call_symbolic(self, inputs: Any, mask: Any, kwargs: dict[str, Any]) -> Any:
+        """Build for the symbolic inputs' shapes, check them, and return symbolic outputs recording the call."""
+        if mask is not None:
+            raise ConfigError(f'Layer "{self.name}": on symbolic inputs the mask comes from the inputs '
+                              "(Embedding(mask_zero=True), Masking); do not pass mask=")
+        kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+        tensors = [t for t in flatten(inputs) if isinstance(t, KerasTensor)]
+        if not tensors:
+            raise ConfigError(f'Layer "{self.name}" ({type(self).__name__}): its first argument must hold the '
+                              "symbolic inputs; got symbolic tensors only among the keyword arguments")
+        for i, t in enumerate(tensors):
+            if (t.dtype == "string") != self.string_input:
+                want = "strings" if self.string_input else "numbers"
+                raise ConfigError(f'Input {i} of layer "{self.name}" ({type(self).__name__}) is incompatible with '
+                                  f"the layer: expected {want}, got a symbolic input of dtype {t.dtype!r} "
+                                  f"(shape {t.shape})")
+        shapes = map_shapes(inputs)
+        if not self.built:
+            try:
+                self.build(shapes)
+            except LstmtextError as e:
+                raise ConfigError(f'Layer "{self.name}" ({type(self).__name__}) cannot be built for input shape '
+                                  f"{shapes}: {e}") from e
+            except Exception as e:  # a shape the layer's weights cannot be made for
+                raise ConfigError(f'Layer "{self.name}" ({type(self).__name__}) cannot be built for input shape '
+                                  f"{shapes}: {type(e).__name__}: {e}") from e
+            self.built = True
+        if self.input_spec is not None:
+            for i, t in enumerate(tensors[:1] if not isinstance(inputs, (list, tuple)) else tensors):
+                problem = self.input_spec.problem(t.shape)
+                if problem is not None:
+                    raise ConfigError(f'Input {i} of layer "{self.name}" is incompatible with the layer: {problem}')
+        outputs = symbolic_outputs(self, inputs, kwargs)
+        node = Node(self, (inputs,), kwargs, outputs)
+        index = len(self._inbound_nodes)
+        self._inbound_nodes.append(node)
+        for i, t in enumerate(node.output_tensors):
+            t.history = (self, index, i)
+        return outputs
+
+    def _single_node(self, what: str) -> Node:
+        if not self._inbound_nodes:
+            raise ConfigError(f'Layer "{self.name}" has never been called on symbolic inputs, so it has no {what}')
+        if len(self._inbound_nodes) > 1:
+            raise ConfigError(f'Layer "{self.name}" has been called {len(self._inbound_nodes)} times (a shared '
+                              f"layer), so its {what} is ambiguous; use the tensors each call returned")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input of the layer's one call on symbolic tensors (Keras's ``layer.input``)."""
+        return self._single_node("input").args[0]
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output of the layer's one call on symbolic tensors (Keras's ``layer.output``)."""
+        return self._single_node("output").outputs
+
     def _build_for(self, inputs: Any) -> None:
         self.build(shapes_of(inputs))
         self.built = True
         # Weights are created on the CPU; follow the inputs to their device.
-        self.to(_first_tensor(inputs).device)
+        first = _first_tensor(inputs)
+        if isinstance(first, torch.Tensor):
+            self.to(first.device)
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kwargs: Any):
         raise NotImplementedError(f"{type(self).__name__}.call")
@@ -331,6 +407,98 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+_PLACEHOLDER_SIZES = (2, 3)  # stand-ins for dimensions of unknown size (two, to tell which outputs follow them)
+_TORCH_DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
+                 torch.bfloat16: "bfloat16", torch.int64: "int64", torch.int32: "int32", torch.bool: "bool"}
+
+
+def map_shapes(structure: Any) -> Any:
+    """The shapes of a nest of KerasTensors (a tuple for one tensor, lists for several), for ``build``."""
+    if isinstance(structure, KerasTensor):
+        return tuple(structure.shape)
+    if isinstance(structure, (list, tuple)):
+        return [map_shapes(s) for s in structure]
+    if isinstance(structure, dict):
+        return {k: map_shapes(v) for k, v in structure.items()}
+    return structure
+
+
+def _placeholder(t: KerasTensor, size: int, device: torch.device) -> Any:
+    shape = tuple(size if d is None else d for d in t.shape)
+    if t.dtype == "string":
+        return np.full(shape, "", dtype=object)
+    if t.dtype.startswith(("int", "uint")):
+        return torch.zeros(shape, dtype=torch.int64, device=device)  # fit/predict give integer data as int64
+    if t.dtype == "bool":
+        return torch.zeros(shape, dtype=torch.bool, device=device)
+    return torch.zeros(shape, dtype=torch.float64 if t.dtype == "float64" else torch.float32, device=device)
+
+
+def symbolic_outputs(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
+    """The layer's symbolic outputs for symbolic ``inputs``: shapes, dtypes and masks.
+
+    As Keras on its torch backend, the layer is run on zero-filled stand-ins (inference mode, no gradient):
+    twice, with different sizes for the dimensions not yet known, so that an output dimension that follows
+    them is ``None``. A layer that cannot take the inputs fails here, when the graph is built.
+    """
+    runs = []
+    stateful = bool(getattr(layer, "stateful", False))
+    # Stand-ins live where the layer's weights are (a model moved to CUDA still takes new layers).
+    device = next((p.device for p in layer.parameters()), torch.device("cpu"))
+    for size in _PLACEHOLDER_SIZES:
+        def stand_in(x: Any, size: int = size) -> Any:
+            return _placeholder(x, size, device) if isinstance(x, KerasTensor) else x
+
+        args = pack_like(inputs, [stand_in(x) for x in flatten(inputs)])
+        kw = {k: pack_like(v, [stand_in(x) for x in flatten(v)]) for k, v in kwargs.items()}
+        masks = pack_like(inputs, [None if not isinstance(x, KerasTensor) or x.mask_shape is None else
+                                   torch.ones(tuple(size if d is None else d for d in x.mask_shape), dtype=torch.bool,
+                                              device=device)
+                                   for x in flatten(inputs)])
+        if all(m is None for m in flatten(masks)):
+            masks = None
+        elif not isinstance(inputs, (list, tuple, dict)):
+            masks = flatten(masks)[0]
+        saved = [s.clone() for s in layer.states] if stateful and getattr(layer, "states", None) else None
+        was_training = layer.training
+        try:
+            with torch.no_grad():
+                out = layer.call(args, mask=masks, training=False, **kw)
+                out_mask = layer.compute_mask(args, masks)
+        except LstmtextError as e:
+            raise ConfigError(f'Layer "{layer.name}" ({type(layer).__name__}) cannot take inputs of shape '
+                              f"{map_shapes(inputs)}: {e}") from e
+        except Exception as e:  # the layer's own arithmetic refusing the shapes or dtypes
+            dtypes = [t.dtype for t in flatten(inputs) if isinstance(t, KerasTensor)]
+            raise ConfigError(f'Layer "{layer.name}" ({type(layer).__name__}) cannot take inputs of shape '
+                              f"{map_shapes(inputs)} and dtype {dtypes if len(dtypes) > 1 else dtypes[0]}: "
+                              f"{type(e).__name__}: {e}") from e
+        finally:
+            layer.train(was_training)
+            if saved is not None:
+                layer.reset_states(saved)
+        runs.append((out, out_mask))
+        if stateful:  # a fixed batch size: one run tells everything
+            runs.append((out, out_mask))
+            break
+    (out_a, mask_a), (out_b, mask_b) = runs
+    leaves_a, leaves_b = flatten(out_a), flatten(out_b)
+    masks_a = flatten(mask_a) if isinstance(mask_a, (list, tuple)) else [mask_a] * len(leaves_a)
+    masks_b = flatten(mask_b) if isinstance(mask_b, (list, tuple)) else [mask_b] * len(leaves_b)
+
+    def merge(a: Any, b: Any) -> Shape:
+        return tuple(int(x) if x == y else None for x, y in zip(a.shape, b.shape))
+
+    tensors = []
+    for a, b, ma, mb in zip(leaves_a, leaves_b, masks_a, masks_b):
+        if not isinstance(a, torch.Tensor):
+            raise ConfigError(f'Layer "{layer.name}" ({type(layer).__name__}) returned a {type(a).__name__} on '
+                              "symbolic inputs; layers must return tensors")
+        mask_shape = merge(ma, mb) if isinstance(ma, torch.Tensor) and isinstance(mb, torch.Tensor) else None
+        tensors.append(KerasTensor(merge(a, b), _TORCH_DTYPES.get(a.dtype, str(a.dtype)), mask_shape=mask_shape))
+    return pack_like(out_a, tensors)
 
 
 def serialize(layer: Layer) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class SpatialDropout1D(Dropout):
                                      self._gen(inputs.device))
 
     def get_config(self) -> dict[str, Any]:
+        # Keras's SpatialDropout1D takes only rate, seed, name and dtype: no noise_shape, no trainable.
         cfg = super().get_config()
-        del cfg["noise_shape"]
+        del cfg["noise_shape"], cfg["trainable"]
         return cfg

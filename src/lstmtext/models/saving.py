@@ -17,28 +17,29 @@ the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lstmtext.checkpoint import (
     Checkpoint,
-    WeightMismatchError,
-    build_model,
+    CheckpointConfigError,
+    assign_weights,
     capture_rng_state,
+    check_model_config,
     load_checkpoint,
     make_run_info,
     resolve_checkpoint,
-    restore_rng_state,
     save_checkpoint,
 )
-from lstmtext.checkpoint.folder import OPTIMIZER, TRAINER, WEIGHTS
+from lstmtext.checkpoint.folder import CONFIG, WEIGHTS
 from lstmtext.checkpoint.safejson import read_bounded
 from lstmtext.checkpoint.tensorfile import decode_tensors, encode_tensors
 from lstmtext.errors import CheckpointError, ConfigError
+from lstmtext.layers.base import deserialize, registered_layers, weight_budget
+from lstmtext.training import losses, metrics, optimizers
 from lstmtext.utils.io import atomic_write_bytes
 
 _MAX_WEIGHTS_FILE = 1 << 44
@@ -54,8 +55,6 @@ def _spec(obj: Any, serialize: Any) -> Any:
 
 
 def _compile_config(model: Any) -> dict[str, Any]:
-    from lstmtext.training import losses, metrics, optimizers
-
     def metric_spec(m: Any) -> Any:
         if isinstance(m, str):
             return m
@@ -63,12 +62,23 @@ def _compile_config(model: Any) -> dict[str, Any]:
             return {"class_name": type(m).__name__, "config": m.get_config()}
         return None
 
-    return {
+    def nested(spec: Any, leaf: Any) -> Any:
+        # Several outputs: lists and dicts by output name of losses / metrics.
+        if isinstance(spec, dict) and "class_name" not in spec:
+            return {k: nested(v, leaf) for k, v in spec.items()}
+        if isinstance(spec, (list, tuple)):
+            return [nested(v, leaf) for v in spec]
+        return None if spec is None else leaf(spec)
+
+    out = {
         "optimizer": optimizers.serialize(model.optimizer),
-        "loss": _spec(model.loss, losses.serialize),
-        "metrics": [metric_spec(m) for m in model._metric_specs],
-        "weighted_metrics": [metric_spec(m) for m in model._weighted_metric_specs],
+        "loss": nested(model._loss_spec, lambda s: _spec(s, losses.serialize)),
+        "metrics": nested(model._metric_specs, metric_spec),
+        "weighted_metrics": nested(model._weighted_metric_specs, metric_spec),
     }
+    if model._loss_weights is not None:
+        out["loss_weights"] = model._loss_weights
+    return out
 
 
 def save_model(model: Any, path: str | os.PathLike[str], overwrite: bool = True, *, vocab: Any = None,
@@ -103,30 +113,55 @@ def save_model(model: Any, path: str | os.PathLike[str], overwrite: bool = True,
         params = list(model.parameters())
         history = getattr(getattr(model, "train_state", None), "history", None)
         run_info = make_run_info(device=params[0].device if params else None, metrics=history)
-    return save_checkpoint(path, config={"class_name": type(model).__name__, "config": model.get_config()},
+    config: dict[str, Any] = {"class_name": type(model).__name__, "config": model.get_config()}
+    if type(model).__name__ not in registered_layers():
+        config["subclassed"] = True  # rebuilding it needs its class: load_model says so, by name
+    return save_checkpoint(path, config=config,
                            weights=model.state_dict(), optimizer_state=optimizer_state,
                            trainer_state=trainer_state, vocab=vocab, run_info=run_info)
 
 
-def _assign_weights(model: Any, tensors: Mapping[str, torch.Tensor], file: str | os.PathLike[str]) -> None:
-    own = model.state_dict()
-    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
-    problems = [f"missing weights {missing}"] if missing else []
-    problems += [f"unexpected weights {extra}"] if extra else []
-    problems += [f"weight {k!r} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
-                 for k, v in tensors.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    if problems:
-        raise WeightMismatchError(file, "weights do not match the model: " + "; ".join(problems))
-    with torch.no_grad():
-        for k, v in tensors.items():
-            own[k].copy_(v.to(dtype=own[k].dtype, device=own[k].device))
-
-
-def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
-    """Rebuild a model from a checkpoint folder written by :func:`save_model` (weights, and the compile state).
+def build_model(checkpoint: Checkpoint | Mapping[str, Any], *, file: str | os.PathLike[str] = CONFIG) -> Any:
+    """Rebuild the model a checkpoint's config describes, from registered lstmtext classes only (no weights yet).
 
     Args:
-        path: a checkpoint folder, or a run's checkpoint root (its newest valid checkpoint is used).
+        checkpoint: a loaded :class:`~lstmtext.checkpoint.Checkpoint` or a ``{"class_name", "config"}`` dict.
+        file: the file named in errors when a dict is given.
+
+    Raises:
+        CheckpointConfigError: the config names a class lstmtext does not register (``Lambda``, ``os.system``,
+            a subclassed model, whose class is needed to rebuild it ...) or arguments that class refuses.
+    """
+    budget = None
+    if isinstance(checkpoint, Checkpoint):
+        config, file = checkpoint.config, checkpoint.path / CONFIG
+        # The model's weights must fit in what the weights file holds (+1 MiB): a config asking for a huge
+        # layer is refused before its weights are allocated and initialized, not after.
+        budget = sum(t.numel() * t.element_size() for t in checkpoint.weights.values()) + (1 << 20)
+    else:
+        config = check_model_config(checkpoint, file=file)
+    name = config.get("class_name")
+    if config.get("subclassed") is True and name not in registered_layers():
+        raise CheckpointConfigError(file, f"the model is a subclassed Model of class {name!r}; rebuilding it needs "
+                                          f"that class: create it ({name}(...)), then call "
+                                          "model.load_weights(<this folder>)")
+    try:
+        with weight_budget(budget) if budget is not None else contextlib.nullcontext():
+            return deserialize(config)
+    except ConfigError as e:
+        raise CheckpointConfigError(file, str(e)) from None
+    except Exception as e:  # any from_config rejecting its arguments: the file is untrusted input
+        raise CheckpointConfigError(file, f"cannot build {config.get('class_name')!r}: {e}") from None
+
+
+def load_model(path: str | os.PathLike[str] | Checkpoint, compile: bool = True) -> Any:
+    """Rebuild a model from a checkpoint folder written by :func:`save_model` (weights, and the compile state).
+
+    The one way a checkpoint becomes a model: ``Predictor``, ``lstmtext evaluate`` and the ONNX export use it.
+
+    Args:
+        path: a checkpoint folder, a run's checkpoint root (its newest valid checkpoint is used), or a
+            :class:`~lstmtext.checkpoint.Checkpoint` already loaded (with ``load_checkpoint``).
         compile: compile the model as it was when saved (optimizer, loss, metrics).
 
     Returns:
@@ -138,14 +173,33 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
 
     >>> model = load_model("runs/imdb/final")  # doctest: +SKIP
     """
-    ckpt = load_checkpoint(resolve_checkpoint(path), load_training_state=compile)
+    ckpt = path if isinstance(path, Checkpoint) else load_checkpoint(resolve_checkpoint(path),
+                                                                      load_training_state=compile)
     model = build_model(ckpt)
-    _assign_weights(model, ckpt.weights, ckpt.path / WEIGHTS)
+    if not model.built:
+        raise CheckpointConfigError(ckpt.path / CONFIG, "the model has no input shape (build_input_shape or an "
+                                                        "Input), so its weights cannot be placed")
+    assign_weights(model, ckpt.weights, ckpt.path / WEIGHTS)
+    model.eval()
     comp = (ckpt.trainer_state or {}).get("compile") or {}
-    if compile and comp.get("loss") is not None:
-        model.compile(optimizer=comp["optimizer"], loss=comp["loss"],
-                      metrics=[m for m in comp.get("metrics", []) if m is not None],
-                      weighted_metrics=[m for m in comp.get("weighted_metrics", []) if m is not None])
+    def complete(spec: Any) -> bool:  # a loss that was a custom function is stored as None
+        if isinstance(spec, dict) and "class_name" not in spec:
+            return all(complete(v) for v in spec.values())
+        if isinstance(spec, list):
+            return all(complete(v) for v in spec)
+        return spec is not None
+
+    if compile and comp.get("loss") is not None and complete(comp["loss"]):
+        def known(spec: Any) -> Any:  # metrics that were custom functions are left out (recompile to use them)
+            if isinstance(spec, dict) and "class_name" not in spec:
+                return {k: known(v) for k, v in spec.items()}
+            if isinstance(spec, list):
+                return [known(v) for v in spec if v is not None]
+            return spec
+
+        model.compile(optimizer=comp["optimizer"], loss=comp["loss"], metrics=known(comp.get("metrics") or []),
+                      weighted_metrics=known(comp.get("weighted_metrics") or []),
+                      loss_weights=comp.get("loss_weights"))
     if ckpt.vocab is not None:
         model.vocab = ckpt.vocab
     return model
@@ -171,39 +225,4 @@ def load_weights(model: Any, path: str | os.PathLike[str]) -> None:
     else:
         tensors = decode_tensors(read_bounded(path, _MAX_WEIGHTS_FILE), file=path, expected=expected)
         file = path
-    _assign_weights(model, tensors, file)
-
-
-def restore_training(model: Any, path: str | os.PathLike[str]) -> Checkpoint:
-    """Load weights, optimizer state, loop position, RNG states and metric sums from a checkpoint into a
-    compiled, prepared ``model`` (``fit(resume_from=path)`` calls this).
-
-    Args:
-        model: the compiled model, built and with its optimizer built (as ``fit`` prepares it).
-        path: a checkpoint folder, or a run's checkpoint root (its newest valid checkpoint is used,
-            skipping a broken newer one with a warning).
-
-    Returns:
-        The checkpoint restored.
-    """
-    ckpt = load_checkpoint(resolve_checkpoint(path))
-    _assign_weights(model, ckpt.weights, ckpt.path / WEIGHTS)
-    state = ckpt.trainer_state
-    if state is None:
-        raise CheckpointError(f"{ckpt.path / TRAINER}: missing: the checkpoint has no training state to resume "
-                              "(it was saved from a model that was not compiled)")
-    if ckpt.optimizer_state:
-        try:
-            model.optimizer.load_state_dict(ckpt.optimizer_state)
-        except ConfigError as e:
-            raise CheckpointError(f"{ckpt.path / OPTIMIZER}: {e}") from e
-    lr = (state.get("compile") or {}).get("optimizer", {}).get("config", {}).get("learning_rate")
-    if lr is not None:  # ReduceLROnPlateau may have changed it during the saved run
-        model.optimizer.learning_rate = lr
-    if "rng_all" in state:
-        restore_rng_state(state["rng_all"], file=ckpt.path / TRAINER)
-    try:
-        model.load_training_state(state, state.get("metric_tensors") or {})
-    except ConfigError as e:
-        raise CheckpointError(f"{ckpt.path / TRAINER}: {e}") from e
-    return ckpt
+    assign_weights(model, tensors, file)

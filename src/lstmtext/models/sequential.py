@@ -7,90 +7,41 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from lstmtext.errors import ConfigError, DataError, LstmtextError
 from lstmtext.layers.base import Layer, Shape, deserialize, register_layer, serialize
-from lstmtext.layers.embedding import Embedding
-from lstmtext.training.trainer import Trainer
+from lstmtext.layers.input_layer import InputLayer
+from lstmtext.layers.symbolic import KerasTensor
+from lstmtext.models.graph import Graph
+from lstmtext.models.model import Model, check_ids
 
 
 @register_layer
-class InputLayer(Layer):
-    """Declares the model's input shape and dtype (what ``keras.Input`` does for a Sequential model).
-
-    Args:
-        shape: shape of one sample, without the batch axis, e.g. ``(300,)``.
-        batch_size: optional fixed batch size.
-        dtype: ``"int32"``/``"int64"`` for token ids, ``"float32"`` for features.
-        batch_shape: full shape including the batch axis (instead of ``shape``/``batch_size``).
-        name: the layer's name.
-    """
-
-    def __init__(self, shape: Sequence[int | None] | None = None, batch_size: int | None = None,
-                 dtype: str | None = None, batch_shape: Sequence[int | None] | None = None,
-                 name: str | None = None, **kwargs: Any) -> None:
-        kwargs.pop("sparse", None), kwargs.pop("ragged", None), kwargs.pop("optional", None)
-        super().__init__(name=name, **kwargs)
-        if batch_shape is None:
-            if shape is None:
-                raise ConfigError("Input: give shape=(...) (without the batch axis) or batch_shape=(...)")
-            if isinstance(shape, int):
-                shape = (shape,)
-            batch_shape = (batch_size, *tuple(shape))
-        batch_shape = tuple(batch_shape)
-        for d in batch_shape[1:]:
-            if d is not None and (not isinstance(d, int) or d <= 0):
-                raise ConfigError(f"Input: shape dimensions must be positive integers or None, got {batch_shape[1:]}")
-        self.batch_shape: Shape = batch_shape
-        self.input_dtype = dtype or "float32"
-        self.built = True
-
-    def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
-        return inputs
-
-    def get_config(self) -> dict[str, Any]:
-        return {"batch_shape": list(self.batch_shape), "dtype": self.input_dtype, "name": self.name}
-
-
-def Input(shape: Sequence[int | None] | int | None = None, batch_size: int | None = None, dtype: str | None = None,
-          name: str | None = None, batch_shape: Sequence[int | None] | None = None) -> InputLayer:
-    """Keras's ``Input`` for Sequential models: ``Sequential([Input((300,), dtype="int32"), Embedding(...)])``."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name)
-
-
-@register_layer
-class Sequential(Trainer, Layer):
+class Sequential(Model):
     """A linear stack of layers with Keras's model API.
 
     Args:
-        layers: optional list of layers (an :func:`Input` may come first).
+        layers: optional list of layers (an :func:`~lstmtext.layers.Input` may come first).
         name: the model's name (``"sequential"``, ``"sequential_1"`` ...).
         trainable: whether the weights are trained.
 
     The weights (``state_dict()`` keys ``"layers.<i>.<weight>"``) are created when the input shape is
     known: from an ``Input``, a first layer's ``input_shape``/``input_length``, ``build(shape)``, or the
-    first call/``fit``.
+    first call/``fit``. The model is then a layer graph run by the executor Functional models use.
     """
-
-    supports_masking = True
 
     def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None, trainable: bool = True,
                  **kwargs: Any) -> None:
         super().__init__(name=name, trainable=trainable, **kwargs)
-        self._init_trainer()
         self.layers = nn.ModuleList()
-        # Like Keras, model(x) runs in inference mode (no dropout) unless training=True is passed;
-        # fit() switches to training mode for its steps and back afterwards.
-        self.eval()
         self._input_layer: InputLayer | None = None
         self.build_input_shape: Shape | None = None
+        self._input_dtype: str | None = None
         if layers is not None:
             if isinstance(layers, Layer):
                 raise ConfigError("Sequential: layers must be a list of layers, got a single layer; wrap it in [...]")
@@ -98,8 +49,10 @@ class Sequential(Trainer, Layer):
                 self.add(layer)
 
     # -- structure ------------------------------------------------------------------------------
-    def add(self, layer: Layer) -> None:
+    def add(self, layer: Layer | KerasTensor) -> None:
         """Append ``layer`` (or set the input with an :func:`Input` as the first entry)."""
+        if isinstance(layer, KerasTensor) and layer.history is not None and isinstance(layer.history[0], InputLayer):
+            layer = layer.history[0]
         if isinstance(layer, InputLayer):
             if len(self.layers) or self._input_layer is not None:
                 raise ConfigError("Sequential.add: an Input can only be the first entry of the model")
@@ -113,8 +66,8 @@ class Sequential(Trainer, Layer):
         self.layers.append(layer)
         layer.train(self.training)
         declared = self._declared_input_shape()
-        if self.built:
-            self._built_by_shape(self.build_input_shape)  # type: ignore[arg-type]
+        if self.build_input_shape is not None:
+            self._rebuild_graph()
         elif declared is not None:
             self.build(declared)
 
@@ -124,6 +77,8 @@ class Sequential(Trainer, Layer):
             raise ConfigError("Sequential.pop: the model has no layers")
         layer = self.layers[-1]
         del self.layers[-1]
+        if self.build_input_shape is not None:
+            self._rebuild_graph()
         return layer
 
     def _declared_input_shape(self) -> Shape | None:
@@ -144,43 +99,54 @@ class Sequential(Trainer, Layer):
         if len(shape) < 1:
             raise ConfigError(f"{self.name}.build: input_shape must include the batch axis, got {shape}")
         self.build_input_shape = (None, *shape[1:])
-        self._built_by_shape(self.build_input_shape)
+        self._rebuild_graph()
         self.built = True
 
-    def _built_by_shape(self, shape: Shape) -> Shape:
-        for layer in self.layers:
-            if not layer.built:
-                layer.build(shape)
-                layer.built = True
-            shape = layer.compute_output_shape(shape)
-        return shape
-
-    def _build_for(self, inputs: torch.Tensor) -> None:
-        self.build((None, *inputs.shape[1:]))
-        self.to(inputs.device)
-
-    def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool = False, **kw: Any):
+    def _rebuild_graph(self) -> None:
+        """The layer graph from the input through every layer (Keras's ``Sequential._maybe_rebuild``)."""
+        if self._graph is not None:  # forget the previous graph's calls, so that layer.output stays one tensor
+            for node in self._graph.nodes:
+                nodes = node.layer._inbound_nodes
+                if nodes and nodes[-1] is node:
+                    nodes.pop()
+        if self._input_layer is not None:
+            inputs = self._input_layer.tensor
+        else:
+            first = self.layers[0] if len(self.layers) else None
+            dtype = ("string" if first is not None and first.string_input else self._input_dtype
+                     or ("int64" if getattr(first, "input_dim", None) is not None else "float32"))
+            inputs = InputLayer(batch_shape=self.build_input_shape, dtype=dtype, name=f"{self.name}_input").tensor
         x = inputs
-        layers, i = self.layers, 0
-        while i < len(layers):
-            layer, nxt = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(layer, Embedding) and hasattr(nxt, "accepts_embedding") and nxt.accepts_embedding(
-                    layer, training):
-                # Embedding -> LSTM: the LSTM projects the vocabulary instead of every token (same function).
-                mask = layer.compute_mask(x, mask)
-                x = nxt.call_embedding(layer, x, mask=mask, training=training)
-                mask, i = nxt.compute_mask(x, mask), i + 2
-                continue
-            out = layer(x, mask=mask, training=training)
-            mask = layer.compute_mask(x, mask)
-            x, i = out, i + 1
-        return x
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if isinstance(x, (list, tuple)) and i < len(self.layers) - 1:
+                raise ConfigError(f"Sequential: layer {layer.name!r} returns {len(x)} tensors; each layer of a "
+                                  "Sequential model must return one (use the Functional API)")
+        self._graph = Graph(inputs, x, owner=f'Sequential "{self.name}"')
+        self.built = True
+
+    def _build_for(self, inputs: Any) -> None:
+        if isinstance(inputs, torch.Tensor):
+            self._input_dtype = "int64" if not inputs.is_floating_point() else "float32"
+        self.build((None, *inputs.shape[1:]))
+        if isinstance(inputs, torch.Tensor):
+            self.to(inputs.device)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)
         return shape
+
+    def output_shape_for(self, x: Any) -> Shape:
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        return self.compute_output_shape((None, *x.shape[1:]))
+
+    def takes_strings(self) -> bool:
+        if self._input_layer is not None:
+            return self._input_layer.input_dtype == "string"
+        return bool(len(self.layers)) and self.layers[0].string_input
 
     def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
         return None
@@ -208,70 +174,8 @@ class Sequential(Trainer, Layer):
             except LstmtextError as e:
                 raise DataError(f"{arg}: the model cannot take inputs of shape {shape}: {e}") from e
         first = self.layers[0] if len(self.layers) else None
-        input_dim = getattr(first, "input_dim", None)
-        if input_dim is not None and x.numel():
-            if x.is_floating_point() and not bool(torch.all(x == torch.round(x))):
-                raise DataError(f"{arg}: token ids for {first.name} must be integers, got fractional values")
-            lo, hi = int(x.min()), int(x.max())
-            if lo < 0 or hi >= input_dim:
-                raise DataError(
-                    f"{arg}: token ids must lie in [0, {input_dim}) for {first.name} (input_dim={input_dim}), "
-                    f"got ids from {lo} to {hi}"
-                )
-
-    # -- weights --------------------------------------------------------------------------------
-    @property
-    def weights(self) -> list[nn.Parameter]:
-        return [w for layer in self.layers for w in layer.weights]
-
-    @property
-    def trainable_weights(self) -> list[nn.Parameter]:
-        return [w for w in self.weights if w.requires_grad]
-
-    @property
-    def non_trainable_weights(self) -> list[nn.Parameter]:
-        return [w for w in self.weights if not w.requires_grad]
-
-    @property
-    def losses(self) -> list[torch.Tensor]:
-        return [loss for layer in self.layers for loss in layer.losses]
-
-    def apply_constraints(self) -> None:
-        for layer in self.layers:
-            layer.apply_constraints()
-
-    def has_constraints(self) -> bool:
-        """Whether any weight has a constraint (the train step skips the projection otherwise)."""
-
-        def walk(layer: Layer) -> bool:
-            own = any(c is not None for _, _, c in getattr(layer, "_weight_specs", []))
-            return own or any(walk(ch) for ch in layer.children() if isinstance(ch, Layer))
-        return any(walk(layer) for layer in self.layers)
-
-    def count_params(self) -> int:
-        if not self.built:
-            raise ConfigError(
-                f"{self.name}: count_params() needs a built model; give an Input(shape) or call build(input_shape)"
-            )
-        return sum(int(w.numel()) for w in self.weights)
-
-    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
-        """A layer by name or index."""
-        if index is not None:
-            return self.layers[index]
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise ConfigError(f"{self.name}.get_layer: no layer named {name!r}; layers: {[la.name for la in self.layers]}")
-
-    # -- summary --------------------------------------------------------------------------------
-    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
-                print_fn: Callable[[str], Any] | None = None, show_trainable: bool = False, **kwargs: Any) -> None:
-        """Print Keras's summary table: layer (type), output shape, param #, and the parameter totals."""
-        from lstmtext.models.summary import format_summary
-
-        text = format_summary(self, line_length=line_length, show_trainable=show_trainable)
-        (print_fn or print)(text)
+        if getattr(first, "input_dim", None) is not None:
+            check_ids(x, first, arg)
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -297,33 +201,7 @@ class Sequential(Trainer, Layer):
                                   f"integers or nulls (batch axis first), got {shape!r:.200}")
             try:
                 model.build(tuple(shape))
-            except LstmtextError:
-                raise
             except Exception as e:  # a layer argument only its weights' creation rejects (e.g. minval > maxval)
-                raise ConfigError(f"Sequential config: cannot build for input shape {shape}: "
-                                  f"{type(e).__name__}: {e}") from e
+                detail = str(e) if isinstance(e, LstmtextError) else f"{type(e).__name__}: {e}"
+                raise ConfigError(f"Sequential config: cannot build for input shape {shape}: {detail}") from e
         return model
-
-    # -- saving (the checkpoint format lives in lstmtext.models.saving) ---------------------------
-    def save(self, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
-        """Write a checkpoint folder: config, weights, and (when compiled) optimizer + training state."""
-        from lstmtext.models.saving import save_model
-
-        save_model(self, filepath, overwrite=overwrite)
-
-    def save_weights(self, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
-        """Write the weights to one safetensors file (atomically)."""
-        from lstmtext.models.saving import save_weights
-
-        save_weights(self, filepath, overwrite=overwrite)
-
-    def load_weights(self, filepath: str | os.PathLike[str]) -> None:
-        """Load weights written by :meth:`save_weights` (or a checkpoint folder's ``model.safetensors``)."""
-        from lstmtext.models.saving import load_weights
-
-        load_weights(self, filepath)
-
-    def get_weights(self) -> list[np.ndarray]:
-        if not self.built:
-            raise ConfigError(f"{self.name}.get_weights: the model is not built yet")
-        return super().get_weights()

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from lstmtext.config import DataConfig
-from lstmtext.data.archive import find_aclimdb_root, read_archive, read_folder
-from lstmtext.data.loader import CSV_SUFFIXES, JSONL_SUFFIXES, load_dataset, read_texts
+from lstmtext.data.archive import read_archive, read_folder
+from lstmtext.data.imdb import is_imdb_source, load_data_and_tokenizer, resolve_source
+from lstmtext.data.loader import CSV_SUFFIXES, JSONL_SUFFIXES, load_dataset, load_text_corpus, read_texts
 from lstmtext.errors import DataError
 from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.text import Tokenizer
@@ -55,17 +56,6 @@ class RunData:
         return len(self.class_names)
 
 
-def is_imdb_source(path: str | os.PathLike[str] | None) -> bool:
-    """True for None (the default archive), an aclImdb archive, an aclImdb folder or a Keras ``imdb.npz``."""
-    if path is None:
-        return True
-    p = Path(path)
-    if p.is_dir():
-        root = find_aclimdb_root(p)
-        return root is not None and any((root / "train" / label).is_dir() for label in IMDB_CLASSES)
-    return p.suffix.lower() not in CSV_SUFFIXES and p.suffix.lower() not in JSONL_SUFFIXES
-
-
 def check_data_path(path: str | os.PathLike[str] | None) -> None:
     """Fail early, naming ``path``, when it does not exist or is an empty file (None: the default archive).
 
@@ -98,14 +88,11 @@ def load_run_data(cfg: DataConfig) -> RunData:
     Raises:
         DataError: missing, empty or malformed data (naming the file).
     """
-    from lstmtext.data import imdb
-    from lstmtext.data.imdb import resolve_source
-
     check_data_path(cfg.archive)
     if is_imdb_source(cfg.archive):
-        src = resolve_source(cfg.archive)
-        (x_train, y_train), (x_test, y_test) = imdb.load_data(src, num_words=cfg.num_words)
-        tokenizer = imdb.get_tokenizer(src, num_words=cfg.num_words)
+        # One resolution and one read (one checksum) of the source for the arrays and the tokenizer.
+        ((x_train, y_train), (x_test, y_test)), tokenizer, src = load_data_and_tokenizer(cfg.archive,
+                                                                                          num_words=cfg.num_words)
         names, kind, source = list(IMDB_CLASSES), "imdb", str(src.resolve())
     else:
         ds = load_dataset(cfg.archive, num_words=cfg.num_words, text_column=cfg.text_column,
@@ -116,6 +103,59 @@ def load_run_data(cfg: DataConfig) -> RunData:
         raise DataError(f"--data {source!r}: {len(x_train)} training and {len(x_test)} test examples; need both")
     return RunData(pad(x_train, cfg), np.asarray(y_train, dtype=np.int64), pad(x_test, cfg),
                    np.asarray(y_test, dtype=np.int64), names, tokenizer, source, kind)
+
+
+@dataclass
+class LabelledTexts:
+    """Raw train and test texts with class indices (what a model with its own tokenizer is trained on).
+
+    Attributes:
+        train_texts, test_texts: the texts.
+        y_train, y_test: int64 class indices.
+        class_names: ``class_names[i]`` names class ``i``.
+        source, kind: as in :class:`RunData`.
+    """
+
+    train_texts: list[str]
+    y_train: np.ndarray
+    test_texts: list[str]
+    y_test: np.ndarray
+    class_names: list[str]
+    source: str
+    kind: str
+
+
+def read_labelled_splits(cfg: DataConfig) -> LabelledTexts:
+    """The train and test texts of the source a :class:`DataConfig` names, split as :func:`load_run_data` splits.
+
+    IMDB archives and folders give their reviews; your own data is read and split by ``load_dataset``'s
+    rules (``test_split``, seed 113) and given back as its words (the tokenization rule is the same, so a
+    tokenizer sees the same words; a test word never seen in training comes back as an unknown word).
+
+    Raises:
+        DataError: a missing or empty source, a Keras ``imdb.npz`` (ids, not text), or no examples.
+    """
+    check_data_path(cfg.archive)
+    if is_imdb_source(cfg.archive):
+        src = resolve_source(cfg.archive)
+        if src.suffix == ".npz":
+            raise DataError(f"--data {str(src)!r}: a Keras imdb.npz holds word ids, not text; give the "
+                            "aclImdb_v1.tar.gz archive or an aclImdb/ folder")
+        splits = read_folder(src) if src.is_dir() else read_archive(src)
+        return LabelledTexts(splits["train"].texts, splits["train"].labels, splits["test"].texts,
+                             splits["test"].labels, list(IMDB_CLASSES), str(src.resolve()), "imdb")
+    corpus, names = load_text_corpus(cfg.archive, test_split=cfg.test_split, text_column=cfg.text_column,
+                                     label_column=cfg.label_column)
+    words = np.array(["", *(corpus.vocab.words if corpus.vocab is not None else []), "xxunk"], dtype=object)
+
+    def texts(split: Any) -> list[str]:
+        return [" ".join(words[r]) for r in split.to_lists()]
+
+    if len(corpus.train) == 0 or len(corpus.test) == 0:
+        raise DataError(f"--data {str(cfg.archive)!r}: {len(corpus.train)} training and {len(corpus.test)} test "
+                        "examples; need both")
+    return LabelledTexts(texts(corpus.train), corpus.train.labels, texts(corpus.test), corpus.test.labels,
+                         list(names), str(Path(cfg.archive).resolve()), "texts")
 
 
 def pad(sequences: Any, cfg: DataConfig) -> np.ndarray:

@@ -46,22 +46,15 @@ class _Loaded:
 
 def _load(folder: str | os.PathLike[str]) -> _Loaded:
     """The checkpoint's model, its ``run.json`` record (``{}`` if none) and, with a ``vocab.json``, its Predictor."""
-    from lstmtext.checkpoint import build_model, load_checkpoint
+    from lstmtext.checkpoint import load_checkpoint
+    from lstmtext.models import load_model
     from lstmtext.predictor import Predictor
 
     ckpt = load_checkpoint(folder, load_training_state=False)
     if ckpt.vocab is not None:
         predictor = Predictor.from_checkpoint(folder)
         return _Loaded(predictor.model, ckpt.run_info or {}, predictor)
-    import lstmtext.models  # noqa: F401  (registers Sequential)
-
-    model = build_model(ckpt)
-    try:
-        model.load_state_dict(ckpt.weights)
-    except RuntimeError as e:  # names or shapes differ from config.json's model
-        raise CheckpointError(f"{Path(folder) / 'model.safetensors'}: does not fit config.json ({e})") from None
-    model.eval()
-    return _Loaded(model, ckpt.run_info or {}, None)
+    return _Loaded(load_model(ckpt, compile=False), ckpt.run_info or {}, None)
 
 
 def _compile_for_evaluation(model: Any, run: dict[str, Any], num_classes: int) -> None:

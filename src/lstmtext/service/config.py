@@ -40,10 +40,30 @@ class ServiceConfig:
     """On SIGTERM: answer ``/readyz`` with 503 and keep serving this long before closing the listener."""
     access_log: bool = True
     """Write one JSON line per request to the ``lstmtext.access`` logger."""
+    max_connections: int = 2048
+    """Most open connections per server process; a new one past it closes the connection idle (or reading
+    a request) the longest, or gets 503 with ``Retry-After`` when every connection is being answered."""
+    idle_timeout_s: float = 5.0
+    """A connection that has not started a request this long after connecting or after its last answer is
+    closed."""
+    request_read_timeout_s: float = 10.0
+    """A request (line, headers and body) must arrive completely within this many seconds of its first byte;
+    past it the connection gets 408 and is closed, and the bytes received are freed."""
+    max_header_bytes: int = 16_384
+    """Largest request line + headers, in bytes; past it the request gets 431 and the connection is closed."""
+    max_url_bytes: int = 8_192
+    """Longest request target (path and query), in bytes; past it the request gets 414."""
+    max_pending_body_bytes: int = 128 << 20
+    """Most bytes of unfinished request bodies held at once by a server process; past it, bodies over 64 KiB
+    are no longer read and get 503 with ``Retry-After`` at their read deadline (stalled uploads cannot grow
+    memory; small requests are still read)."""
+    max_model_info_bytes: int = 65_536
+    """Largest ``GET /v1/model`` answer; larger parts (a huge config) are left out of it, saying so."""
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_texts", "max_text_chars", "max_batch_size", "max_queue_texts",
-                     "torch_threads", "retry_after_s"):
+                     "torch_threads", "retry_after_s", "max_connections", "max_header_bytes", "max_url_bytes",
+                     "max_pending_body_bytes", "max_model_info_bytes"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"ServiceConfig.{name}: expected a positive integer, got {v!r}")
@@ -51,12 +71,15 @@ class ServiceConfig:
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"ServiceConfig.{name}: expected a number >= 0, got {v!r}")
-        for name in ("request_timeout_s", "watch_interval_s"):
+        for name in ("request_timeout_s", "watch_interval_s", "idle_timeout_s", "request_read_timeout_s"):
             v = getattr(self, name)
             if v is None and name == "watch_interval_s":
                 continue
             if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"ServiceConfig.{name}: expected a number > 0, got {v!r}")
+        if self.max_url_bytes > self.max_header_bytes:
+            raise ConfigError(f"ServiceConfig.max_url_bytes ({self.max_url_bytes}) must not exceed max_header_bytes "
+                              f"({self.max_header_bytes}): the request line is part of the headers")
         if self.admin_token is not None and (not isinstance(self.admin_token, str) or len(self.admin_token) < 8):
             raise ConfigError("ServiceConfig.admin_token: expected a string of at least 8 characters")
 

@@ -19,6 +19,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_CLOSE = [(b"connection", b"close")]  # the rest of a refused body is not read: the connection cannot be reused
+
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
     """Send a complete JSON response through a raw ASGI ``send``."""
@@ -58,10 +60,10 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(v)
                 except ValueError:
-                    await send_json(send, 400, {"detail": f"invalid Content-Length header {v[:40]!r}"})
+                    await send_json(send, 400, {"detail": "invalid Content-Length header"}, _CLOSE)
                     return
         if declared is not None and declared > self.drain_bytes:
-            await send_json(send, 413, self._too_large(f"Content-Length is {declared} bytes"))
+            await send_json(send, 413, self._too_large(f"Content-Length is {declared} bytes"), _CLOSE)
             return
 
         chunks: list[bytes] = []
@@ -82,7 +84,7 @@ class BodyLimitMiddleware:
                     total += len(message.get("body", b""))
                     more = message.get("more_body", False)
                 got = f"{total} bytes" if not more else f"more than {total} bytes"
-                await send_json(send, 413, self._too_large(got))
+                await send_json(send, 413, self._too_large(got), _CLOSE)
                 return
             chunks.append(body)
 

@@ -50,6 +50,14 @@ class ServiceMetrics:
                                 ["version"], registry=r)
         self.reloads = Counter("lstmtext_model_reloads_total", "Model reload attempts, by result", ["result"],
                                registry=r)
+        self.connections_closed = Counter(
+            "lstmtext_connections_closed_total", "Connections closed or refused by the service's connection limits, "
+            "by reason (idle_timeout, read_timeout, header_too_large, url_too_long, bad_request, body_memory, "
+            "evicted, over_capacity)", ["reason"], registry=r)
+        self.open_connections = Gauge("lstmtext_open_connections", "Open client connections of this process",
+                                      registry=r)
+        self.pending_body_bytes = Gauge("lstmtext_pending_body_bytes", "Bytes of unfinished request bodies held",
+                                        registry=r)
         self.ready = Gauge("lstmtext_ready", "1 when the service is ready for traffic (/readyz answers 200)",
                            registry=r)
 
@@ -102,7 +110,7 @@ class ObserveMiddleware:
             if k == b"x-request-id" and _REQUEST_ID.match(v):
                 request_id = v.decode()
         request_id = request_id or f"{self._id_prefix}{next(self._ids):08x}"
-        status = 500
+        status = 0
         sent = 0
 
         async def observed_send(message: Message) -> None:
@@ -117,8 +125,13 @@ class ObserveMiddleware:
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, observed_send)
+        except BaseException:
+            status = status or 500  # uvicorn answers 500
+            raise
         finally:
             self.metrics.in_flight.dec()
+            # No answer: the connection was closed by a limit (its status in the scope) or by the client (499).
+            status = status or scope.get("lstmtext.refused", 499)
             seconds = time.perf_counter() - t0
             path = scope["path"] if scope["path"] in self.routes else "other"
             key = (scope["method"], path, status)

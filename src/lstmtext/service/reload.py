@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import json
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from lstmtext.errors import LstmtextError
 from lstmtext.predictor import Predictor, finite_probabilities
 from lstmtext.service.batcher import MicroBatcher
 from lstmtext.service.observe import ServiceMetrics
+from lstmtext.utils.versions import library_versions
 
 logger = logging.getLogger("lstmtext.service")
 
@@ -62,6 +64,40 @@ def smoke_check(predictor: Predictor, max_batch_size: int) -> None:
         raise ReloadError("smoke prediction differs between a batch and single texts")
 
 
+_PRIVATE_META = ("source",)  # where the checkpoint lies on the server
+_PRIVATE_RUN = ("command",)  # the training command line (paths, user names, options)
+
+
+def describe(predictor: Predictor, max_bytes: int) -> dict[str, Any]:
+    """The public description of a model for ``GET /v1/model``, at most about ``max_bytes`` of JSON.
+
+    Built once per load on a worker thread (a checkpoint's config may hold megabytes; serializing it on each
+    request would block the event loop). Leaves out the server-side source path and the training command
+    line; top-level parts too large to fit (largest first) are replaced by ``{"omitted": "<n> bytes ..."}``.
+    """
+    meta = predictor.metadata
+    info: dict[str, Any] = {k: v for k, v in meta.items() if k not in _PRIVATE_META}
+    if isinstance(info.get("run"), dict):
+        info["run"] = {k: v for k, v in info["run"].items() if k not in _PRIVATE_RUN}
+    info["versions"] = {**library_versions(), **(info.get("versions") or {})}
+    encoded = {k: _encode(v) for k, v in info.items()}
+    total = sum(len(k) + len(v) + 4 for k, v in encoded.items())
+    for k in sorted(encoded, key=lambda k: len(encoded[k]), reverse=True):
+        if total <= max_bytes:
+            break
+        note = json.dumps({"omitted": f"{len(encoded[k])} bytes of JSON, over max_model_info_bytes={max_bytes}"})
+        total -= len(encoded[k]) - len(note)
+        encoded[k] = note
+    return {k: json.loads(v) for k, v in encoded.items()}  # plain JSON types, ready to send
+
+
+def _encode(value: Any) -> str:
+    try:
+        return json.dumps(value, default=str, allow_nan=False)
+    except ValueError:  # a NaN or infinite number (a diverged metric)
+        return json.dumps({"omitted": "holds a NaN or infinite number"})
+
+
 def fingerprint(path: str | os.PathLike[str]) -> str | None:
     """A hash that changes when a checkpoint folder is replaced: its manifest's sha256 (or file stats).
 
@@ -94,7 +130,7 @@ class ModelManager:
     """
 
     def __init__(self, batcher: MicroBatcher, metrics: ServiceMetrics, load: Loader | None, source: str | None,
-                 warmup: bool = True, freeze_gc: bool = False) -> None:
+                 warmup: bool = True, freeze_gc: bool = False, max_info_bytes: int = 65_536) -> None:
         self.batcher = batcher
         self.metrics = metrics
         self.load = load
@@ -106,6 +142,8 @@ class ModelManager:
         self.state = "loading"
         self.error: str | None = None
         self.loaded_at: float | None = None
+        self.info: dict[str, Any] | None = None  # describe() of the model being served
+        self.max_info_bytes = max_info_bytes
         self._lock = asyncio.Lock()
         self._fingerprint: str | None = None
 
@@ -120,8 +158,8 @@ class ModelManager:
         self.state = "draining"
         self.metrics.ready.set(0)
 
-    def _prepare(self, path: str | None, predictor: Predictor | None) -> Predictor:
-        """Load (if needed) and smoke-check; runs on a worker thread."""
+    def _prepare(self, path: str | None, predictor: Predictor | None) -> tuple[Predictor, dict[str, Any]]:
+        """Load (if needed), smoke-check and describe; runs on a worker thread."""
         if predictor is None:
             if self.load is None or path is None:
                 raise ReloadError("no checkpoint folder to load from")
@@ -131,18 +169,22 @@ class ModelManager:
                 raise ReloadError(f"loading {path} failed: {type(e).__name__}: {e}") from e
         if self.warmup:
             smoke_check(predictor, self.batcher.max_batch_size)
-        return predictor
+        try:
+            info = describe(predictor, self.max_info_bytes)
+        except Exception as e:  # metadata a Predictor was given by hand may not be JSON-able
+            raise ReloadError(f"describing the model failed: {type(e).__name__}: {e}") from e
+        return predictor, info
 
     async def start(self, predictor: Predictor | None) -> None:
         """First load + warm-up, then start the batcher and turn ready (failure leaves /readyz at 503)."""
         try:
             fp = fingerprint(self.source) if self.source else None
-            predictor = await asyncio.to_thread(self._prepare, self.source, predictor)
+            predictor, info = await asyncio.to_thread(self._prepare, self.source, predictor)
         except ReloadError as e:
             self.state, self.error = "failed", str(e)
             logger.error("model load failed: %s", e)
             return
-        self._fingerprint = fp
+        self._fingerprint, self.info = fp, info
         self.batcher.swap(predictor)
         self.batcher.start()
         self._freeze()
@@ -160,11 +202,12 @@ class ModelManager:
             path = str(path) if path is not None else self.source
             fp = fingerprint(path) if path else None
             try:
-                new = await asyncio.to_thread(self._prepare, path, None)
+                new, info = await asyncio.to_thread(self._prepare, path, None)
             except ReloadError:
                 self.metrics.reloads.labels("failed").inc()
                 raise
             old = self.batcher.swap(new)
+            self.info = info
             if not self.batcher.running:
                 self.batcher.start()
             old_version = old.version if old is not None else None

@@ -169,12 +169,13 @@ class Tokenizer:
         values = ids.tolist()
         return [values[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
-    def texts_to_flat(self, texts: Iterable[str], *, caller: str = "Tokenizer.texts_to_flat"
+    def texts_to_flat(self, texts: Iterable[str], *, caller: str = "Tokenizer.texts_to_flat", ops: Any = None
                       ) -> tuple[np.ndarray, np.ndarray]:
         """`texts_to_sequences` as one flat array: text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
 
         Nothing goes through Python lists (`lstmtext.Predictor` pads these with
-        `lstmtext.data.sequence.pad_flat`).
+        `lstmtext.data.sequence.pad_flat`). ``ops``: the compiled text kernels to look the words up with
+        (``lstmtext.kernels.build.load_ops()``), or None for the Python lookups (same result).
 
         Returns:
             ``(ids, offsets)``: int64 ids and int64 offsets of shape ``(len(texts) + 1,)``.
@@ -185,7 +186,7 @@ class Tokenizer:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise DataError(f"{caller}: item {i} is {type(t).__name__}, expected str")
-        flat, offsets = self.vocab.encode_normalized([normalize_bytes(t) for t in texts])
+        flat, offsets = self.vocab.encode_normalized([normalize_bytes(t) for t in texts], ops)
         ids = flat.astype(np.int64) + self.index_from
         keep = (ids >= self.skip_top) & (ids < self._limit())
         if self.oov_char is not None:

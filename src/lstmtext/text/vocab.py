@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -136,17 +135,16 @@ class Vocab:
         )
         return flat, offsets
 
-    def encode_normalized(self, texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    def encode_normalized(self, texts: Sequence[bytes], ops: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """`encode_token_lists` of ``[t.split() for t in texts]``, for texts from
         `lstmtext.text.tokenizer.normalize_bytes` (words of a-z and ' separated by spaces).
 
-        When this process has loaded the compiled kernel, the splitting and lookups run in C++ without the GIL
-        (``kernels/text_cpu.cpp``), same result; otherwise in Python.
+        Args:
+            texts: the normalized texts.
+            ops: the compiled text kernels (``lstmtext.kernels.build.load_ops()``): the splitting and lookups
+                then run in C++ without the GIL (``kernels/text_cpu.cpp``), same result; None (default): in
+                Python, which keeps torch out of data-only processes (load_data's workers).
         """
-        # The kernel can only be loaded if its module was imported: checking sys.modules keeps torch out of
-        # data-only processes (load_data's workers) that never load it.
-        build = sys.modules.get("lstmtext.kernels.build")
-        ops = build.loaded_ops() if build is not None else None
         blob = bytearray(b"\n").join(texts) if ops is not None else None
         if not blob or blob.count(b"\n") != len(texts) - 1:  # no kernel, nothing to split, or a text with a newline
             return self.encode_token_lists([t.split() for t in texts])

@@ -30,7 +30,7 @@ from lstmtext.training.callbacks import Callback, CSVLogger, ModelCheckpoint
 
 if TYPE_CHECKING:
     from lstmtext.training.data import ArrayData
-    from lstmtext.training.trainer import TrainState
+    from lstmtext.training.state import TrainState
 
 #: Callbacks that only rank 0 runs: they write files or print.
 MAIN_PROCESS_CALLBACKS: tuple[type[Callback], ...] = (ModelCheckpoint, CSVLogger)

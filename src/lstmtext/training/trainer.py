@@ -15,37 +15,46 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from lstmtext.errors import ConfigError
+from lstmtext.layers.symbolic import flatten, pack_like
 from lstmtext.training import losses as losses_mod
 from lstmtext.training import metrics as metrics_mod
 from lstmtext.training import optimizers as optimizers_mod
+from lstmtext.training import outputs as outputs_mod
 from lstmtext.training.bucketing import BucketedBatches
 from lstmtext.training.callbacks import Callback, CallbackList, History
-from lstmtext.training.data import ArrayData, epoch_permutation, make_data, split_validation, unpack_validation_data
+from lstmtext.training.data import (
+    ArrayData,
+    StreamData,
+    epoch_permutation,
+    first,
+    is_stream,
+    make_data,
+    nest_map,
+    split_validation,
+    unpack_validation_data,
+)
 from lstmtext.training.distributed_fit import DistributedFit
 from lstmtext.training.fit_config import FitConfig, check_positive_int, resolve_verbose
 from lstmtext.training.progress import ProgbarLogger
+from lstmtext.training.resume import restore_training
+from lstmtext.training.state import TrainState
 
-_KERAS_ONLY_COMPILE_ARGS = {"run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss", "loss_weights"}
+if TYPE_CHECKING:
+    from torch import nn
+
+_KERAS_ONLY_COMPILE_ARGS = {"run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"}
 
 
-@dataclass
-class TrainState:
-    """Where training stands; everything a resumed run needs besides weights, optimizer and RNG states."""
-
-    epoch: int = 0  #: epochs completed
-    step_in_epoch: int = 0  #: steps completed in the current epoch
-    global_step: int = 0  #: optimizer steps since the first fit
-    shuffle_seed: int | None = None  #: seed of the epoch permutations of the current fit
-    epochs: int | None = None  #: the ``epochs`` argument of the current fit
-    history: dict[str, list[float]] = field(default_factory=dict)
+def _known(steps: int) -> int | None:
+    """A step count for progress bars: None for a generator of unknown length."""
+    return steps if steps < 1 << 62 else None
 
 
 class LazyLogs(Mapping[str, float]):
@@ -70,7 +79,32 @@ class LazyLogs(Mapping[str, float]):
 
 
 class Trainer:
-    """Mixin giving a model Keras's ``compile``/``fit``/``evaluate``/``predict``."""
+    """Keras's ``compile``/``fit``/``evaluate``/``predict``, for a model class (``lstmtext.models.Model``).
+
+    The host class must also be a :class:`~lstmtext.layers.Layer` (a ``torch.nn.Module``); what the loop
+    uses of it is declared below, and :class:`~lstmtext.models.Model` is ``Model(Trainer, Layer)``.
+    """
+
+    if TYPE_CHECKING:  # provided by the host model (a Layer, hence a torch.nn.Module)
+        name: str
+        built: bool
+        training: bool
+
+        def __call__(self, inputs: Any, *, training: bool | None = None) -> Any: ...
+        def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+        def train(self, mode: bool = True) -> Any: ...
+        def eval(self) -> Any: ...
+        def to(self, device: torch.device) -> Any: ...
+        def build(self, input_shape: Any) -> None: ...
+        def compute_output_shape(self, input_shape: Any) -> Any: ...
+        def check_input(self, x: Any, arg: str = "x") -> None: ...
+        def output_shape_for(self, x: Any) -> Any: ...
+        def takes_strings(self) -> bool: ...
+        def known_output_names(self) -> list[str] | None: ...
+        def has_constraints(self) -> bool: ...
+        def apply_constraints(self) -> None: ...
+        @property
+        def losses(self) -> list[torch.Tensor]: ...
 
     def _init_trainer(self) -> None:
         self.optimizer: optimizers_mod.Optimizer | None = None
@@ -79,8 +113,13 @@ class Trainer:
         self.stop_training = False
         self.history: History | None = None
         self.train_state = TrainState()
-        self._metric_specs: list[Any] = []
-        self._weighted_metric_specs: list[Any] = []
+        self._metric_specs: Any = []
+        self._weighted_metric_specs: Any = []
+        self._loss_spec: Any = None
+        self._loss_weights: Any = None
+        self._output_names: list[str] = []  # several outputs: their names; one output: []
+        self._metric_outputs: list[int | None] = []  # the output each compiled metric reads (None: the only one)
+        self._weighted_outputs: list[int | None] = []
         self.compiled_metrics: list[metrics_mod.Metric] = []
         self._weighted_metrics: list[metrics_mod.Metric] = []
         self._metrics_built = False
@@ -93,18 +132,22 @@ class Trainer:
         self._distributed: Any = None
 
     # -- compile --------------------------------------------------------------------------------
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Sequence[Any] | None = None,
-                weighted_metrics: Sequence[Any] | None = None, device: str | torch.device | None = None,
-                **kwargs: Any) -> None:
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
+                weighted_metrics: Any = None, device: str | torch.device | None = None,
+                loss_weights: Any = None, **kwargs: Any) -> None:
         """Configure training, as ``keras.Model.compile``.
 
         Args:
             optimizer: an optimizer object or Keras name (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adamw"``).
-            loss: a loss object, Keras name (``"binary_crossentropy"`` ...) or function ``(y_true, y_pred)``.
+            loss: a loss object, Keras name (``"binary_crossentropy"`` ...) or function ``(y_true, y_pred)``;
+                for a model with several outputs also a list (one per output) or a dict by output name.
             metrics: metric objects or names; ``"accuracy"`` picks binary/sparse/categorical accuracy
-                from the targets and outputs, like Keras.
+                from the targets and outputs, like Keras. Several outputs: one list for all, a list of
+                lists, or a dict by output name (logged as ``<output>_<metric>``).
             weighted_metrics: metrics that also take ``sample_weight``/``class_weight`` into account.
             device: where to train (default: the model's device if moved, else CUDA when present, else CPU).
+            loss_weights: several outputs: a list or dict of floats weighting each output's loss in the total
+                (see :mod:`lstmtext.training.outputs`).
             **kwargs: Keras-only switches (``jit_compile``, ``run_eagerly``, ``steps_per_execution``) are
                 accepted and have no effect; anything else is an error.
 
@@ -113,27 +156,31 @@ class Trainer:
         unknown = set(kwargs) - _KERAS_ONLY_COMPILE_ARGS
         if unknown:
             raise ConfigError(f"compile: unexpected argument(s) {sorted(unknown)}")
-        if kwargs.get("loss_weights") not in (None, 1, 1.0, [1], [1.0]):
-            raise ConfigError("compile: loss_weights is only meaningful for multi-output models, which lstmtext "
-                              f"does not have; got {kwargs['loss_weights']!r}")
         self.optimizer = optimizers_mod.get(optimizer)
         if loss is None:
             raise ConfigError("compile: loss is required, e.g. loss='binary_crossentropy'")
-        self.loss = losses_mod.get(loss)
+        self._loss_spec, self._loss_weights = loss, loss_weights
+        names = self.known_output_names()
+        nested = isinstance(loss, (list, tuple)) or (isinstance(loss, Mapping) and "class_name" not in loss)
+        # A subclassed model's outputs are known at its first call: a per-output loss waits for it.
+        self.loss = None if names is None and nested else outputs_mod.compile_losses(
+            loss, loss_weights, names if names is not None and len(names) > 1 else [])
         for arg, specs in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
-            if specs is not None and (isinstance(specs, (str, dict)) or not isinstance(specs, Sequence)):
-                raise ConfigError(f"compile: {arg} must be a list, got {specs!r}")
-        self._metric_specs = list(metrics or [])
-        self._weighted_metric_specs = list(weighted_metrics or [])
+            if specs is not None and (isinstance(specs, str) or not isinstance(specs, (Sequence, Mapping))):
+                raise ConfigError(f"compile: {arg} must be a list (or a dict by output name), got {specs!r}")
+        self._metric_specs = metrics if isinstance(metrics, Mapping) else list(metrics or [])
+        self._weighted_metric_specs = (weighted_metrics if isinstance(weighted_metrics, Mapping)
+                                       else list(weighted_metrics or []))
         # Unknown names fail now, not at the first batch.
-        for spec in self._metric_specs + self._weighted_metric_specs:
+        for spec in outputs_mod.leaves(self._metric_specs) + outputs_mod.leaves(self._weighted_metric_specs):
             metrics_mod.get(spec)
+        self._output_names = []
         self._device_request = torch.device(device) if device is not None else None
         self.compiled_metrics, self._weighted_metrics, self._metrics_built = [], [], False
         self.compiled = True
 
     def _require_compiled(self, method: str) -> None:
-        if not self.compiled or self.loss is None or self.optimizer is None:
+        if not self.compiled or self._loss_spec is None or self.optimizer is None:
             raise ConfigError(
                 f"{method}: the model must be compiled first: "
                 "call model.compile(optimizer=..., loss=..., metrics=[...])"
@@ -147,50 +194,66 @@ class Trainer:
     def _target_device(self) -> torch.device:
         if self._device_request is not None:
             return self._device_request
-        params = list(self.parameters())  # type: ignore[attr-defined]
+        params = list(self.parameters())
         if params and params[0].device.type != "cpu":
             return params[0].device
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def _prepare(self, data: ArrayData, method: str, training: bool, arg: str = "x") -> torch.device:
         """Build the model for ``data``, check inputs and targets, move to the device, build metrics."""
-        self.check_input(data.x, arg)  # type: ignore[attr-defined]
-        if not self.built:  # type: ignore[attr-defined]
-            self.build((None, *data.x.shape[1:]))  # type: ignore[attr-defined]
+        self.check_input(data.x, arg)
         device = self._target_device()
-        self.to(device)  # type: ignore[attr-defined]
-        out_shape = self.compute_output_shape((None, *data.x.shape[1:]))  # type: ignore[attr-defined]
+        self.to(device)
+        out_shape = self.output_shape_for(data.x)
+        several = isinstance(out_shape, (list, dict))
+        if several and not self._output_names:
+            names = self.known_output_names() or (sorted(out_shape) if isinstance(out_shape, dict) else
+                                                  [f"output_{i}" for i in range(len(out_shape))])
+            self._output_names = names
+            if self._loss_spec is not None and not isinstance(self.loss, outputs_mod.OutputLosses):
+                self.loss = outputs_mod.compile_losses(self._loss_spec, self._loss_weights, names)
         if data.y_array is not None and self.loss is not None:
             self.loss.check_targets(data.y_array, out_shape)
             if not self._metrics_built:
-                y_shape = (None, *data.y_array.shape[1:])
-                self.compiled_metrics = self._resolve_metrics(self._metric_specs, y_shape, out_shape, set())
+                self.compiled_metrics, self._metric_outputs = self._resolve_metrics(
+                    self._metric_specs, data.y_array, out_shape, set())
                 taken = {m.name for m in self.compiled_metrics}
-                self._weighted_metrics = self._resolve_metrics(self._weighted_metric_specs, y_shape, out_shape, taken)
+                self._weighted_metrics, self._weighted_outputs = self._resolve_metrics(
+                    self._weighted_metric_specs, data.y_array, out_shape, taken)
                 self._metrics_built = True
         if training:
-            self._constrained = self.has_constraints()  # type: ignore[attr-defined]
+            self._constrained = self.has_constraints()
             opt = self.optimizer
-            params = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
+            params = [p for p in self.parameters() if p.requires_grad]
             if not params:
                 raise ConfigError(f"{method}: the model has no trainable weights")
             if not opt.built or len(opt.params) != len(params) or any(a is not b for a, b in zip(opt.params, params)):
                 opt.build(params)
         return device
 
-    @staticmethod
-    def _resolve_metrics(specs: list[Any], y_shape: tuple, out_shape: tuple, taken: set[str]) -> list[Any]:
-        out = []
-        for spec in specs:
-            m = metrics_mod.get(spec, y_shape, out_shape)
+    def _resolve_metrics(self, specs: Any, y: Any, out_shape: Any, taken: set[str]
+                         ) -> tuple[list[Any], list[int | None]]:
+        names = self._output_names
+        if names:
+            ys = outputs_mod.pick(y, names)
+            shapes = [out_shape[n] for n in names] if isinstance(out_shape, dict) else list(out_shape)
+        out, where = [], []
+        for index, spec in outputs_mod.metric_specs(specs, names):
+            if index is None:
+                m = metrics_mod.get(spec, (None, *np.shape(y)[1:]), out_shape)
+            else:
+                m = metrics_mod.get(spec, (None, *np.shape(ys[index])[1:]), shapes[index])
+                m.name = f"{names[index]}_{m.name}"
             if m.name in taken:
                 m.name = f"weighted_{m.name}" if f"weighted_{m.name}" not in taken else f"{m.name}_{len(taken)}"
             taken.add(m.name)
             out.append(m)
-        return out
+            where.append(index)
+        return out, where
 
     def _all_metrics(self) -> list[metrics_mod.Metric]:
-        return [self._loss_tracker, *self.compiled_metrics, *self._weighted_metrics]
+        per_output = [t for t in getattr(self.loss, "trackers", []) if t is not None]
+        return [self._loss_tracker, *per_output, *self.compiled_metrics, *self._weighted_metrics]
 
     def reset_metrics(self) -> None:
         for m in self._all_metrics():
@@ -203,47 +266,60 @@ class Trainer:
         return dict(sorted(zip((m.name for m in ms), values)))
 
     # -- one step -------------------------------------------------------------------------------
-    def compute_loss(self, y: torch.Tensor, y_pred: torch.Tensor, sample_weight: torch.Tensor | None = None
-                     ) -> torch.Tensor:
+    def compute_loss(self, y: Any, y_pred: Any, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
         """The compiled loss plus the layers' regularization losses, as Keras's ``compute_loss``."""
-        loss = self.loss(y, y_pred, sample_weight)  # type: ignore[misc]
-        reg = self.losses  # type: ignore[attr-defined]
+        loss = self.loss(y, y_pred, sample_weight)
+        reg = self.losses
         if reg:
             loss = loss + torch.stack([r.to(loss.dtype) for r in reg]).sum()
         return loss
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, x: Any, y: Any, sample_weight: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
         """Forward, loss, backward, update, constraints. Returns the detached loss and predictions."""
         forward = self._forward_module or self
-        y_pred = forward(x, training=True)  # type: ignore[operator]
+        y_pred = forward(x, training=True)
         loss = self.compute_loss(y, y_pred, sample_weight)
         if self._distributed is not None:  # distributed: this rank's share of the global batch's loss
             loss = self._distributed.scale_loss(self, loss, sample_weight)
-        self.optimizer.zero_grad()  # type: ignore[union-attr]
+        optimizer = self._compiled_optimizer()
+        optimizer.zero_grad()
         loss.backward()
-        self.optimizer.step()  # type: ignore[union-attr]
+        optimizer.step()
         if self._constrained:
-            self.apply_constraints()  # type: ignore[attr-defined]
-        return loss.detach(), y_pred.detach()
+            self.apply_constraints()
+        return loss.detach(), nest_map(torch.Tensor.detach, y_pred)
 
-    def _update_metrics(self, loss: torch.Tensor, y: torch.Tensor, y_pred: torch.Tensor,
-                        sample_weight: torch.Tensor | None) -> None:
+    def _compiled_optimizer(self) -> optimizers_mod.Optimizer:
+        if self.optimizer is None:
+            raise ConfigError("the model must be compiled first: call model.compile(optimizer=..., loss=...)")
+        return self.optimizer
+
+    def _update_metrics(self, loss: torch.Tensor, y: Any, y_pred: Any, sample_weight: torch.Tensor | None) -> None:
         if self._distributed is not None:  # distributed: all ranks' updates, summed
             self._distributed.update_metrics(self, loss, y, y_pred, sample_weight)
         else:
             self._update_local_metrics(loss, y, y_pred, sample_weight)
 
-    def _update_local_metrics(self, loss: torch.Tensor, y: torch.Tensor, y_pred: torch.Tensor,
+    def _update_local_metrics(self, loss: torch.Tensor, y: Any, y_pred: Any,
                               sample_weight: torch.Tensor | None) -> None:
         # The loss tracker is a Keras Mean weighted by the batch size; updated in place, no new tensors.
+        batch = first(y_pred).shape[0]
         st = self._loss_tracker._states(loss.device)
-        st["total"].add_(loss, alpha=y_pred.shape[0])
-        st["count"].add_(y_pred.shape[0])
-        for m in self.compiled_metrics:
-            m.update_state(y, y_pred)
-        for m in self._weighted_metrics:
-            m.update_state(y, y_pred, sample_weight)
+        st["total"].add_(loss, alpha=batch)
+        st["count"].add_(batch)
+        names = self._output_names
+        if names and isinstance(self.loss, outputs_mod.OutputLosses):  # each output's loss, metrics on their own
+            for tracker, value in zip(self.loss.trackers, self.loss.last):
+                if tracker is not None and value is not None:
+                    tst = tracker._states(loss.device)
+                    tst["total"].add_(value, alpha=batch)
+                    tst["count"].add_(batch)
+            ys, preds = outputs_mod.pick(y, names), outputs_mod.pick(y_pred, names)
+        for m, i in zip(self.compiled_metrics, self._metric_outputs):
+            m.update_state(y, y_pred) if i is None else m.update_state(ys[i], preds[i])
+        for m, i in zip(self._weighted_metrics, self._weighted_outputs):
+            (m.update_state(y, y_pred, sample_weight) if i is None
+             else m.update_state(ys[i], preds[i], sample_weight))
 
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
@@ -293,12 +369,20 @@ class Trainer:
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise ConfigError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
-        data = make_data(x, y, sample_weight, class_weight)
+        data = self._data(x, y, sample_weight, class_weight, method="fit")
         if data.y is None:
             raise ConfigError("fit: y (the targets) is required")
-        val: ArrayData | None = None
-        if validation_data is not None:
-            val = unpack_validation_data(validation_data)
+        if isinstance(data, StreamData) and validation_split:
+            raise ConfigError("fit: validation_split needs arrays; with a generator, DataLoader or PyDataset pass "
+                              "validation_data")
+        if (bucket_by_length or dist is not None) and not isinstance(data.x, torch.Tensor):
+            raise ConfigError("fit: bucket_by_length and distributed training take one array of token ids as x, "
+                              "not several inputs or text")
+        val: ArrayData | StreamData | None = None
+        if validation_data is not None and is_stream(validation_data):
+            val = StreamData(validation_data, "validation_data", strings=self.takes_strings())
+        elif validation_data is not None:
+            val = unpack_validation_data(validation_data, strings=self.takes_strings())
         elif validation_split:
             data, val = split_validation(data, validation_split)
         device = self._prepare(data, "fit", training=True)
@@ -313,8 +397,6 @@ class Trainer:
 
         state = self.train_state
         if resume_from is not None:
-            from lstmtext.models.saving import restore_training  # the checkpoint format lives there
-
             restore_training(self, resume_from)
             state = self.train_state
             start_epoch, start_step = state.epoch, state.step_in_epoch
@@ -335,7 +417,8 @@ class Trainer:
         history.epoch = list(range(len(next(iter(history.history.values()), []))))
         cbs = [ProgbarLogger(verbose)] if verbose else []
         cbs += list(callbacks or []) + [history]
-        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": epochs, "steps": steps})
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": epochs,
+                                                   "steps": _known(steps)})
         want_batch_end = cb.wants("on_train_batch_end")
         want_batch_begin = cb.wants("on_train_batch_begin")
         self.stop_training = False
@@ -347,19 +430,20 @@ class Trainer:
             if not (epoch == start_epoch and start_step > 0):
                 self.reset_metrics()
             cb.on_epoch_begin(epoch)
-            self.train()  # type: ignore[attr-defined]
+            self.train()
             first = start_step if epoch == start_epoch else 0
             if bucketed is not None:
                 batches = bucketed.epoch(state.shuffle_seed, epoch, shuffle, first, steps)
             else:
-                order = epoch_permutation(state.shuffle_seed, epoch, len(data)).to(device) if shuffle else None
+                order = (epoch_permutation(state.shuffle_seed, epoch, len(data)).to(device)
+                         if shuffle and not isinstance(data, StreamData) else None)
                 make_batches = data.batches if dist is None else partial(dist.batches, data)
                 batches = make_batches(batch_size, order, first, steps)
             for step, (xb, yb, swb) in enumerate(batches, start=first):
                 if want_batch_begin:
                     cb.on_train_batch_begin(step)
-                loss, y_pred = self.train_step(xb, yb, swb)  # type: ignore[arg-type]
-                self._update_metrics(loss, yb, y_pred, swb)  # type: ignore[arg-type]
+                loss, y_pred = self.train_step(xb, yb, swb)
+                self._update_metrics(loss, yb, y_pred, swb)
                 state.step_in_epoch, state.global_step = step + 1, state.global_step + 1
                 if want_batch_end:
                     cb.on_train_batch_end(step, LazyLogs(self._results))
@@ -379,18 +463,27 @@ class Trainer:
                 dist.agree_on_stop(self)
             if self.stop_training:
                 break
-        self.eval()  # type: ignore[attr-defined]
+        self.eval()
         cb.on_train_end(epoch_logs)
         if dist is not None:
             dist.end(self)
         self.history = history
         return history
 
+    def _data(self, x: Any, y: Any, sample_weight: Any, class_weight: Any, method: str) -> Any:
+        """Arrays as :class:`ArrayData`, or a generator / DataLoader / PyDataset as :class:`StreamData`."""
+        if is_stream(x):
+            if y is not None or sample_weight is not None or class_weight is not None:
+                raise ConfigError(f"{method}: x gives the batches (a generator, DataLoader or PyDataset): its batches "
+                                  "hold the targets, so y, sample_weight and class_weight must not be given")
+            return StreamData(x, "x", strings=self.takes_strings())
+        return make_data(x, y, sample_weight, class_weight, strings=self.takes_strings())
+
     # -- evaluate / predict ---------------------------------------------------------------------
     def _evaluate_data(self, data: ArrayData, batch_size: int, steps: int | None, cb: CallbackList | None
                        ) -> dict[str, float]:
         self.reset_metrics()
-        self.eval()  # type: ignore[attr-defined]
+        self.eval()
         stop = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
         want_end = cb is not None and cb.wants("on_test_batch_end")
         if cb is not None:
@@ -398,13 +491,13 @@ class Trainer:
         with torch.no_grad():
             batches = data.batches if self._distributed is None else partial(self._distributed.batches, data)
             for step, (xb, yb, swb) in enumerate(batches(batch_size, None, 0, stop)):
-                y_pred = self(xb, training=False)  # type: ignore[operator]
-                loss = self.compute_loss(yb, y_pred, swb)  # type: ignore[arg-type]
+                y_pred = self(xb, training=False)
+                loss = self.compute_loss(yb, y_pred, swb)
                 if self._distributed is not None:
                     loss = self._distributed.scale_loss(self, loss, swb)
-                self._update_metrics(loss, yb, y_pred, swb)  # type: ignore[arg-type]
+                self._update_metrics(loss, yb, y_pred, swb)
                 if want_end:
-                    cb.on_test_batch_end(step, LazyLogs(self._results))  # type: ignore[union-attr]
+                    cb.on_test_batch_end(step, LazyLogs(self._results))
         logs = self._results()
         if cb is not None:
             cb.on_test_end(logs)
@@ -422,13 +515,14 @@ class Trainer:
         self._require_compiled("evaluate")
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
-        data = make_data(x, y, sample_weight)
+        data = self._data(x, y, sample_weight, None, method="evaluate")
         if data.y is None:
             raise ConfigError("evaluate: y (the targets) is required")
         data = data.to(self._prepare(data, "evaluate", training=False))
         n_steps = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
         cbs = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
-        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1, "steps": n_steps})
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1,
+                                                   "steps": _known(n_steps)})
         logs = self._evaluate_data(data, batch_size, steps, cb)
         if return_dict:
             return logs
@@ -440,34 +534,39 @@ class Trainer:
         """Model outputs for ``x`` in batches (inference mode: no dropout), as a NumPy array."""
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
-        data = make_data(x)
+        data = self._data(x, None, None, None, method="predict")
         data = data.to(self._prepare(data, "predict", training=False))
         stop = data.num_batches(batch_size) if steps is None else min(steps, data.num_batches(batch_size))
         cbs = ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
-        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1, "steps": stop})
-        self.eval()  # type: ignore[attr-defined]
+        cb = CallbackList(cbs, model=self, params={"verbose": verbose, "epochs": 1,
+                                                   "steps": _known(stop)})
+        self.eval()
         cb.on_predict_begin()
         outs = []
         with torch.no_grad():
             for step, (xb, _, _) in enumerate(data.batches(batch_size, None, 0, stop)):
-                outs.append(self(xb, training=False))  # type: ignore[operator]
+                outs.append(self(xb, training=False))
                 cb.on_predict_batch_end(step, None)
         cb.on_predict_end()
         if not outs:
             return np.zeros((0,), dtype=np.float32)
-        return torch.cat(outs).cpu().numpy()
+        if isinstance(outs[0], torch.Tensor):
+            return torch.cat(outs).cpu().numpy()
+        # Several outputs: one array per output, in the outputs' structure (list or dict), as Keras.
+        columns = zip(*(flatten(o) for o in outs))
+        return pack_like(outs[0], [torch.cat(list(c)).cpu().numpy() for c in columns])
 
     def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None, class_weight: Mapping[int, float] | None = None,
                        return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """One optimizer step on one batch; returns the running ``[loss, *metrics]`` like Keras."""
         self._require_compiled("train_on_batch")
-        data = make_data(x, y, sample_weight, class_weight)
+        data = make_data(x, y, sample_weight, class_weight, strings=self.takes_strings())
         data = data.to(self._prepare(data, "train_on_batch", training=True))
-        self.train()  # type: ignore[attr-defined]
-        loss, y_pred = self.train_step(data.x, data.y, data.sample_weight)  # type: ignore[arg-type]
-        self._update_metrics(loss, data.y, y_pred, data.sample_weight)  # type: ignore[arg-type]
+        self.train()
+        loss, y_pred = self.train_step(data.x, data.y, data.sample_weight)
+        self._update_metrics(loss, data.y, y_pred, data.sample_weight)
         self.train_state.global_step += 1
-        self.eval()  # type: ignore[attr-defined]
+        self.eval()
         logs = self._results()
         if return_dict:
             return logs
@@ -477,12 +576,13 @@ class Trainer:
     def test_on_batch(self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
                       ) -> float | list[float] | dict[str, float]:
         """Loss and metrics on one batch (metrics reset first)."""
-        return self.evaluate(x, y, batch_size=len(make_data(x)), verbose=0, sample_weight=sample_weight,
+        return self.evaluate(x, y, batch_size=len(make_data(x, strings=self.takes_strings())), verbose=0,
+                             sample_weight=sample_weight,
                              return_dict=return_dict)
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
         """Model outputs for one batch."""
-        return self.predict(x, batch_size=max(1, len(make_data(x))), verbose=0)
+        return self.predict(x, batch_size=max(1, len(make_data(x, strings=self.takes_strings()))), verbose=0)
 
     # -- resumable state ------------------------------------------------------------------------
     def training_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -519,6 +619,7 @@ class Trainer:
         for m in self._all_metrics():
             m.build_state(device)
             vals = [tensors.get(f"metrics.{m.name}.{i}") for i in range(len(m.variables))]
-            if all(v is not None for v in vals):
-                for var, v in zip(m.variables, vals):
-                    var.copy_(v.to(var.device))  # type: ignore[union-attr]
+            present = [v for v in vals if v is not None]
+            if len(present) == len(vals):
+                for var, v in zip(m.variables, present):
+                    var.copy_(v.to(var.device))
