@@ -4,7 +4,7 @@ Both models (Embedding -> LSTM stack -> adaptive softmax, no dropout, Adam, grad
 same first BPTT windows of a corpus built by ``lstmtext pretrain``; the perplexity of each block of steps
 is printed side by side.
 
-    nice -n 19 .venv/bin/python bench/bench_lm_same_curve.py --corpus /work/notes/lmrun/probe2/lm-corpus
+    nice -n 19 .venv/bin/python bench/bench_lm_same_curve.py --corpus $WORK/probe2/lm-corpus
 """
 
 from __future__ import annotations
