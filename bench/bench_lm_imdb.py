@@ -15,9 +15,9 @@ resumed parts) live in ``--work`` (outside the repository). Run the same command
 pretraining stopped by ``--max-seconds`` resumes exactly where it stopped. The last lines print the three
 accuracies and times side by side; the LM pipeline's time is pretraining + fine-tuning of every seed.
 
-    nice -n 19 .venv/bin/python bench/bench_lm_imdb.py --archive PATH/aclImdb_v1.tar.gz --work /tmp/lmrun
+    nice -n 19 .venv/bin/python bench/bench_lm_imdb.py --archive PATH/aclImdb_v1.tar.gz --work $WORK/imdb
     # a reduced end-to-end probe (minutes):
-    nice -n 19 .venv/bin/python bench/bench_lm_imdb.py --archive ... --work /tmp/probe --probe
+    nice -n 19 .venv/bin/python bench/bench_lm_imdb.py --archive ... --work $WORK/probe --probe
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ test and unsup: 100,000 reviews) ten times over, then runs ``lstmtext pretrain``
 (tokenizing the whole file into shards, then ``--max-tokens`` of training) while sampling the child's
 resident set size; prints the peak (``ru_maxrss`` of the child) and the peak of each phase.
 
-    nice -n 19 .venv/bin/python bench/bench_lm_memory.py --archive /path/aclImdb_v1.tar.gz --work /tmp/lm10x
+    nice -n 19 .venv/bin/python bench/bench_lm_memory.py --archive /path/aclImdb_v1.tar.gz --work $WORK/mem10x
 """
 
 from __future__ import annotations

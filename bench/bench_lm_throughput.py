@@ -8,7 +8,7 @@ writes: ``nn.Embedding`` + one ``nn.LSTM`` per layer + ``nn.AdaptiveLogSoftmaxWi
 ``fit_language_model`` (its fused LSTM kernel, its AdamW choice). The two run in alternating rounds in one
 process; the report gives the median tokens/s of each and their ratio.
 
-    flock /work/notes/bench.lock .venv/bin/python bench/bench_lm_throughput.py --rounds 5 --steps 6
+    flock $BENCH_LOCK .venv/bin/python bench/bench_lm_throughput.py --rounds 5 --steps 6
 """
 
 from __future__ import annotations
