@@ -36,6 +36,7 @@ from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.run.config import RunConfig
 from lstmtext.run.data import read_labelled_splits
 from lstmtext.text.tokenizer import Tokenizer
+from lstmtext.utils.lock import FolderLock
 
 
 @dataclass
@@ -83,7 +84,17 @@ def finetune_from_config(cfg: RunConfig, init_from: str, *, lm_epochs: int = 0, 
     Raises:
         CheckpointError: ``init_from`` is missing or not a language model.
         ConfigError, DataError: bad options or data.
+        FolderLockedError: another run is writing ``cfg.out`` (a :class:`CheckpointError`).
     """
+    # One run at a time per folder, as ``lstmtext train`` (the OS releases the lock if this process dies).
+    with FolderLock(cfg.out, what=f"--out {str(cfg.out)!r}"):
+        return _finetune_locked(cfg, init_from, lm_epochs=lm_epochs, stages=stages, schedule=schedule, argv=argv,
+                                print_fn=print_fn)
+
+
+def _finetune_locked(cfg: RunConfig, init_from: str, *, lm_epochs: int, stages: str | None, schedule: str,
+                     argv: Sequence[str] | None, print_fn: Callable[[str], Any]) -> FineTuneResult:
+    """:func:`finetune_from_config`'s steps, with the output folder locked."""
     from lstmtext.checkpoint import make_run_info
     from lstmtext.models.saving import save_model
     from lstmtext.predictor import inference_record
