@@ -33,6 +33,7 @@ from lstmtext.lm.finetune import (
     param_groups,
     transfer_weights,
 )
+from lstmtext.lm.model import linear_nll
 from lstmtext.lm.schedule import one_cycle, slanted_triangular
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "in", "park", "big", "red"]
@@ -113,8 +114,29 @@ def test_adaptive_softmax_equals_torch_untied():
         for r, o in zip(ref.tail, ours.tails):
             r[0].weight.copy_(o[0].weight)
             r[1].weight.copy_(o[1].weight)
-    h, t = torch.randn(9, 32), torch.randint(0, 30, (9,))
-    torch.testing.assert_close(ours(h, t).mean(), ref(h, t).loss)
+    h, t = torch.randn(40, 32, requires_grad=True), torch.randint(0, 30, (40,))
+    loss = ours(h, t).mean()
+    torch.testing.assert_close(loss, ref(h, t).loss)
+    # The gradients too (the head and tails compute softmax - one-hot in their own buffer).
+    grads = torch.autograd.grad(loss, [h, ours.head, *[w for tail in ours.tails for w in tail.parameters()]])
+    ref_grads = torch.autograd.grad(ref(h, t).loss, [h, ref.head.weight, *[w for tail in ref.tail
+                                                                            for w in tail.parameters()]])
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r)
+
+
+def test_linear_nll_matches_cross_entropy_and_refuses_a_second_backward():
+    torch.manual_seed(0)
+    h, w = torch.randn(6, 5, requires_grad=True), torch.randn(11, 5, requires_grad=True)
+    t = torch.tensor([0, 3, 10, 3, 7, 1])
+    upstream = torch.rand(6)
+    ours = linear_nll(h, w, t)
+    ref = torch.nn.functional.cross_entropy(h @ w.T, t, reduction="none")
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(torch.autograd.grad(ours, [h, w], upstream, retain_graph=True),
+                               torch.autograd.grad(ref, [h, w], upstream))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(ours, [h, w], upstream)  # its buffer became the gradient: no silent reuse
 
 
 def test_lm_loss_falls_on_structured_text(corpus, tmp_path):

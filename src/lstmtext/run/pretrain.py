@@ -109,13 +109,15 @@ def prepare_corpus(cfg: PretrainRunConfig, num_words: int, print_fn: Callable[[s
         except (DataError, KeyError, TypeError, ValueError):  # a stale or broken corpus is rebuilt
             pass
     print_fn(f"corpus: tokenizing {cfg.data} into {path}")
-    load_ops()  # the training needs the kernel anyway; loaded now, it also does the tokenizer's word lookups
+    # The training needs the kernel anyway; loaded now, it also does the tokenizer's word lookups (None: the
+    # kernel is unavailable or disabled, and the Python lookups give the same ids).
+    ops = load_ops()
     # Two runs with different --out may share a corpus folder: only one builds it at a time.
     with FolderLock(path, what=f"corpus folder {str(path)!r}"):
         corpus = build_corpus(lambda: iter_documents(cfg.data, include_test=cfg.include_test,
                                                      text_column=cfg.text_column),
                               path, num_words=num_words, valid_every=cfg.valid_every, source=str(cfg.data),
-                              progress=print_fn if cfg.verbose else None, key=key)
+                              progress=print_fn if cfg.verbose else None, key=key, ops=ops)
     info = corpus.info
     print_fn(f"corpus: {info['documents']:,} documents, {info['tokens']['train']:,} training and "
              f"{info['tokens']['valid']:,} held-out tokens, {len(corpus.tokenizer.vocab):,} words "
