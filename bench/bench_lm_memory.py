@@ -56,7 +56,7 @@ def main() -> None:
     print(f"corpus file: {docs:,} documents, {size / 1e9:.2f} GB ({time.perf_counter() - t0:.0f} s)", flush=True)
     cmd = [sys.executable, "-m", "lstmtext", "pretrain", "--data", str(work / f"imdb-x{args.repeat}.txt"),
            "--out", str(work / "lm"), "--corpus-dir", str(work / "corpus"), "--preset", args.preset, "--overwrite",
-           "--verbose", "0", "--batch-size", str(args.batch_size), "--bptt", str(args.bptt),
+           "--verbose", "1", "--batch-size", str(args.batch_size), "--bptt", str(args.bptt),
            "--max-tokens", str(args.steps * args.batch_size * args.bptt), "--checkpoint-every", "0"]
     for stale in (work / "corpus",):  # tokenize again: the measurement must include it
         if (stale / "corpus.json").exists():

@@ -203,6 +203,7 @@ def load_run(server: Server, script: Path, connections: int, seconds: int, label
         "p50_ms": w["p50_us"] / 1000, "p90_ms": w["p90_us"] / 1000, "p99_ms": w["p99_us"] / 1000,
         "max_ms": w["max_us"] / 1000,
         "by_status": {k: v for k, v in by_status.items() if v},
+        "wrk_non_2xx": w["status"],
         "socket_errors": {k: w[k] for k in ("connect", "read", "write", "timeout")},
         "mean_batch_texts": round((after["_texts"] - before["_texts"]) / batches, 1) if batches else None,
         "server_rss_mib": {"start": round(rss[0], 1), "peak": round(max(rss), 1), "end": round(rss[-1], 1)},

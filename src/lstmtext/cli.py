@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
+import io
 import json
 import os
 import sys
@@ -113,25 +115,32 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_texts(path: str, fmt: str, field: str) -> Iterator[str]:
-    """Texts of a .txt/.jsonl file or stdin (``-``); a bad line raises DataError naming file and line."""
+    """Texts of a .txt/.jsonl file or stdin (``-``); a bad line raises DataError naming file and line.
+
+    Lines end at ``\n`` only (a ``\r\n`` ending is taken off whole): a lone ``\r`` inside a text is part
+    of it, not a line break.
+    """
+    from lstmtext.data.loader import parse_json_line
+
     if fmt == "auto":
         fmt = "jsonl" if path.endswith((".jsonl", ".ndjson")) else "txt"
     try:
-        f = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        if path == "-":  # a text stream without bytes underneath (a test's StringIO) is read as it is
+            buffer = getattr(sys.stdin, "buffer", None)
+            f = sys.stdin if buffer is None else io.TextIOWrapper(buffer, encoding="utf-8", newline="\n")
+        else:
+            f = open(path, encoding="utf-8", newline="\n")
     except OSError as e:
         raise DataError(f"--input {path!r}: cannot open ({e.strerror})") from None
     try:
         for n, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
+            line = line.removesuffix("\n").removesuffix("\r")
             if fmt == "txt":
                 yield line
                 continue
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"--input {path!r} line {n}: not valid JSON ({e.msg})") from None
+            obj = parse_json_line(line, f"--input {path!r} line {n}", invalid="not valid JSON")
             text = obj.get(field) if isinstance(obj, dict) else obj
             if not isinstance(text, str):
                 raise DataError(f"--input {path!r} line {n}: expected a string or an object with a string "
@@ -139,9 +148,38 @@ def _read_texts(path: str, fmt: str, field: str) -> Iterator[str]:
             yield text
     except UnicodeDecodeError as e:
         raise DataError(f"--input {path!r}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise DataError(f"--input {path!r}: cannot read ({e.strerror})") from None
     finally:
-        if f is not sys.stdin:
+        if f is not sys.stdin and path == "-":
+            f.detach()  # leave sys.stdin open
+        elif f is not sys.stdin:
             f.close()
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` safe to show on a terminal: control characters (escape sequences included), lone surrogates
+    and other invisible or format characters (bidi overrides ...) written as ``\\x1b``, ``\\udc80`` ...;
+    the characters of ``keep`` (e.g. a newline) stay as they are."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in keep else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
+def format_table(preds: Sequence, texts: Sequence[str], width: int = 60) -> str:
+    """The ``lstmtext predict`` table: one row per text (index, label, probability, a one-line preview of at
+    most ``width`` characters), every line ending with a newline, nothing written raw from the input."""
+    labels = [printable(p.label) for p in preds]
+    label_width = max(5, *(len(label) for label in labels))
+    rows = [f"{'#':>6}  {'label':<{label_width}}  {'prob':>6}  text"]
+    for i, (p, label, t) in enumerate(zip(preds, labels, texts)):
+        preview = " ".join(t[: 4 * width].split())  # whitespace (\t, \r, \n ...) shown as one space
+        preview = printable(preview if len(preview) <= width else preview[: width - 3] + "...")
+        if len(preview) > width:
+            preview = preview[: width - 3] + "..."
+        rows.append(f"{i:>6}  {label:<{label_width}}  {p.probability:6.4f}  {preview}")
+    return "\n".join(rows) + "\n"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -170,15 +208,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     preds = predictor.to_predictions(probs)
     out = sys.stdout
-    if args.format == "jsonl":
+    if args.format == "jsonl":  # json.dumps escapes every non-ASCII and control character
         out.writelines(json.dumps({"index": i, **p.to_dict()}) + "\n" for i, p in enumerate(preds))
     else:
-        width = max(5, *(len(p.label) for p in preds))
-        out.write(f"{'#':>6}  {'label':<{width}}  {'prob':>6}  text\n")
-        for i, (p, t) in enumerate(zip(preds, texts)):
-            preview = " ".join(t.split())
-            preview = preview if len(preview) <= 60 else preview[:57] + "..."
-            out.write(f"{i:>6}  {p.label:<{width}}  {p.probability:6.4f}  {preview}\n")
+        out.write(format_table(preds, texts))
+    out.flush()  # the table is complete on stdout before the timing line goes to stderr (one terminal)
     print(f"{len(texts)} texts in {seconds:.2f} s ({len(texts) / max(seconds, 1e-9):,.0f} texts/s, "
           f"tokenization included)", file=sys.stderr)
     return 0
@@ -541,7 +575,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except LstmtextError as e:
-        print(f"lstmtext {args.command}: error: {e}", file=sys.stderr)
+        print(f"lstmtext {args.command}: error: {printable(str(e), keep=chr(10))}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a read-only or vanished folder: the file and the reason, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        reason = e.strerror or str(e)
+        hint = " (free some space; files are written atomically, so what was saved before is intact)" \
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
+        print(f"lstmtext {args.command}: error: {printable(where + reason)}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"lstmtext {args.command}: interrupted", file=sys.stderr)

@@ -369,6 +369,10 @@ def _inference_record(vocab: Any, file: Path) -> dict[str, Any]:
             if vocab.get("version") != 1:
                 raise CheckpointError(f"{file}: {INFERENCE_FORMAT} version {vocab.get('version')!r} is not "
                                       "supported (this lstmtext reads version 1)")
+            unknown = sorted(set(vocab) - {"format", "version", "tokenizer", "sequence", "labels"})
+            if unknown:
+                raise CheckpointError(f"{file}: unknown field(s) {[k[:40] for k in unknown[:3]]} in an "
+                                      f"{INFERENCE_FORMAT} record")
             seq, labels = vocab.get("sequence", {}), vocab.get("labels")
             if not isinstance(seq, dict) or not set(seq) <= {"maxlen", "padding", "truncating", "value"}:
                 raise CheckpointError(f'{file}: "sequence" must be an object with maxlen, padding, truncating, value')

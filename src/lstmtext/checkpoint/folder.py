@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from lstmtext.checkpoint import limits
 from lstmtext.checkpoint import manifest as mf
 from lstmtext.checkpoint.errors import (
     CheckpointConfigError,
@@ -43,7 +44,7 @@ from lstmtext.checkpoint.errors import (
     CorruptFileError,
     WeightMismatchError,
 )
-from lstmtext.checkpoint.safejson import check_type, dumps, parse_json, read_bounded
+from lstmtext.checkpoint.safejson import check_keys, check_type, dumps, parse_json, read_bounded
 from lstmtext.checkpoint.tensorfile import decode_tensors, encode_tensors
 from lstmtext.checkpoint.tree import decode_tree, encode_tree
 from lstmtext.utils.io import atomic_write_bytes, fsync_dir
@@ -57,13 +58,9 @@ KNOWN_FILES = (CONFIG, WEIGHTS, OPTIMIZER, TRAINER, VOCAB, RUN)
 DERIVED_ENTRIES = ("report", "model.onnx", "model.onnx.json")
 TRAINER_FORMAT = "lstmtext.trainer"
 
-#: (max bytes, max JSON depth) of each JSON file; weights files are bounded by their manifest entry.
-JSON_LIMITS: dict[str, tuple[int, int]] = {
-    CONFIG: (16 << 20, 64),
-    TRAINER: (256 << 20, 64),
-    VOCAB: (512 << 20, 32),
-    RUN: (16 << 20, 64),
-}
+#: Size, depth and count limits of each JSON file (:mod:`lstmtext.checkpoint.limits`); weights files are
+#: bounded by their manifest entry.
+JSON_LIMITS = limits.JSON_LIMITS
 _NO_CAP = 1 << 44
 #: Hidden sibling folders of a save in progress (``.<name>.<random>.staging``), of a checkpoint being
 #: replaced (``.<name>.<random>.old``) and of one being deleted (``.<name>.<random>.deleted``).
@@ -105,7 +102,8 @@ def check_model_config(config: Any, *, file: str | os.PathLike[str]) -> dict[str
         raise CheckpointConfigError(file, f"must be a JSON object, got {type(config).__name__}")
     if not isinstance(config.get("class_name"), str) or not isinstance(config.get("config"), dict):
         raise CheckpointConfigError(file, "must be {\"class_name\": <string>, \"config\": <object>}, got keys "
-                                          f"{sorted(config)}")
+                                          f"{sorted(config)[:10]}")
+    limits.check_config_schema(config, file=file)
     return config
 
 
@@ -327,8 +325,8 @@ def load_checkpoint(
         return mf.read_verified(directory, manifest, name)
 
     def read_tree(name: str, tensors: Mapping[str, torch.Tensor] | None = None) -> Any:
-        cap, depth = JSON_LIMITS[name]
-        return decode_tree(parse_json(read(name, cap), file=directory / name, max_depth=depth), tensors,
+        lim = limits.JSON_LIMITS[name]
+        return decode_tree(parse_json(read(name, lim.max_bytes), file=directory / name, limits=lim), tensors,
                            file=directory / name)
 
     config = check_model_config(read_tree(CONFIG), file=directory / CONFIG)
@@ -341,6 +339,7 @@ def load_checkpoint(
         trainer = read_tree(TRAINER, tensors)
         path = directory / TRAINER
         check_type(trainer, dict, file=path, field="top-level value")
+        check_keys(trainer, ("format", "version", "state", "optimizer"), file=path, field="top-level value")
         if trainer.get("format") != TRAINER_FORMAT or trainer.get("version") != 1:
             raise CorruptFileError(path, f"expected format {TRAINER_FORMAT!r} version 1, got "
                                          f"{trainer.get('format')!r} version {trainer.get('version')!r}")

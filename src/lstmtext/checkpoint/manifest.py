@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from lstmtext.checkpoint.errors import CheckpointNotFoundError, ManifestError
-from lstmtext.checkpoint.safejson import check_type, dumps, read_bounded, read_json
+from lstmtext.checkpoint.limits import JSON_LIMITS
+from lstmtext.checkpoint.safejson import check_keys, check_type, dumps, read_bounded, read_json
 from lstmtext.utils.io import atomic_write_bytes
 
 MANIFEST = "manifest.json"
@@ -26,7 +27,7 @@ VERSION = 1
 #: File names a manifest may list: plain names in the folder, never paths (no ``/``, no ``..``).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
-MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_MANIFEST_BYTES = JSON_LIMITS[MANIFEST].max_bytes
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -64,7 +65,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(directory) / MANIFEST
     try:
-        manifest = read_json(path, max_bytes=MAX_MANIFEST_BYTES, max_depth=3)
+        manifest = read_json(path, limits=JSON_LIMITS[MANIFEST])
     except CheckpointNotFoundError:
         raise ManifestError(path, "missing: the checkpoint was not committed (interrupted while being "
                                   "written, or not an lstmtext checkpoint)") from None
@@ -72,6 +73,10 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise
     except Exception as e:  # a corrupt manifest means an uncommitted or damaged checkpoint
         raise ManifestError(path, f"unreadable: {getattr(e, 'problem', e)}") from None
+    try:
+        check_keys(manifest, ("format", "version", "files"), file=path, field="top-level value")
+    except Exception as e:
+        raise ManifestError(path, getattr(e, "problem", str(e))) from None
     if manifest.get("format") != FORMAT:
         raise ManifestError(path, f"format must be {FORMAT!r}, got {manifest.get('format')!r}")
     if manifest.get("version") != VERSION:
@@ -83,6 +88,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
             if not _NAME.match(name) or name == MANIFEST:
                 raise ManifestError(path, f"file name {name!r} is not a plain file name of this folder")
             check_type(entry, dict, file=path, field=f"files[{name!r}]")
+            check_keys(entry, ("sha256", "size"), file=path, field=f"files[{name!r}]")
             if not isinstance(entry.get("sha256"), str) or not _SHA.match(entry["sha256"]):
                 raise ManifestError(path, f"files[{name!r}].sha256 must be 64 lowercase hex digits")
             size = entry.get("size")

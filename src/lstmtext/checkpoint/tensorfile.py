@@ -22,6 +22,7 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
 from lstmtext.checkpoint.errors import CorruptFileError, WeightMismatchError
+from lstmtext.checkpoint.limits import JSON_LIMITS
 from lstmtext.checkpoint.safejson import parse_json
 
 #: The safetensors library's own cap on the header (``MAX_HEADER_SIZE``).
@@ -123,7 +124,7 @@ def inspect_header(data: bytes | memoryview, *, file: str | os.PathLike[str],
     raw = bytes(data[8:8 + n])
     if not raw.startswith(b"{"):
         raise CorruptFileError(file, "not a safetensors file: header does not start with '{'")
-    header = parse_json(raw, file=file, max_depth=3)  # {name: {"shape": [...]}} is 3 levels
+    header = parse_json(raw, file=file, limits=JSON_LIMITS["safetensors header"])  # {name: {"shape": [...]}}
     if not isinstance(header, dict):
         raise CorruptFileError(file, "safetensors header must be a JSON object")
     metadata = header.pop("__metadata__", {})

@@ -8,6 +8,7 @@ ones sorted by id.
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import tarfile
@@ -18,11 +19,22 @@ from pathlib import Path
 import numpy as np
 
 from lstmtext.errors import DataError
+from lstmtext.utils.archives import open_decompressed
 
 # "./aclImdb/..." too: what `tar czf x.tar.gz ./aclImdb` writes.
 _MEMBER = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
 EXPECTED_LAYOUT = "aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt"
+
+#: The largest review file read (aclImdb's longest is 13.7 KB).
+MAX_REVIEW_BYTES = 1 << 20
+#: The tar stream inflated from a compressed archive may be at most this many times the file's size,
+#: plus `INFLATE_SLACK_BYTES` (aclImdb_v1.tar.gz: 215.6 MB from 56.7 MB, 3.8x; tar padding and the
+#: zero blocks at the end compress to almost nothing in small archives). A gzip bomb is refused when
+#: its tar headers declare more, before it is inflated, and a stream that inflates more without
+#: declaring it is stopped there.
+MAX_INFLATE_RATIO = 20
+INFLATE_SLACK_BYTES = 64 << 20
 
 
 @dataclass
@@ -76,24 +88,42 @@ def read_archive(path: str | os.PathLike[str]) -> dict[str, LabelledSplit]:
     found: dict[tuple[str, str], list[tuple[int, str]]] = {
         (s, lab): [] for s in ("train", "test") for lab in ("pos", "neg")
     }
+    def bomb(position: int) -> DataError:
+        return DataError(f"IMDB archive {name!r} inflates to more than {position - 1:,} bytes, over "
+                         f"{MAX_INFLATE_RATIO}x its size + {INFLATE_SLACK_BYTES >> 20} MiB: not a real aclImdb "
+                         "archive (a gzip bomb?)")
+
     try:
-        # Stream mode ("r|*") reads the archive once, front to back: no seeks, and gzip or plain tar alike.
-        with tarfile.open(name, mode="r|*") as tf:
+        budget = MAX_INFLATE_RATIO * os.stat(name).st_size + INFLATE_SLACK_BYTES
+        # Stream mode ("r|") reads the archive once, front to back: no seeks; gzip, bzip2, xz or plain tar,
+        # never more than `budget` inflated bytes (pax and long-name headers included).
+        with open_decompressed(name, budget, bomb) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
             for member in tf:
+                # Skipping a member inflates it too: every member's end must be within the budget.
+                if member.offset_data + member.size > budget:
+                    raise DataError(
+                        f"IMDB archive {name!r}: member {member.name[:200]!r} ends at byte "
+                        f"{member.offset_data + member.size:,} of the inflated stream, more than "
+                        f"{MAX_INFLATE_RATIO}x the archive's size + {INFLATE_SLACK_BYTES >> 20} MiB ({budget:,} "
+                        "bytes): not a real aclImdb archive (a gzip bomb?)"
+                    )
                 m = _MEMBER.match(member.name)
                 if m is None or not member.isfile():
                     continue
+                where = f"member {member.name!r} of archive {name!r}"
+                if member.size > MAX_REVIEW_BYTES:
+                    raise DataError(f"{where}: {member.size:,} bytes, more than the {MAX_REVIEW_BYTES:,}-byte limit "
+                                    "of a review")
                 split, label, idx, _rating = m.groups()
                 fileobj = tf.extractfile(member)
                 if fileobj is None:
                     continue
-                where = f"member {member.name!r} of archive {name!r}"
-                found[(split, label)].append((int(idx), _decode(fileobj.read(), where)))
+                found[(split, label)].append((int(idx), _decode(fileobj.read(member.size), where)))
     except FileNotFoundError as e:
         raise DataError(f"IMDB archive {name!r} does not exist") from e
     except IsADirectoryError as e:
         raise DataError(f"IMDB archive {name!r} is a folder; pass it as a folder source instead") from e
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+    except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as e:
         raise DataError(
             f"IMDB archive {name!r} is truncated or corrupt ({type(e).__name__}: {e}); expected a complete "
             "aclImdb_v1.tar.gz (delete it and download it again)"
@@ -141,5 +171,9 @@ def read_folder(path: str | os.PathLike[str]) -> dict[str, LabelledSplit]:
         (s, lab): [] for s in ("train", "test") for lab in ("pos", "neg")
     }
     for split, label, idx, file in labelled_files(root):
-        found[(split, label)].append((idx, _decode(file.read_bytes(), f"review file {str(file)!r}")))
+        with open(file, "rb") as f:
+            raw = f.read(MAX_REVIEW_BYTES + 1)
+        if len(raw) > MAX_REVIEW_BYTES:
+            raise DataError(f"review file {str(file)!r} is larger than the {MAX_REVIEW_BYTES:,}-byte limit of a review")
+        found[(split, label)].append((idx, _decode(raw, f"review file {str(file)!r}")))
     return _assemble(found, f"IMDB folder {name!r}")

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lstmtext.data.keras_npz import read_npz
 from lstmtext.errors import DataError
 from lstmtext.text.tokenizer import TOKENIZER_VERSION, tokenize_bytes
 from lstmtext.text.vocab import Vocab
@@ -107,13 +107,7 @@ class RankedCorpus:
     def load(cls, path: str | os.PathLike[str]) -> RankedCorpus:
         """Read a cache file written by `save`; `DataError` if it is unreadable or from another version."""
         name = os.fspath(path)
-        try:
-            with np.load(name, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except FileNotFoundError as e:
-            raise DataError(f"cache file {name!r} does not exist") from e
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise DataError(f"cache file {name!r} is unreadable: {e}") from e
+        arrays = read_npz(name, what="cache file")  # members and declared shapes bounded by the file
         if (
             int(arrays.get("format_version", -1)) != CACHE_FORMAT_VERSION
             or int(arrays.get("tokenizer_version", -1)) != TOKENIZER_VERSION

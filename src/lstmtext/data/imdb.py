@@ -89,7 +89,8 @@ def load_data_and_tokenizer(
     src = resolve_source(path, cache=cache_dir, progress=progress)
     corpus = load_corpus(src, cache_dir=cache_dir, progress=progress)
     data = keras_sequences(corpus, num_words, 0, None, 113, 1, 2, 3)
-    vocab = corpus.vocab
+    # The words alone, as get_tokenizer builds them from the word index (the saved tokenizer has no counts).
+    vocab = Vocab(corpus.vocab.words) if corpus.vocab is not None else None
     if vocab is None:  # a Keras imdb.npz: the word index lies beside it
         vocab = Vocab.from_word_index(get_word_index(src, cache_dir=cache_dir), source="IMDB word index")
     if num_words is None:

@@ -13,6 +13,7 @@ effect of each allowed global is emulated); plain numeric arrays (the labels) ar
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import zipfile
@@ -21,6 +22,13 @@ from typing import Any
 import numpy as np
 
 from lstmtext.errors import DataError
+from lstmtext.utils.archives import MemberLimit, read_zip_member
+
+#: Bounds of each ``.npy`` member, checked on the zip directory before anything is inflated. Keras's own
+#: imdb.npz holds 6 million word ids per split (about 18 MB of pickle stream each); 512 MiB is 30 times
+#: that. Token ids and labels compress 2-60x; a bomb 1,000x. Change them by assigning a new
+#: ``MemberLimit`` before reading.
+NPY_MEMBER_LIMIT = MemberLimit(512 << 20, max_ratio=100.0)
 
 _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"),
@@ -252,13 +260,58 @@ def _read_member(raw: bytes, source: str) -> np.ndarray | list[list[int]]:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
     except ValueError as e:
         raise DataError(f"{source}: not a .npy array ({e})") from e
+    body = len(raw) - f.tell()
+    count = math.prod(shape)  # Python ints: a header claiming 10^13 items cannot overflow or allocate
     if dtype.hasobject:
+        # Each item takes at least one byte of the pickle stream.
+        if count > body:
+            raise DataError(f"{source}: the header declares shape {shape} ({count} items), more than the "
+                            f"{body} bytes that follow it can hold")
         return parse_object_array_pickle(raw[f.tell() :], source)
-    f.seek(0)
-    try:
-        return np.lib.format.read_array(f, allow_pickle=False)
+    if count * dtype.itemsize != body:
+        raise DataError(f"{source}: the header declares shape {shape} of {dtype} ({count * dtype.itemsize} "
+                        f"bytes), but {body} bytes follow it")
+    try:  # a view of the member's bytes: nothing allocated beyond what the file holds
+        array = np.frombuffer(raw, dtype=dtype, count=count, offset=f.tell()).copy()  # writable, as np.load
+        return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
     except ValueError as e:
         raise DataError(f"{source}: unreadable array ({e})") from e
+
+
+def read_npz(path: str | os.PathLike[str], *, what: str = "file") -> dict[str, np.ndarray]:
+    """Read every numeric array of a ``.npz`` (``np.savez``) with each member bounded (`NPY_MEMBER_LIMIT`)
+    and each header's shape checked against the bytes that follow it before anything is allocated.
+
+    Args:
+        path: the file.
+        what: how to name it in errors (``"cache file"``).
+
+    Returns:
+        ``{name: array}``.
+
+    Raises:
+        DataError: missing, not a zip of ``.npy`` arrays, a member too large or too compressed, a header
+            that lies about its shape, or an object array (never unpickled).
+    """
+    name = os.fspath(path)
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(name) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                source = f"{what} {name!r}, array {info.filename[:-4]}"
+                raw = read_zip_member(zf, info, NPY_MEMBER_LIMIT,
+                                      lambda problem, source=source: DataError(f"{source}: member {problem}"))
+                array = _read_member(raw, source)
+                if not isinstance(array, np.ndarray):
+                    raise DataError(f"{source}: an object array, expected numbers")
+                out[info.filename[:-4]] = array
+    except FileNotFoundError as e:
+        raise DataError(f"{what} {name!r} does not exist") from e
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+        raise DataError(f"{what} {name!r} is not a readable .npz (zip) file: {e}") from e
+    return out
 
 
 def read_keras_imdb_npz(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -281,13 +334,15 @@ def read_keras_imdb_npz(path: str | os.PathLike[str]) -> dict[str, Any]:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in members]
             if missing:
                 raise DataError(f"Keras IMDB file {name!r} has no {', '.join(missing)} array (found {sorted(members)})")
-            out = {
-                k: _read_member(zf.read(members[k]), f"Keras IMDB file {name!r}, array {k}")
-                for k in ("x_train", "y_train", "x_test", "y_test")
-            }
+            out = {}
+            for k in ("x_train", "y_train", "x_test", "y_test"):
+                source = f"Keras IMDB file {name!r}, array {k}"
+                raw = read_zip_member(zf, zf.getinfo(members[k]), NPY_MEMBER_LIMIT,
+                                      lambda problem, source=source: DataError(f"{source}: member {problem}"))
+                out[k] = _read_member(raw, source)
     except FileNotFoundError as e:
         raise DataError(f"Keras IMDB file {name!r} does not exist") from e
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:  # + encrypted, odd codecs
         raise DataError(f"Keras IMDB file {name!r} is not a readable .npz (zip) file: {e}") from e
     for split in ("train", "test"):
         x, y = out[f"x_{split}"], out[f"y_{split}"]

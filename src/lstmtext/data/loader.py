@@ -8,10 +8,12 @@ Sources:
 - a CSV (or ``.tsv``) file with a header row, or a JSON-lines file (``.jsonl``/``.ndjson``, one object
   per line), with a text column and a label column.
 
-Labels: if every label is a whole number >= 0 (``1``, ``"1"``, ``true``), it is the class index itself
-(classes ``0..max``); otherwise the distinct labels, sorted as strings, are numbered from 0 (so
-``neg``/``pos`` become 0/1 and ``negative``/``positive`` too). Two classes make a binary task, more a
-multi-class one.
+Labels: if every label is a whole number >= 0 (``1``, ``"1"``, ``true``; ASCII digits), it is the class
+index itself (classes ``0..max``, at most `max_classes` of the number of examples: a label ``99999999999``
+in a file of ten rows is an error naming its line, not 10^11 classes); otherwise the distinct labels,
+sorted as strings, are numbered from 0 (so ``neg``/``pos`` become 0/1 and ``negative``/``positive``
+too). Two classes make a binary task, more a multi-class one. A label must be a string, number or
+boolean (a JSON-lines list or object is an error naming its line).
 
 The vocabulary is built from the training split only (ranks by frequency, ties by first occurrence in
 file order), with the tokenizer of `lstmtext.text.tokenizer`; test texts are encoded with it.
@@ -23,6 +25,7 @@ import csv
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -46,6 +49,23 @@ class RawTexts:
     texts: list[str]
     labels: list[Any]
     source: str
+    #: The line of each row in the file (CSV / JSON-lines), for messages; None for a folder.
+    lines: list[int] | None = None
+
+    def where(self, i: int) -> str:
+        """Names row ``i``: ``CSV file 'x.csv', line 7`` (or the source and the row's class folder)."""
+        if self.lines is not None:
+            return f"{self.source}, line {self.lines[i]}"
+        return f"{self.source}, class folder {str(self.labels[i])[:60]!r}"
+
+    def take(self, keep: list[bool]) -> RawTexts:
+        """The rows where ``keep`` is true, in file order."""
+        return RawTexts(
+            [t for t, k in zip(self.texts, keep) if k],
+            [v for v, k in zip(self.labels, keep) if k],
+            self.source,
+            None if self.lines is None else [n for n, k in zip(self.lines, keep) if k],
+        )
 
 
 @dataclass
@@ -123,45 +143,71 @@ def read_csv(path: str | os.PathLike[str], text_column: str = "text", label_colu
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f, delimiter=CSV_SUFFIXES.get(path.suffix.lower(), ","))
             _check_columns(list(reader.fieldnames or []), text_column, label_column, source)
-            texts, labels = [], []
+            texts, labels, lines = [], [], []
             for row in reader:
                 text, label = row.get(text_column), row.get(label_column)
                 if text is None or label is None or label == "":
                     raise DataError(f"{source}, line {reader.line_num}: missing {text_column!r} or {label_column!r}")
                 texts.append(text)
                 labels.append(label)
+                lines.append(reader.line_num)
     except UnicodeDecodeError as e:
         raise DataError(f"{source} is not UTF-8: {e}") from e
     except csv.Error as e:
         raise DataError(f"{source} is not valid CSV: {e}") from e
-    return RawTexts(texts, labels, source)
+    except OSError as e:
+        raise DataError(f"{source}: cannot read ({e.strerror})") from None
+    return RawTexts(texts, labels, source, lines)
 
 
 def read_jsonl(path: str | os.PathLike[str], text_column: str = "text", label_column: str = "label") -> RawTexts:
     """Read a JSON-lines file: one object per line with a string text field and a label field."""
     path = Path(path)
     source = f"JSON-lines file {str(path)!r}"
-    texts, labels = [], []
+    texts, labels, lines = [], [], []
     try:
         with open(path, encoding="utf-8") as f:
             for line_no, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{source}, line {line_no}: not JSON ({e})") from e
+                obj = parse_json_line(line, f"{source}, line {line_no}")
                 if not isinstance(obj, dict):
                     raise DataError(f"{source}, line {line_no}: expected a JSON object, got {type(obj).__name__}")
                 if text_column not in obj or label_column not in obj:
                     _check_columns(sorted(obj), text_column, label_column, f"{source}, line {line_no},")
                 if not isinstance(obj[text_column], str):
                     raise DataError(f"{source}, line {line_no}: {text_column!r} must be a string")
+                label = obj[label_column]
+                if label is None or not isinstance(label, str | int | float):
+                    raise DataError(f"{source}, line {line_no}: {label_column!r} must be a string, number or "
+                                    f"boolean, got {preview(json.dumps(label))}")
                 texts.append(obj[text_column])
-                labels.append(obj[label_column])
+                labels.append(label)
+                lines.append(line_no)
     except UnicodeDecodeError as e:
         raise DataError(f"{source} is not UTF-8: {e}") from e
-    return RawTexts(texts, labels, source)
+    except OSError as e:
+        raise DataError(f"{source}: cannot read ({e.strerror})") from None
+    return RawTexts(texts, labels, source, lines)
+
+
+def preview(value: str, limit: int = 40) -> str:
+    """``value`` quoted for a message, cut to ``limit`` characters, control characters escaped."""
+    shown = repr(value[:limit])
+    return shown + (f" ... ({len(value):,} characters)" if len(value) > limit else "")
+
+
+def parse_json_line(line: str, where: str, *, invalid: str = "not JSON") -> Any:
+    """One JSON-lines value; a `DataError` naming ``where`` and the start of the line for anything that is
+    not JSON (``invalid`` says so), nested past the parser's limit, or a number of more than 4,300 digits."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: {invalid} ({e.msg}, column {e.colno}): {preview(line.strip())}") from None
+    except RecursionError:  # the C parser recurses once per nesting level
+        raise DataError(f"{where}: JSON nested too deeply to read: {preview(line.strip())}") from None
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise DataError(f"{where}: unreadable JSON value ({str(e).split(';')[0]}): {preview(line.strip())}") from None
 
 
 def read_texts(path: str | os.PathLike[str], text_column: str = "text", label_column: str = "label") -> RawTexts:
@@ -182,20 +228,53 @@ def read_texts(path: str | os.PathLike[str], text_column: str = "text", label_co
     raise DataError(f"dataset file {os.fspath(path)!r}: unknown format {suffix!r}; expected .csv, .tsv or .jsonl")
 
 
+_DIGITS = re.compile(r"[0-9]+")
+#: Numeric labels are class indices ``0..max``; ``max + 1`` classes may be at most this many, or the
+#: number of examples when that is larger (every class must be able to occur).
+MIN_CLASS_BOUND = 1000
+
+
+def max_classes(n_examples: int) -> int:
+    """The most classes numeric labels may imply for ``n_examples`` examples: ``max(1000, n_examples)``."""
+    return max(MIN_CLASS_BOUND, n_examples)
+
+
 def _as_class_index(label: Any) -> int | None:
     if isinstance(label, bool):
         return int(label)
     if isinstance(label, int) and label >= 0:
         return label
-    if isinstance(label, str) and label.strip().isdigit():
-        return int(label)
+    if isinstance(label, str) and _DIGITS.fullmatch(label.strip()):
+        digits = label.strip()
+        # More digits than any bound allows: no need to convert (Python refuses past 4,300 digits).
+        return int(digits) if len(digits) <= 18 else 10**18
     return None
 
 
-def encode_labels(train: list[Any], test: list[Any]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Class indices for both splits and the class names (see the module docstring for the rule)."""
-    indices = [_as_class_index(v) for v in train + test]
+def encode_labels(train: list[Any], test: list[Any], *,
+                  where: Callable[[int], str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Class indices for both splits and the class names (see the module docstring for the rule).
+
+    Args:
+        train, test: the raw labels.
+        where: names example ``i`` of ``train + test`` in messages (file and line).
+
+    Raises:
+        DataError: numeric labels implying more classes than `max_classes` allows, naming the largest
+            label and where it is; fewer than 2 classes.
+    """
+    labels = train + test
+    indices = [_as_class_index(v) for v in labels]
     if all(i is not None for i in indices):
+        top = int(np.argmax(indices)) if indices else 0
+        bound = max_classes(len(labels))
+        if indices and indices[top] >= bound:
+            classes = f"{indices[top] + 1:,}" if indices[top] < 10**18 else "more than 10^18"
+            raise DataError(
+                f"{where(top) if where else f'example {top}'}: label {preview(str(labels[top]))} would make "
+                f"{classes} classes (numeric labels are class indices 0..max), but {len(labels):,} examples allow "
+                f"at most {bound:,}; fix the label or use names"
+            )
         names = [str(i) for i in range(max(indices, default=0) + 1)]
         arr = np.asarray(indices, dtype=np.int64)
     else:
@@ -241,17 +320,11 @@ def load_text_corpus(
         held_out = np.zeros(len(train.texts), dtype=bool)
         held_out[np.random.RandomState(seed).permutation(len(train.texts))[:n_test]] = True
         # Both parts keep file order, so the vocabulary's tie-breaks follow the file.
-        test = RawTexts(
-            [t for t, h in zip(train.texts, held_out) if h],
-            [v for v, h in zip(train.labels, held_out) if h],
-            train.source,
-        )
-        train = RawTexts(
-            [t for t, h in zip(train.texts, held_out) if not h],
-            [v for v, h in zip(train.labels, held_out) if not h],
-            train.source,
-        )
-    y_train, y_test, class_names = encode_labels(train.labels, test.labels)
+        test = train.take(held_out.tolist())
+        train = train.take((~held_out).tolist())
+    n_train = len(train.labels)
+    y_train, y_test, class_names = encode_labels(
+        train.labels, test.labels, where=lambda i: train.where(i) if i < n_train else test.where(i - n_train))
     return RankedCorpus.from_texts(train.texts, y_train, test.texts, y_test), class_names
 
 

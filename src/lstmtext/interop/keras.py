@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from lstmtext.checkpoint.errors import CheckpointConfigError, CheckpointNotFoundError, CorruptFileError
+from lstmtext.checkpoint.limits import JSON_LIMITS, check_config_schema
 from lstmtext.checkpoint.safejson import parse_json
 from lstmtext.interop.keras_config import (
     FUNCTIONAL_SUPPORTED,
@@ -40,10 +41,19 @@ from lstmtext.layers import deserialize
 from lstmtext.layers.base import Layer, weight_budget
 from lstmtext.layers.input_layer import InputLayer
 from lstmtext.models.model import Functional
+from lstmtext.utils.archives import MemberLimit, read_zip_member
 from lstmtext.utils.io import atomic_write_bytes
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
-_CAPS = {CONFIG: 16 << 20, METADATA: 1 << 20, WEIGHTS: 64 << 30}
+#: Bounds of each member, checked on its declared sizes before it is inflated (a 2 MB archive whose weights
+#: inflate to 2 GiB is refused at once): the configs as a checkpoint's, the weights at 4 GiB (an
+#: Embedding(1,000,000, 1,000) in float32) and 20x compression (float weights compress about 1.1x).
+#: Replace an entry to change one.
+MEMBER_LIMITS = {
+    CONFIG: MemberLimit(JSON_LIMITS["config.json"].max_bytes),
+    METADATA: MemberLimit(JSON_LIMITS["keras metadata.json"].max_bytes),
+    WEIGHTS: MemberLimit(4 << 30, max_ratio=20.0),
+}
 #: What ``keras.saving`` would call the Keras version writing an exported archive.
 EXPORT_KERAS_VERSION = "3.5.0"
 
@@ -92,18 +102,11 @@ def _read_archive(path: Path) -> dict[str, bytes]:
             for info in infos:
                 if info.filename.startswith("assets/") or info.is_dir():
                     continue
-                if info.filename not in _CAPS:
+                if info.filename not in MEMBER_LIMITS:
                     raise CorruptFileError(path, f"unexpected member {info.filename!r} (a .keras archive holds "
-                                                 f"{', '.join(_CAPS)})")
-                if info.file_size > _CAPS[info.filename]:
-                    raise CorruptFileError(path, f"{info.filename} claims {info.file_size} bytes, more than the "
-                                                 f"{_CAPS[info.filename]}-byte limit")
-                with zf.open(info) as f:
-                    data = f.read(info.file_size + 1)  # never more than declared, whatever the stream holds
-                if len(data) != info.file_size:
-                    raise CorruptFileError(path, f"{info.filename} holds {len(data)} bytes, its header says "
-                                                 f"{info.file_size}")
-                out[info.filename] = data
+                                                 f"{', '.join(MEMBER_LIMITS)})")
+                out[info.filename] = read_zip_member(zf, info, MEMBER_LIMITS[info.filename],
+                                                     lambda problem: CorruptFileError(path, problem))
     except zipfile.BadZipFile as e:
         raise CorruptFileError(path, f"not a valid .keras (zip) archive: {e}") from None
     except (RuntimeError, NotImplementedError, EOFError, OSError) as e:  # encrypted, odd compression, truncated
@@ -270,9 +273,12 @@ def load_keras_layers(path: str | os.PathLike[str]) -> tuple[list[Layer], KerasM
     """
     path = Path(path)
     members = _read_archive(path)
-    meta = parse_json(members[METADATA], file=f"{path}:{METADATA}") if METADATA in members else {}
+    meta = (parse_json(members[METADATA], file=f"{path}:{METADATA}", limits=JSON_LIMITS["keras metadata.json"])
+            if METADATA in members else {})
     version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
-    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}")
+    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}", limits=JSON_LIMITS["config.json"])
+    if isinstance(config, dict):
+        check_config_schema(config, file=f"{path}:{CONFIG}")  # unknown fields, too many layers
     spec = parse_keras_config(config, file=path, keras_version=version)
     layers = _load_weights_bytes(spec, members[WEIGHTS], f"{path}:{WEIGHTS}")
     return layers, spec
@@ -304,8 +310,8 @@ def load_keras_weights(spec: KerasModelSpec, path: str | os.PathLike[str]) -> li
         size = os.stat(path).st_size
     except FileNotFoundError:
         raise CheckpointNotFoundError(path, "file not found") from None
-    if size > _CAPS[WEIGHTS]:
-        raise CorruptFileError(path, f"{size} bytes, more than the {_CAPS[WEIGHTS]}-byte limit")
+    if size > MEMBER_LIMITS[WEIGHTS].max_bytes:
+        raise CorruptFileError(path, f"{size} bytes, more than the {MEMBER_LIMITS[WEIGHTS].max_bytes}-byte limit")
     return _load_weights_bytes(spec, path.read_bytes(), str(path))
 
 
@@ -339,7 +345,9 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
 
     path = Path(path)
     members = _read_archive(path)
-    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}")
+    config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}", limits=JSON_LIMITS["config.json"])
+    if isinstance(config, dict):
+        check_config_schema(config, file=f"{path}:{CONFIG}")  # unknown fields, too many layers
     if isinstance(config, dict) and config.get("class_name") in ("Functional", "Model"):
         return _load_functional(config, members[WEIGHTS], path)
     layers, spec = load_keras_layers(path)

@@ -425,15 +425,15 @@ def map_shapes(structure: Any) -> Any:
     return structure
 
 
-def _placeholder(t: KerasTensor, size: int) -> Any:
+def _placeholder(t: KerasTensor, size: int, device: torch.device) -> Any:
     shape = tuple(size if d is None else d for d in t.shape)
     if t.dtype == "string":
         return np.full(shape, "", dtype=object)
     if t.dtype.startswith(("int", "uint")):
-        return torch.zeros(shape, dtype=torch.int64)  # fit/predict give integer data as int64
+        return torch.zeros(shape, dtype=torch.int64, device=device)  # fit/predict give integer data as int64
     if t.dtype == "bool":
-        return torch.zeros(shape, dtype=torch.bool)
-    return torch.zeros(shape, dtype=torch.float64 if t.dtype == "float64" else torch.float32)
+        return torch.zeros(shape, dtype=torch.bool, device=device)
+    return torch.zeros(shape, dtype=torch.float64 if t.dtype == "float64" else torch.float32, device=device)
 
 
 def symbolic_outputs(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
@@ -445,14 +445,17 @@ def symbolic_outputs(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     """
     runs = []
     stateful = bool(getattr(layer, "stateful", False))
+    # Stand-ins live where the layer's weights are (a model moved to CUDA still takes new layers).
+    device = next((p.device for p in layer.parameters()), torch.device("cpu"))
     for size in _PLACEHOLDER_SIZES:
         def stand_in(x: Any, size: int = size) -> Any:
-            return _placeholder(x, size) if isinstance(x, KerasTensor) else x
+            return _placeholder(x, size, device) if isinstance(x, KerasTensor) else x
 
         args = pack_like(inputs, [stand_in(x) for x in flatten(inputs)])
         kw = {k: pack_like(v, [stand_in(x) for x in flatten(v)]) for k, v in kwargs.items()}
         masks = pack_like(inputs, [None if not isinstance(x, KerasTensor) or x.mask_shape is None else
-                                   torch.ones(tuple(size if d is None else d for d in x.mask_shape), dtype=torch.bool)
+                                   torch.ones(tuple(size if d is None else d for d in x.mask_shape), dtype=torch.bool,
+                                              device=device)
                                    for x in flatten(inputs)])
         if all(m is None for m in flatten(masks)):
             masks = None

@@ -74,7 +74,6 @@ class Model(Trainer, Layer):
         if args:
             raise ConfigError(f"{type(self).__name__}: unexpected positional arguments; a subclassed model's "
                               "__init__ should call super().__init__() (optionally with name=...)")
-        kwargs.pop("dtype", None)
         super().__init__(name=name, trainable=trainable, dtype=dtype, **kwargs)
         self._init_trainer()
         self._graph: Graph | None = None
@@ -106,6 +105,9 @@ class Model(Trainer, Layer):
     # -- the graph's symbolic inputs and outputs ---------------------------------------------------
     def _require_graph(self, what: str) -> Graph:
         if self._graph is None:
+            if hasattr(self, "build_input_shape"):  # a Sequential model without an input shape yet
+                raise ConfigError(f"{self.name}: the model is not built yet, so it has no symbolic {what}; give it "
+                                  "an Input(shape) or call build(input_shape)")
             raise ConfigError(f"{self.name}: a subclassed model has no symbolic {what}; it is defined by call()")
         return self._graph
 

@@ -84,8 +84,9 @@ def format_summary(model: Any, line_length: int | None = None, show_trainable: b
         if shape is not None and layer.built:
             shape = layer.compute_output_shape(shape)
             out, params = str(tuple(shape)), f"{layer.count_params():,}"
-        else:
-            shape, out, params = None, "?", "0 (unbuilt)"
+        else:  # unbuilt, or a subclassed model's layer (built by call(), shapes not recorded)
+            shape, out = None, "?"
+            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
         row: tuple[str, ...] = (name, out, params)
         if show_trainable:
             row = (*row, "Y" if layer.trainable else "N")

@@ -14,7 +14,6 @@ DIR``) redraws the page without the data or the model.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -25,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from lstmtext.checkpoint.limits import JSON_LIMITS
+from lstmtext.checkpoint.safejson import read_json
 from lstmtext.errors import CheckpointError, DataError
 from lstmtext.report import metrics as M
 from lstmtext.report.html import render_html
@@ -33,7 +34,6 @@ from lstmtext.utils.io import atomic_write_json, atomic_write_text
 
 REPORT_DIR, REPORT_JSON, REPORT_HTML = "report", "report.json", "report.html"
 FORMAT = "lstmtext.report"
-_MAX_JSON = 512 << 20
 
 
 def _finite(v: Any) -> Any:
@@ -251,14 +251,11 @@ def _outputs_logits(model: Any) -> bool:
 
 
 def _read_json(path: Path) -> Any:
+    """A JSON file of the folder, or None if absent; bounded, strict and counted like every checkpoint file
+    (:mod:`lstmtext.checkpoint.limits`), so a hostile folder gets a typed error, fast."""
     if not path.is_file():
         return None
-    if path.stat().st_size > _MAX_JSON:
-        raise CheckpointError(f"{path}: larger than {_MAX_JSON} bytes")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from e
+    return read_json(path, limits=JSON_LIMITS.get(path.name, JSON_LIMITS["run.json"]), expect=None)
 
 
 def _history_of(run: Any, trainer: Any) -> dict[str, list[float]] | None:

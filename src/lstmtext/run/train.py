@@ -18,6 +18,7 @@ config, seed, library versions, device, per-epoch history and test metrics) and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmtext.checkpoint.folder import DERIVED_ENTRIES, KNOWN_FILES
+from lstmtext.checkpoint.limits import JSON_LIMITS
 from lstmtext.checkpoint.manifest import MANIFEST
 from lstmtext.checkpoint.safejson import read_json
 from lstmtext.config import ExperimentConfig, build_model
@@ -35,6 +37,7 @@ from lstmtext.errors import CheckpointError, ConfigError
 from lstmtext.run.config import RunConfig
 from lstmtext.run.data import RunData, check_data_path, load_run_data
 from lstmtext.training.callbacks import Callback
+from lstmtext.utils.lock import FolderLock
 
 
 @dataclass
@@ -151,14 +154,24 @@ def train_from_config(cfg: RunConfig, *, argv: Sequence[str] | None = None, call
 
     Raises:
         ConfigError, DataError, CheckpointError: bad config, data or output folder (each naming it).
+        FolderLockedError: another run is writing ``cfg.out`` (a :class:`CheckpointError`).
     """
     from lstmtext.training.distributed import is_main_process
+
+    main_process = is_main_process()  # under torchrun only rank 0 prints, tests and saves
+    # One run at a time per folder: a second run on the same --out is refused at once, before it reads or
+    # writes anything, while this one holds it (the OS releases the lock if this process dies).
+    with FolderLock(cfg.out, what=f"--out {str(cfg.out)!r}") if main_process else contextlib.nullcontext():
+        return _train_locked(cfg, argv=argv, callbacks=callbacks, print_fn=print_fn if main_process else _quiet,
+                             main_process=main_process)
+
+
+def _train_locked(cfg: RunConfig, *, argv: Sequence[str] | None, callbacks: Sequence[Any],
+                  print_fn: Callable[[str], Any], main_process: bool) -> RunResult:
+    """:func:`train_from_config`'s steps, with the output folder locked."""
     from lstmtext.utils import set_random_seed
 
     t0 = time.perf_counter()
-    main_process = is_main_process()  # under torchrun only rank 0 prints, tests and saves
-    if not main_process:
-        print_fn = _quiet
     check_output_folder(cfg)
     check_data_path(cfg.experiment.data.archive)
     exp, verbose = cfg.experiment, cfg.output.verbose
@@ -270,6 +283,6 @@ def read_run_config(folder: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     # Bounded, strict and depth-limited like every JSON file of a checkpoint (CorruptFileError names the file)
-    info = read_json(path, max_bytes=16 << 20, expect=None)
+    info = read_json(path, limits=JSON_LIMITS["run.json"], expect=None)
     cfg = info.get("config") if isinstance(info, dict) else None
     return cfg if isinstance(cfg, dict) else None

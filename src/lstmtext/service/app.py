@@ -110,8 +110,10 @@ def json_structure(body: bytes, max_strings: int) -> bytes | None:
     numbers or brackets costs it 15-50 ms on the event loop) before the parser sees it, and tells which keys
     a valid body holds without listing them. Exact for valid JSON; invalid JSON is left to the parser.
     """
-    if b"\\" in body:
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")  # then every quote left opens or closes a string
+    if b"\\\\" in body:  # escaped backslashes first: a quote after one is a real quote
+        body = body.replace(b"\\\\", b"")
+    if b'\\"' in body:
+        body = body.replace(b'\\"', b"")  # then every quote left opens or closes a string
     parts = body.split(b'"', 2 * max_strings + 1)
     if len(parts) > 2 * max_strings + 1:
         return None

@@ -54,8 +54,9 @@ class ServiceConfig:
     max_url_bytes: int = 8_192
     """Longest request target (path and query), in bytes; past it the request gets 414."""
     max_pending_body_bytes: int = 128 << 20
-    """Most bytes of unfinished request bodies held at once by a server process; past it the request that
-    started the earliest is dropped with 503 (a client stalling many large bodies cannot grow memory)."""
+    """Most bytes of unfinished request bodies held at once by a server process; past it, bodies over 64 KiB
+    are no longer read and get 503 with ``Retry-After`` at their read deadline (stalled uploads cannot grow
+    memory; small requests are still read)."""
     max_model_info_bytes: int = 65_536
     """Largest ``GET /v1/model`` answer; larger parts (a huge config) are left out of it, saying so."""
 

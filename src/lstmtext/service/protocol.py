@@ -44,6 +44,8 @@ from lstmtext.service.config import ServiceConfig
 logger = logging.getLogger("lstmtext.service")
 
 _SWEEP_S = 0.25
+_SWEEP_BATCH = 64
+_LINGER_S = 1.0
 _SMALL_BODY = 64 << 10  # a body this small is read even past max_pending_body_bytes
 _LOG_EVERY_S = 10.0
 #: app_state key under which the app's lifespan publishes its ServiceMetrics to the protocol.
@@ -93,10 +95,11 @@ class ConnectionGuard:
         self.open = 0
         self.idle: dict[GuardedHttpToolsProtocol, float] = {}  # oldest first (insertion order)
         self.reading: dict[GuardedHttpToolsProtocol, float] = {}
+        self.lingering: dict[GuardedHttpToolsProtocol, float] = {}  # answered refusals, closed after _LINGER_S
         self.pending_body_bytes = 0
         self.refused: dict[str, int] = {}
         self._last_log = time.monotonic()
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._metrics: Any = None
 
@@ -106,21 +109,34 @@ class ConnectionGuard:
             self._sweeper = loop.call_later(_SWEEP_S, self.sweep)
 
     def sweep(self) -> None:
-        """Close connections past their idle or read deadline; log the refusals of the last period."""
+        """Close connections past their idle or read deadline; log the refusals of the last period.
+
+        At most ``_SWEEP_BATCH`` per call, the rest on the next turn of the loop: a thousand sockets opened
+        together expire together, and closing them all at once would hold up every request for tens of ms.
+        """
         now = time.monotonic()
         idle_before, read_before = now - self.limits.idle_timeout_s, now - self.limits.request_read_timeout_s
-        while self.idle:
+        budget = _SWEEP_BATCH
+        while self.idle and budget:
             conn, since = next(iter(self.idle.items()))
             if since > idle_before:
                 break
             del self.idle[conn]
             conn.refuse("idle_timeout")
-        while self.reading:
+            budget -= 1
+        while self.reading and budget:
             conn, since = next(iter(self.reading.items()))
             if since > read_before:
                 break
             del self.reading[conn]
             conn.refuse("body_memory" if conn.flow.held else "read_timeout")
+            budget -= 1
+        linger_before = now - _LINGER_S
+        while self.lingering:
+            conn, since = next(iter(self.lingering.items()))
+            if since > linger_before:
+                break
+            conn.end_linger()
         if now - self._last_log >= _LOG_EVERY_S:
             if self.refused:
                 counts = ", ".join(f"{k}={v}" for k, v in sorted(self.refused.items()))
@@ -128,7 +144,9 @@ class ConnectionGuard:
                                now - self._last_log, counts)
                 self.refused.clear()
             self._last_log = now
-        self._sweeper = self._loop.call_later(_SWEEP_S, self.sweep) if self._loop else None
+        if self._loop is not None:
+            self._sweeper = (self._loop.call_soon(self.sweep) if not budget
+                             else self._loop.call_later(_SWEEP_S, self.sweep))
 
     def bind_metrics(self, app_state: dict[str, Any]) -> None:
         """Report open connections and pending body bytes in the app's metrics (once they exist)."""
@@ -147,6 +165,9 @@ class ConnectionGuard:
     def make_room(self) -> bool:
         """Before accepting a connection at the cap: close the one idle, then reading, the longest."""
         if self.open < self.limits.max_connections:
+            return True
+        if self.lingering:
+            next(iter(self.lingering)).end_linger()
             return True
         for group in (self.idle, self.reading):
             if group:
@@ -232,10 +253,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def refuse(self, reason: str) -> None:
         """Close this connection for ``reason``, first answering with its status when one applies.
 
-        The answer is written, then the connection closed without reading what the client still sends (a
-        reset follows the answer; Linux clients still read an answer that arrived before the reset, which the
-        tests check by reading it while they keep sending). Reading and dropping the rest first, as nginx's
-        lingering close does, would make every refused upload cost the server its bytes.
+        After an answer the connection is half-closed (the answer, then end of stream) and no longer read,
+        then closed ``_LINGER_S`` later: a client still uploading sees its writes stall rather than fail, so
+        it can read the answer first (closing at once sends a reset that makes many clients drop the answer
+        with the connection; reading and dropping the rest, as nginx's lingering close does, would make every
+        refused upload cost the server its bytes). Lingering connections still count in ``max_connections``
+        and are the first closed to make room.
         """
         if self._closed:
             return
@@ -251,10 +274,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         transport = self.transport
         if transport.is_closing():
             return
-        if status is not None and not mid_answer:
-            retry = self.guard.limits.retry_after_s if status == 503 else None
-            transport.write(_response(status, template.format(limit=self.guard.limits.limit_of(reason)), retry))
-        self._close_now()
+        if status is None or mid_answer or not transport.can_write_eof():
+            self._close_now()
+            return
+        retry = self.guard.limits.retry_after_s if status == 503 else None
+        transport.write(_response(status, template.format(limit=self.guard.limits.limit_of(reason)), retry))
+        transport.write_eof()
+        self.flow.hold()
+        self.guard.open += 1  # until end_linger
+        self.guard.lingering[self] = time.monotonic()
+
+    def end_linger(self) -> None:
+        if self.guard.lingering.pop(self, None) is not None:
+            self.guard.open -= 1
+            self._close_now()
 
     def _close_now(self) -> None:
         if self.transport.is_closing():
@@ -279,6 +312,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._set_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.guard.lingering.pop(self, None) is not None:
+            self.guard.open -= 1
         self._forget()
         super().connection_lost(exc)
 

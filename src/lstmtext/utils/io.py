@@ -44,11 +44,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            # A failed write or fsync (a full disk) names no file: name the one being written.
+            raise OSError(e.errno, e.strerror, os.fspath(path)) from e
         raise
     fsync_dir(path.parent)
     return path
