@@ -7,7 +7,7 @@ Keras 3 needs TensorFlow for TextVectorization, so this runs in a separate envir
 
 For each model (a Functional model on ``Input(shape=(1,), dtype="string")`` whose TextVectorization is
 adapted on a few sentences: ``"int"`` mode into Embedding(mask_zero) + LSTM, ``"tf_idf"`` mode into a Dense
-layer) it stores every member of the archive Keras wrote: ``config.json`` and ``metadata.json`` as text, the
+layer; and the TensorFlow RNN tutorial's Sequential model, TextVectorization first) it stores every member of the archive Keras wrote: ``config.json`` and ``metadata.json`` as text, the
 ``assets/`` files (the vocabularies) as text, and each dataset of ``model.weights.h5`` as a list; plus the
 texts and Keras's predictions on them. ``tests/interop/test_keras_text_models.py`` rebuilds the archive
 from this (zip + HDF5) and checks that lstmtext loads it with Keras's predictions.
@@ -76,6 +76,26 @@ def main() -> None:
             "weights": _datasets(members["model.weights.h5"]),
             "predictions": [float(p) for p in preds],
         }
+    # the TensorFlow "Text classification with an RNN" tutorial's form: a Sequential model, TextVectorization
+    # first, no Input (built by its first call)
+    tv = layers.TextVectorization(max_tokens=40)
+    tv.adapt(tf.constant(ADAPT))
+    model = keras.Sequential([tv, layers.Embedding(len(tv.get_vocabulary()), 6, mask_zero=True),
+                              layers.Bidirectional(layers.LSTM(4)), layers.Dense(4, activation="relu"),
+                              layers.Dense(1)])
+    preds = model.predict(tf.constant(np.array(TEXTS)), verbose=0)[:, 0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.keras"
+        model.save(path)
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename: zf.read(i) for i in zf.infolist()}
+    models["sequential"] = {
+        "config.json": members["config.json"].decode(),
+        "metadata.json": members["metadata.json"].decode(),
+        "assets": {k: v.decode("utf-8") for k, v in members.items() if k.startswith("assets/")},
+        "weights": _datasets(members["model.weights.h5"]),
+        "predictions": [float(p) for p in preds],
+    }
     out = {"keras_version": keras.__version__, "tensorflow_version": tf.__version__, "texts": TEXTS,
            "models": models}
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

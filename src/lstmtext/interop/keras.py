@@ -348,7 +348,7 @@ def _keras_model_config(layers: Sequence[Layer], input_shape: Sequence[int | Non
     batch_shape = [None, *input_shape]
     entries = [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
                 "config": {"batch_shape": batch_shape, "dtype": input_dtype, "sparse": False, "name": "input_layer"}}]
-    entries += [lstmtext_to_keras(layer) for layer in layers]
+    entries += [lstmtext_to_keras(layer, FUNCTIONAL_SUPPORTED) for layer in layers]
     return {"module": "keras", "class_name": "Sequential", "registered_name": None,
             "config": {"name": name, "trainable": True, "dtype": "float32", "layers": entries,
                        "build_input_shape": batch_shape},
@@ -376,9 +376,11 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
     config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}", limits=JSON_LIMITS["config.json"])
     if isinstance(config, dict):
         check_config_schema(config, file=f"{path}:{CONFIG}")  # unknown fields, too many layers
+    assets = {k: v for k, v in members.items() if k.startswith(ASSETS)}
     if isinstance(config, dict) and config.get("class_name") in ("Functional", "Model"):
-        return _load_functional(config, members[WEIGHTS], path,
-                                {k: v for k, v in members.items() if k.startswith(ASSETS)})
+        return _load_functional(config, members[WEIGHTS], path, assets)
+    if isinstance(config, dict) and _needs_graph_layers(config):
+        return _load_sequential_of_graph_layers(config, members[WEIGHTS], path, assets)
     layers, spec = load_keras_layers(path)
     return Sequential([Input(shape=spec.input_shape, dtype=spec.input_dtype), *layers], name=spec.name or None)
 
@@ -417,24 +419,30 @@ def save_keras_model(model: Any, path: str | os.PathLike[str], *, input_shape: S
         layers = list(model)
     if input_shape is None:
         raise CheckpointConfigError(path, "input_shape is unknown: build the model or pass input_shape=")
+    first = type(layers[0]).__name__ if layers else None
     if input_dtype is None:
-        input_dtype = "int32" if layers and type(layers[0]).__name__ == "Embedding" else "float32"
+        input_dtype = {"Embedding": "int32", "TextVectorization": "string"}.get(first or "", "float32")
     name = name or "sequential"
     h5py = _h5py()
     config = _keras_model_config(layers, input_shape, input_dtype, name)
+    assets: dict[str, bytes] = {}
     buf = io.BytesIO()
     with h5py.File(buf, "w") as h5:
         h5.create_group("vars").attrs["name"] = name
         root = h5.create_group("layers")
-        specs = [{"class_name": type(layer).__name__} for layer in layers]
-        for layer, group in zip(layers, _group_names(specs)):
-            _write_layer(root.create_group(group), layer)
+        for layer, group_name in zip(layers, _group_names_of(layers)):
+            group = root.create_group(group_name)
+            _write_layer(group, layer)
+            if type(layer).__name__ == "TextVectorization":
+                assets.update(_text_vectorization_assets(layer, group, f"layers/{group_name}"))
     meta = {"keras_version": EXPORT_KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(METADATA, json.dumps(meta))
         zf.writestr(CONFIG, json.dumps(config))
         zf.writestr(WEIGHTS, buf.getvalue())
+        for member, data in assets.items():
+            zf.writestr(member, data)
     return atomic_write_bytes(path, out.getvalue())
 
 
@@ -625,6 +633,55 @@ def _load_functional(config: dict[str, Any], weights: bytes, path: Path,
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise CorruptFileError(f"{path}:{WEIGHTS}", f"not a readable HDF5 weights file: {e}") from None
     return model  # type: ignore[return-value]
+
+
+def _needs_graph_layers(config: dict[str, Any]) -> bool:
+    """Whether a Keras Sequential config holds layers beyond the Sequential importer's (e.g. TextVectorization)."""
+    cfg = config.get("config")
+    entries = cfg.get("layers") if isinstance(cfg, dict) else None
+    return config.get("class_name") == "Sequential" and isinstance(entries, list) and any(
+        isinstance(e, dict) and e.get("class_name") in FUNCTIONAL_SUPPORTED and e.get("class_name") not in SUPPORTED
+        and e.get("class_name") != "InputLayer" for e in entries)
+
+
+def _load_sequential_of_graph_layers(config: dict[str, Any], weights: bytes, path: Path,
+                                     assets: dict[str, bytes]) -> Any:
+    """A Keras Sequential model with a layer of the Functional importer (a TextVectorization first, as in the
+    TensorFlow text tutorials): its layers translated as a Functional model's, weights and assets read alike."""
+    from lstmtext.models import Input, Sequential
+
+    check_not_code(config, file=path, where="model")
+    cfg = config["config"]
+    specs, shape, dtype = [], None, None
+    for index, entry in enumerate(cfg["layers"]):
+        if isinstance(entry, dict) and entry.get("class_name") == "InputLayer":
+            c = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+            shape, dtype = c.get("batch_shape", c.get("batch_input_shape")), c.get("dtype")
+            continue
+        specs.append(keras_to_lstmtext(entry, file=path, index=index, classes=FUNCTIONAL_SUPPORTED))
+    if shape is None:
+        shape = cfg.get("build_input_shape")
+    if not isinstance(shape, list) or not shape or not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+        raise CheckpointConfigError(path, f"the Sequential model has no valid input shape (got {shape!r})")
+    if dtype is None:
+        dtype = "string" if specs and specs[0]["class_name"] == "TextVectorization" else "float32"
+    try:
+        with weight_budget(len(weights) + (1 << 20)):
+            model = Sequential([Input(shape=tuple(shape[1:]), dtype=dtype), *(deserialize(sp) for sp in specs)],
+                               name=cfg.get("name") or None)
+    except (CheckpointConfigError, CorruptFileError):
+        raise
+    except Exception as e:
+        raise CheckpointConfigError(path, f"cannot build the Sequential model: {e}") from None
+    h5py = _h5py()
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as h5:
+            _set_functional_weights(model, h5.get("layers"), f"{path}:{WEIGHTS}", assets)  # type: ignore[arg-type]
+    except (CorruptFileError, CheckpointConfigError):
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise CorruptFileError(f"{path}:{WEIGHTS}", f"not a readable HDF5 weights file: {e}") from None
+    return model
 
 
 def functional_to_keras(model: Functional) -> dict[str, Any]:
