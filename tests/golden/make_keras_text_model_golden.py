@@ -7,7 +7,8 @@ Keras 3 needs TensorFlow for TextVectorization, so this runs in a separate envir
 
 For each model (a Functional model on ``Input(shape=(1,), dtype="string")`` whose TextVectorization is
 adapted on a few sentences: ``"int"`` mode into Embedding(mask_zero) + LSTM, ``"tf_idf"`` mode into a Dense
-layer; and the TensorFlow RNN tutorial's Sequential model, TextVectorization first) it stores every member of the archive Keras wrote: ``config.json`` and ``metadata.json`` as text, the
+layer; and the TensorFlow RNN tutorial's Sequential model, TextVectorization first) it stores every member of
+the archive Keras wrote: ``config.json`` and ``metadata.json`` as text, the
 ``assets/`` files (the vocabularies) as text, and each dataset of ``model.weights.h5`` as a list; plus the
 texts and Keras's predictions on them. ``tests/interop/test_keras_text_models.py`` rebuilds the archive
 from this (zip + HDF5) and checks that lstmtext loads it with Keras's predictions.
