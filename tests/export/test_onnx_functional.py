@@ -89,7 +89,22 @@ def _merges_and_nested():
     return lstmtext.Model(x, outs), [data]
 
 
-@pytest.mark.parametrize("make", [_bilstm, _shared_embedding, _encoder_decoder, _attention, _merges_and_nested])
+def _seq2seq_decoder():
+    # keras.io's character-level seq2seq: the inference decoder reuses the trained LSTM and Dense on new Inputs
+    enc_in, dec_in = lstmtext.Input(shape=(None, 6)), lstmtext.Input(shape=(None, 7))
+    _, h, c = layers.LSTM(5, return_state=True)(enc_in)
+    decoder_lstm, decoder_dense = layers.LSTM(5, return_sequences=True, return_state=True), layers.Dense(7)
+    decoder_dense(decoder_lstm(dec_in, initial_state=[h, c])[0])
+    h_in, c_in = lstmtext.Input(shape=(5,), name="h"), lstmtext.Input(shape=(5,), name="c")
+    step, h2, c2 = decoder_lstm(dec_in, initial_state=[h_in, c_in])
+    rng = np.random.default_rng(8)
+    data = [rng.random((5, 3, 7), dtype=np.float32), rng.random((5, 5), dtype=np.float32),
+            rng.random((5, 5), dtype=np.float32)]
+    return lstmtext.Model([dec_in, h_in, c_in], [decoder_dense(step), h2, c2]), data
+
+
+@pytest.mark.parametrize("make", [_bilstm, _shared_embedding, _encoder_decoder, _attention, _merges_and_nested,
+                                  _seq2seq_decoder])
 def test_functional_models_match_pytorch(tmp_path, make):
     torch.manual_seed(0)
     model, inputs = make()

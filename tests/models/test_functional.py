@@ -261,3 +261,29 @@ def test_bucketing_names_what_it_cannot_take():
 
     with pytest.raises(ConfigError, match=r"bucket_by_length=True .* got a generator"):
         model.fit(batches(), steps_per_epoch=1, bucket_by_length=True, verbose=0)
+
+
+def test_the_keras_seq2seq_tutorial_trains_and_cuts_its_inference_models():
+    """keras.io "Character-level recurrent sequence-to-sequence model": one-hot sequence targets with
+    categorical_crossentropy, then encoder/decoder inference models from the trained layers."""
+    rng = np.random.default_rng(0)
+    enc_in, dec_in = lstmtext.Input(shape=(None, 6)), lstmtext.Input(shape=(None, 7))
+    _, h, c = layers.LSTM(5, return_state=True)(enc_in)
+    decoder_lstm = layers.LSTM(5, return_sequences=True, return_state=True)
+    decoder_dense = layers.Dense(7, activation="softmax")
+    seq, _, _ = decoder_lstm(dec_in, initial_state=[h, c])
+    model = Model([enc_in, dec_in], decoder_dense(seq))
+    model.compile("rmsprop", "categorical_crossentropy")
+    x = [rng.random((8, 4, 6), dtype=np.float32), rng.random((8, 3, 7), dtype=np.float32)]
+    y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, (8, 3))]
+    model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(DataError, match=r"needs one-hot targets of shape \(n, t, 7\)"):
+        model.fit(x, y[..., :5], epochs=1, verbose=0)
+    encoder = Model(model.input[0], [h, c])
+    h_in, c_in = lstmtext.Input(shape=(5,)), lstmtext.Input(shape=(5,))
+    step, h2, c2 = decoder_lstm(dec_in, initial_state=[h_in, c_in])
+    decoder = Model([dec_in, h_in, c_in], [decoder_dense(step), h2, c2])
+    states = encoder.predict(x[0], verbose=0)
+    full = model.predict(x, verbose=0)
+    stepped = decoder.predict([x[1], *states], verbose=0)[0]
+    np.testing.assert_allclose(stepped, full, atol=1e-6)

@@ -139,9 +139,11 @@ def plan_export(model: Any) -> ExportPlan:
         embeddings = [u for u in users if type(u).__name__ == "Embedding"]
         ids = bool(embeddings) or x.dtype.startswith(("int", "uint"))
         shape = tuple(x.shape)
-        # the sequence axis stays dynamic even when declared (a model built for 300 steps runs on 40)
-        dims: list[Any] = ["batch"] + [seq if i == 1 else d if d is not None else f"{onnx_name}_dim_{i}"
-                                       for i, d in enumerate(shape[1:], start=1)]
+        # the sequence axis (ids (B, T), features (B, T, F)) stays dynamic even when declared: a model built
+        # for 300 steps runs on 40; the features of a (B, F) input (an LSTM state, say) stay as declared
+        timed = ids or len(shape) >= 3
+        dims: list[Any] = ["batch"] + [seq if i == 1 and (timed or d is None) else d if d is not None
+                                       else f"{onnx_name}_dim_{i}" for i, d in enumerate(shape[1:], start=1)]
         if not ids and len(shape) >= 3 and any(d is None for d in shape[2:]):
             raise ExportError(f"model {name!r} cannot be exported: without an Embedding first, input {x.name!r} "
                               f"must be (batch, timesteps, features) with known features, got {shape}")
