@@ -125,6 +125,13 @@ def test_functional_models_match_pytorch(tmp_path, make):
         np.testing.assert_allclose(g, e, atol=ATOL, rtol=0)
 
 
+def test_a_predictor_needs_one_input(tmp_path):
+    model, _ = _shared_embedding()
+    to_onnx(model, tmp_path / "two.onnx")
+    with pytest.raises(ExportError, match=r"the graph has 2 inputs \['left', 'right'\]"):
+        onnx_predictor(tmp_path / "two.onnx")
+
+
 def test_unexportable_graph_parts_are_named(tmp_path):
     from lstmtext.layers import Layer
 
