@@ -242,3 +242,23 @@ def test_text_exports_refuse_what_the_sidecar_cannot_say(tmp_path):
     model = lstmtext.Model(inp, layers.Dense(1)(layers.GlobalAveragePooling1D()(layers.Embedding(50, 4)(fresh(inp)))))
     with pytest.raises(ExportError, match=r"layer 'fresh' \(TextVectorization\).*no vocabulary"):
         to_onnx(model, tmp_path / "m.onnx")
+
+
+def test_a_damaged_text_record_is_named(tmp_path):
+    tv = layers.TextVectorization(max_tokens=30, output_mode="multi_hot")
+    tv.adapt(TEXTS)
+    inp = lstmtext.Input(shape=(1,), dtype="string")
+    result = to_onnx(lstmtext.Model(inp, layers.Dense(1)(tv(inp))), tmp_path / "m.onnx")
+    proto = onnx.load(str(result.path))
+    for bad, message in (({"standardize": {"class_name": "function"}}, r"standardize must be a mode name"),
+                         ({"vocabulary": "vocab.txt"}, r"with a vocabulary list"),
+                         ({"max_tokens": 1}, r"does not describe a TextVectorization layer")):
+        prop = next(p for p in proto.metadata_props if p.key == "lstmtext.inference")
+        record = json.loads(prop.value)
+        record["text_vectorization"].update(bad)
+        damaged = onnx.ModelProto()
+        damaged.CopyFrom(proto)
+        next(p for p in damaged.metadata_props if p.key == "lstmtext.inference").value = json.dumps(record)
+        onnx.save(damaged, str(tmp_path / "bad.onnx"))
+        with pytest.raises(ExportError, match=rf"bad.onnx: .*{message}"):
+            OnnxModel(tmp_path / "bad.onnx")
