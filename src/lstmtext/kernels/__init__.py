@@ -6,6 +6,7 @@
 against; ``force_impl`` pins a strategy of the compiled CPU kernel (``strategies.py``).
 """
 
+from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.dispatch import fused_available, lstm_sequence, lstm_sequence_fused
 from lstmtext.kernels.embedding_lstm import lstm_sequence_from_embedding, lstm_sequence_from_embedding_fused
 from lstmtext.kernels.packed import keras_to_torch_lstm_weights, lstm_sequence_packed
@@ -16,6 +17,7 @@ from lstmtext.kernels.strategies import available_strategies, bfloat16_matmuls, 
 SUPPORTS_GATE_DROPOUT_MASKS = True
 
 __all__ = [
+    "LSTMCall",
     "SUPPORTS_GATE_DROPOUT_MASKS",
     "available_strategies",
     "bfloat16_matmuls",

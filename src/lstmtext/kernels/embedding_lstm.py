@@ -20,6 +20,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from lstmtext.kernels.args import compiled_dropout_mask
 from lstmtext.kernels.build import load_ops
 from lstmtext.kernels.dispatch import lstm_sequence, lstm_sequence_fused
 from lstmtext.kernels.fused import _recurrent_grad, fuse_weight_grads, linear
@@ -188,10 +189,7 @@ def lstm_sequence_from_embedding_fused(
         return lstm_sequence_fused(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0, mask,
                                    recurrent_dropout_mask, zero_output_for_mask)
     path = "cpu:" + resolved_strategy(recurrent_kernel.shape[0]) + "+vocabulary projection"
-    rd = recurrent_dropout_mask
-    if rd is not None:
-        rd = rd.to(torch.float32)
-        rd = rd.contiguous() if rd.dim() == 2 else rd.transpose(0, 1).contiguous()  # (B, 4, u)
+    rd = compiled_dropout_mask(recurrent_dropout_mask)
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.to(torch.bool)
     proj = project_table(table, kernel, bias)  # (V, 4u)

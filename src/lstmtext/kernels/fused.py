@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.build import load_ops
 from lstmtext.kernels.strategies import bfloat16_matmuls_active, forced_impl, resolved_strategy
 
@@ -123,33 +124,21 @@ class _FusedLSTM(torch.autograd.Function):
         return dx, d_kernel, d_recurrent, d_bias, dh0, dc0, None, None, None
 
 
-def lstm_sequence_compiled(
-    x: torch.Tensor,
-    kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor,
-    bias: torch.Tensor | None,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    mask: torch.Tensor | None,
-    rdmask: torch.Tensor | None,
-    zero_output_for_mask: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The compiled CPU float32 path of ``lstm_sequence``; ``rdmask`` is None, (B, u) or (B, 4, u).
+def lstm_sequence_compiled(call: LSTMCall) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The compiled CPU float32 path of ``lstm_sequence`` for a checked call.
 
     The caller has checked that the kernel is loaded and every tensor is a CPU float32 tensor.
     """
-    tensors = (x, kernel, recurrent_kernel, bias, h0, c0)
-    if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)):
+    x, kernel, bias = call.x.contiguous(), call.kernel, call.bias
+    rk, h0, c0 = call.recurrent_kernel.contiguous(), call.h0.contiguous(), call.c0.contiguous()
+    rdmask, zero_output = call.compiled_dropout_mask(), bool(call.zero_output_for_mask)
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in call.weights_and_states())):
         # Inference: no autograd node, nothing saved (inside autograd.Function the weights would still count
         # as requiring grad under torch.no_grad()).
         batch, steps, features = x.shape
         xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias, bfloat16_matmuls_active())
         out, h_t, c_t, *_ = load_ops().lstm_forward(
-            xz.view(batch, steps, -1), recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous(), mask, rdmask,
-            bool(zero_output_for_mask), False, forced_impl(),
+            xz.view(batch, steps, -1), rk, h0, c0, call.mask, rdmask, zero_output, False, forced_impl(),
         )
         return out, h_t, c_t
-    return _FusedLSTM.apply(
-        x.contiguous(), kernel, recurrent_kernel.contiguous(), bias, h0.contiguous(), c0.contiguous(), mask,
-        rdmask, bool(zero_output_for_mask),
-    )
+    return _FusedLSTM.apply(x, kernel, rk, bias, h0, c0, call.mask, rdmask, zero_output)
