@@ -155,8 +155,10 @@ def sgemm_peak(n: int = 2048, rounds: int = 5, clock=time.perf_counter) -> tuple
     return best
 
 
-def large_runners(batch: int, steps: int, features: int, units: int, layers: int, train: bool) -> dict:
-    """fused (lstm_sequence per layer) and nn.LSTM, return_sequences, no mask; loss = sum of the outputs."""
+def large_runners(batch: int, steps: int, features: int, units: int, layers: int, train: bool,
+                  bf16: bool = False) -> dict:
+    """fused (lstm_sequence per layer) and nn.LSTM, return_sequences, no mask; loss = sum of the outputs.
+    With ``bf16`` also ``fused bf16``: the same inside ``bfloat16_matmuls()`` (opt-in reduced precision)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, steps, features, generator=gen, requires_grad=train)
     weights = []
@@ -182,10 +184,19 @@ def large_runners(batch: int, steps: int, features: int, units: int, layers: int
             if train:
                 y.sum().backward()
 
-    return {"fused": run_fused, "nn.LSTM": run_nn}
+    runners = {"fused": run_fused, "nn.LSTM": run_nn}
+    if bf16:
+        from lstmtext.kernels import bfloat16_matmuls
+
+        def run_bf16():
+            with bfloat16_matmuls():
+                run_fused()
+
+        runners["fused bf16"] = run_bf16
+    return runners
 
 
-def main_large(rounds: int, cpu_time: bool = False, only: str | None = None) -> None:
+def main_large(rounds: int, cpu_time: bool = False, only: str | None = None, bf16: bool = False) -> None:
     # --cpu-time: one thread, timed by the thread's CPU time, which other processes on a shared machine
     # barely disturb (wall-clock ratios of multi-threaded runs swing with their load).
     clock = time.thread_time if cpu_time else time.perf_counter
@@ -194,20 +205,23 @@ def main_large(rounds: int, cpu_time: bool = False, only: str | None = None) -> 
         print("# one thread, CPU time (time.thread_time)")
     peak, how = sgemm_peak(clock=clock)
     print(f"sgemm peak: {peak:.0f} GFLOP/s ({how}, 2048x2048 float32, {torch.get_num_threads()} threads)")
+    extra = " bf16 ms | bf16 speed / nn.LSTM |" if bf16 else ""
     print("| B, T, F, u (layers) | mode | fused ms | GFLOP/s | % of peak | nn.LSTM ms | GFLOP/s "
-          "| fused speed / nn.LSTM |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| fused speed / nn.LSTM |" + extra)
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|" if bf16 else ""))
     for label, (b, t, f, u, layers) in LARGE.items():
         if only and only not in label:
             continue
         fwd = sum(2 * b * t * ((f if i == 0 else u) + u) * 4 * u for i in range(layers))
         for train in (True, False):
-            res = measure(large_runners(b, t, f, u, layers, train), rounds, clock)
+            res = measure(large_runners(b, t, f, u, layers, train, bf16), rounds, clock)
             flops = 3 * fwd if train else fwd
             gf = {k: flops / v / 1e6 for k, v in res.items()}
+            cells = (f" {res['fused bf16']:.1f} | {res['nn.LSTM'] / res['fused bf16']:.2f}x |"
+                     if bf16 else "")
             print(f"| {label} | {'train' if train else 'predict'} | {res['fused']:.1f} | {gf['fused']:.0f} | "
                   f"{100 * gf['fused'] / peak:.0f} % | {res['nn.LSTM']:.1f} | {gf['nn.LSTM']:.0f} | "
-                  f"{res['nn.LSTM'] / res['fused']:.2f}x |", flush=True)
+                  f"{res['nn.LSTM'] / res['fused']:.2f}x |" + cells, flush=True)
     peak2, how2 = sgemm_peak(clock=clock)
     print(f"sgemm peak at the end: {peak2:.0f} GFLOP/s ({how2}); load avg {os.getloadavg()[0]:.1f}")
 
@@ -220,11 +234,12 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="the GEMM-bound shapes against nn.LSTM, with GFLOP/s")
     ap.add_argument("--cpu-time", action="store_true", help="with --large: one thread, timed in CPU time")
     ap.add_argument("--only", default=None, help="with --large: only the shapes whose label contains this")
+    ap.add_argument("--bf16", action="store_true", help="with --large: also the opt-in bfloat16 matrix products")
     args = ap.parse_args()
     if args.large:
         print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads | load avg {os.getloadavg()[0]:.1f}")
-        return main_large(args.rounds, args.cpu_time, args.only)
+        return main_large(args.rounds, args.cpu_time, args.only, args.bf16)
     shapes = {k: v for k, v in SHAPES.items() if not args.quick or k.startswith("seed1")}
     rounds = 3 if args.quick else args.rounds
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "

@@ -4,8 +4,14 @@ Model: Embedding(5000, 15) -> LSTM(10) -> Dense(1, sigmoid), Adam, binary cross-
 300 random token ids per row (the padded IMDB shape). Prints the median step time of plain ``fit`` epochs
 (no profiler), then the profiled epoch's ops by self CPU time per step (the profiler adds a little per op).
 
+``--parts``: instead, the single-thread CPU time (``time.thread_time``, which other processes on a shared
+machine barely disturb) of each part of the model's LSTM step on the same shape, called directly: the
+vocabulary projection, the recurrence forward with and without the tensors kept for the backward, the
+recurrence backward, the recurrent-kernel gradient, the embedding-gradient scatter, and the whole
+autograd forward+backward of the Embedding -> LSTM pair; medians over ``--rounds`` interleaved rounds.
+
 Run from the repository root (under the benchmark lock on a shared machine):
-    PYTHONPATH=src python bench/profile_tutorial_step.py [--steps 20] [--rounds 3]
+    PYTHONPATH=src python bench/profile_tutorial_step.py [--steps 20] [--rounds 3] [--parts]
 """
 
 from __future__ import annotations
@@ -22,11 +28,85 @@ from lstmtext.layers import LSTM, Dense, Embedding
 from lstmtext.models import Sequential
 
 
+def parts(rounds: int) -> None:
+    """Single-thread CPU time of each part of the tutorial LSTM step (see the module docstring)."""
+    from lstmtext.kernels import lstm_sequence_from_embedding, strategy_names
+    from lstmtext.kernels.build import load_ops
+    from lstmtext.kernels.embedding_lstm import project_table
+    from lstmtext.kernels.strategies import resolved_strategy
+
+    torch.set_num_threads(1)
+    ops = load_ops()
+    gen = torch.Generator().manual_seed(0)
+    b, t, f, u, v = 128, 300, 15, 10, 5000
+    table = (torch.randn(v, f, generator=gen) * 0.05).requires_grad_()
+    kernel = (torch.randn(f, 4 * u, generator=gen) / f**0.5).requires_grad_()
+    rec = (torch.randn(u, 4 * u, generator=gen) / u**0.5).requires_grad_()
+    bias = torch.zeros(4 * u, requires_grad=True)
+    ids = torch.randint(1, v, (b, t), generator=gen)
+    h0 = torch.zeros(b, u)
+    with torch.no_grad():
+        proj = project_table(table, kernel, bias).detach().clone()
+    fwd = ops.lstm_forward_ids(proj, ids, rec.detach(), h0, h0, None, None, False, True, 0)
+    out, _, _, gates, cseq, hprev = fwd[:6]
+    dout = torch.zeros_like(out)
+    dout[:, -1] = torch.randn(b, u, generator=gen)
+    dz = ops.lstm_backward(dout, h0, h0, rec.detach(), gates, cseq, h0, None, None, False, 0)[0]
+
+    def whole():
+        o, _, _ = lstm_sequence_from_embedding(table, ids, kernel, rec, bias, h0, h0)
+        (o[:, -1] * dout[:, -1]).sum().backward()
+
+    rec_d = rec.detach()
+    fused = {}
+    if hasattr(ops, "lstm_backward_ids") and resolved_strategy(u) == "vector":
+        fwd2 = ops.lstm_forward_ids(proj, ids, rec_d, h0, h0, None, None, False, True, 0, False)
+        fused = {
+            "recurrence forward, keeping gates and c only (fused backward)":
+                lambda: ops.lstm_forward_ids(proj, ids, rec_d, h0, h0, None, None, False, True, 0, False),
+            "recurrence backward with dR and the table gradient fused":
+                lambda: ops.lstm_backward_ids(dout, h0, h0, rec_d, fwd2[3], fwd2[4], h0, h0, ids, v, None, None,
+                                              False, 0),
+        }
+    cases = {
+        "vocabulary projection + its backward (autograd)":
+            lambda: project_table(table, kernel, bias).backward(torch.ones(v, 4 * u)),
+        "recurrence forward, keeping the tensors for the backward":
+            lambda: ops.lstm_forward_ids(proj, ids, rec.detach(), h0, h0, None, None, False, True, 0),
+        "recurrence forward, nothing kept (inference)":
+            lambda: ops.lstm_forward_ids(proj, ids, rec.detach(), h0, h0, None, None, False, False, 0),
+        "recurrence backward, writing dz": lambda: ops.lstm_backward(
+            dout, h0, h0, rec.detach(), gates, cseq, h0, None, None, False, 0),
+        "recurrent-kernel gradient H^T dZ (torch.mm)":
+            lambda: torch.mm(hprev.reshape(-1, u).t(), dz.reshape(-1, 4 * u)),
+        "dz scattered into the projected table's gradient": lambda: ops.embedding_backward(dz, ids, v),
+        **fused,
+        "whole Embedding -> LSTM forward+backward (autograd)": whole,
+    }
+    times = {k: [] for k in cases}
+    for fn in cases.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            start = time.thread_time()
+            fn()
+            times[name].append((time.thread_time() - start) * 1e3)
+    print(f"one thread, CPU time, median of {rounds}; strategy {resolved_strategy(u)} "
+          f"(built: {', '.join(strategy_names()[1:])}); B={b}, T={t}, F={f}, u={u}, V={v}")
+    print("| part | ms (1 thread) | spread |")
+    print("|---|---|---|")
+    for name, ts in times.items():
+        print(f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f}-{max(ts):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=20, help="training steps per epoch")
     ap.add_argument("--rounds", type=int, default=3, help="unprofiled epochs timed (median reported)")
+    ap.add_argument("--parts", action="store_true", help="single-thread CPU time of the LSTM step's parts")
     args = ap.parse_args()
+    if args.parts:
+        return parts(max(args.rounds, 9))
     rng = np.random.default_rng(0)
     n = 128 * args.steps
     x, y = rng.integers(1, 5000, (n, 300)), rng.integers(0, 2, (n,)).astype("float32")

@@ -52,7 +52,7 @@ def _reference(table, ids, kernel, recurrent, bias, h0, c0, **kw):
      (10, "lanes", 11)],
     ids=["u10", "u33", "u70", "rows", "gemm", "vector", "lanes"],
 )
-@pytest.mark.parametrize("case", ["plain", "left_mask", "rec_dropout", "no_bias"])
+@pytest.mark.parametrize("case", ["plain", "left_mask", "holes_mask", "rec_dropout", "shared_dropout", "no_bias"])
 def test_matches_the_reference_loop_on_embedded_tokens(units, impl, batch, case):
     if load_ops() is None or impl not in ["auto", *available_strategies()]:
         pytest.skip(f"strategy {impl} is not available here")
@@ -75,8 +75,14 @@ def _embedded_tokens_case(units, batch, case):
     if case == "left_mask":
         lengths = torch.randint(0, steps + 1, (batch, 1), generator=gen)  # a fully masked row is likely
         kw["mask"] = torch.arange(steps) >= steps - lengths
+    if case == "holes_mask":  # steps masked anywhere (first and last steps too), zero outputs there
+        kw["mask"] = torch.rand(batch, steps, generator=gen) > 0.4
+        kw["mask"][0] = False
+        kw["zero_output_for_mask"] = True
     if case == "rec_dropout":
         kw["recurrent_dropout_mask"] = (torch.rand(4, batch, units, generator=gen) > 0.3).float() / 0.7
+    if case == "shared_dropout":
+        kw["recurrent_dropout_mask"] = (torch.rand(batch, units, generator=gen) > 0.3).float() / 0.7
     got = _grads(lstm_sequence_from_embedding, table, ids, kernel, recurrent, bias, h0, c0, **kw)
     want = _grads(_reference, table, ids, kernel, recurrent, bias, h0, c0, **kw)
     names = ["outputs", "h_T", "c_T", "d_table", "d_kernel", "d_recurrent", "d_h0", "d_c0", "d_bias"]
@@ -132,3 +138,22 @@ def test_inference_cache_follows_weight_updates():
         expected = dense(lstm(emb(torch.from_numpy(ids).long()))).numpy()
     assert not (after == before).all()
     torch.testing.assert_close(torch.from_numpy(after), torch.from_numpy(expected), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_vector_backward_with_and_without_the_fused_table_gradient(monkeypatch, fused):
+    # The vector strategy adds the step gradients into the table gradient inside its backward loop unless the
+    # per-thread partial tables would be too big; both ways give the reference's gradients, on two threads.
+    if "vector" not in available_strategies():
+        pytest.skip("no vector strategy on this CPU")
+    if not fused:
+        monkeypatch.setattr(embedding_lstm, "FUSED_TABLE_GRADS_MAX_BYTES", 0)
+    assert embedding_lstm.fuse_table_grads(40, 10, 3) is fused
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with force_impl("vector"):
+            for case in ("plain", "holes_mask", "shared_dropout"):
+                _embedded_tokens_case(10, 13, case)
+    finally:
+        torch.set_num_threads(threads)

@@ -349,3 +349,44 @@ def test_concurrent_first_builds_share_one_cache_entry(tmp_path):
     assert results[0][0] == results[1][0]
     built = list((tmp_path / "kernels").glob("*/built.ok"))
     assert len(built) == 1
+
+
+@pytest.mark.parametrize("rd", [None, "shared", "per_gate"])
+def test_bfloat16_matmuls_stay_close_to_float32(rd):
+    # Opt-in reduced precision: only the big matrix products take bfloat16 operands, so outputs and gradients
+    # stay within bfloat16 rounding of the float32 path (and the float32 path is untouched outside the block).
+    from lstmtext.kernels import bfloat16_matmuls
+    from lstmtext.kernels.strategies import bfloat16_supported
+
+    _compiled_or_skip()
+    if not bfloat16_supported():
+        with pytest.raises(NotImplementedError):
+            with bfloat16_matmuls():
+                pass
+        return
+    gen = torch.Generator().manual_seed(3)
+    b, t, f, u = 5, 7, 24, 64  # u > 48: the per-step GEMM strategy, whose projections are the big products
+    x = torch.randn(b, t, f, generator=gen, requires_grad=True)
+    k = (torch.randn(f, 4 * u, generator=gen) * 0.2).requires_grad_()
+    r = (torch.randn(u, 4 * u, generator=gen) * 0.1).requires_grad_()
+    bias = (torch.randn(4 * u, generator=gen) * 0.1).requires_grad_()
+    h0 = torch.randn(b, u, generator=gen) * 0.3
+    rdm = None
+    if rd == "shared":
+        rdm = (torch.rand(b, u, generator=gen) > 0.2).float() / 0.8
+    elif rd == "per_gate":
+        rdm = (torch.rand(4, b, u, generator=gen) > 0.2).float() / 0.8
+
+    def run():
+        out, h, c = lstm_sequence(x, k, r, bias, h0, h0, recurrent_dropout_mask=rdm)
+        w = torch.linspace(-1, 1, out.numel()).view_as(out)
+        return [out, h, c, *torch.autograd.grad((out * w).sum() + h.sum(), (x, k, r, bias))]
+
+    want = run()
+    with bfloat16_matmuls():
+        got = run()
+    again = run()
+    for g, w, a in zip(got, want, again):
+        assert torch.equal(a.detach(), w.detach())  # the context is gone after the block
+        assert not torch.equal(g.detach(), w.detach())  # bfloat16 really ran
+        assert float((g - w).detach().norm() / w.detach().norm()) < 2e-2

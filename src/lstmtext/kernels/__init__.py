@@ -6,18 +6,21 @@
 against; ``force_impl`` pins a strategy of the compiled CPU kernel (``strategies.py``).
 """
 
+from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.dispatch import fused_available, lstm_sequence, lstm_sequence_fused
 from lstmtext.kernels.embedding_lstm import lstm_sequence_from_embedding, lstm_sequence_from_embedding_fused
 from lstmtext.kernels.packed import keras_to_torch_lstm_weights, lstm_sequence_packed
 from lstmtext.kernels.reference import lstm_sequence_reference
-from lstmtext.kernels.strategies import available_strategies, force_impl, strategy_names
+from lstmtext.kernels.strategies import available_strategies, bfloat16_matmuls, force_impl, strategy_names
 
 #: ``lstm_sequence`` takes Keras's four per-gate recurrent dropout masks as one ``(4, B, u)`` tensor.
 SUPPORTS_GATE_DROPOUT_MASKS = True
 
 __all__ = [
+    "LSTMCall",
     "SUPPORTS_GATE_DROPOUT_MASKS",
     "available_strategies",
+    "bfloat16_matmuls",
     "force_impl",
     "fused_available",
     "keras_to_torch_lstm_weights",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from lstmtext.errors import ConfigError
+from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.build import load_ops
 from lstmtext.kernels.fused import lstm_sequence_compiled
 from lstmtext.kernels.packed import contiguous_block_bounds, lstm_sequence_packed
@@ -43,36 +43,6 @@ def fused_available(device: torch.device | str | None = None) -> bool:
     if dev.type == "cuda":
         return torch.cuda.is_available() and torch.backends.cudnn.is_available()
     return False
-
-
-def _shape(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(t.shape)
-
-
-def _check(x, kernel, recurrent_kernel, bias, h0, c0, mask, rdmask) -> None:
-    if x.dim() != 3:
-        raise ConfigError(f"lstm_sequence: x must be 3-D (batch, timesteps, features), got shape {_shape(x)}")
-    batch, steps, features = x.shape
-    if recurrent_kernel.dim() != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
-        raise ConfigError(
-            f"lstm_sequence: recurrent_kernel must have shape (units, 4*units), got {_shape(recurrent_kernel)}"
-        )
-    units = recurrent_kernel.shape[0]
-    if _shape(kernel) != (features, 4 * units):
-        raise ConfigError(f"lstm_sequence: kernel must have shape {(features, 4 * units)}, got {_shape(kernel)}")
-    if bias is not None and _shape(bias) != (4 * units,):
-        raise ConfigError(f"lstm_sequence: bias must have shape {(4 * units,)}, got {_shape(bias)}")
-    for name, s in (("h0", h0), ("c0", c0)):
-        if _shape(s) != (batch, units):
-            raise ConfigError(f"lstm_sequence: {name} must have shape {(batch, units)}, got {_shape(s)}")
-    if mask is not None and _shape(mask) != (batch, steps):
-        raise ConfigError(f"lstm_sequence: mask must have shape {(batch, steps)}, got {_shape(mask)}")
-    if rdmask is not None and _shape(rdmask) not in ((batch, units), (4, batch, units)):
-        raise ConfigError(
-            "lstm_sequence: recurrent_dropout_mask must have shape "
-            f"{(batch, units)} (shared by the gates) or {(4, batch, units)} (one per gate i, f, c, o), "
-            f"got {_shape(rdmask)}"
-        )
 
 
 def lstm_sequence(
@@ -119,13 +89,13 @@ def lstm_sequence(
     >>> tuple(out.shape), bool(out[0, 0].eq(0).all())
     ((2, 4, 5), True)
     """
+    call = LSTMCall(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask,
+                    zero_output_for_mask).checked()
     try:
-        return lstm_sequence_fused(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask,
-                                   zero_output_for_mask)[:3]
+        return run_fused(call)[:3]
     except NotImplementedError:
-        return lstm_sequence_reference(
-            x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask, zero_output_for_mask
-        )
+        return lstm_sequence_reference(call.x, call.kernel, call.recurrent_kernel, call.bias, call.h0, call.c0,
+                                       call.mask, call.recurrent_dropout_mask, call.zero_output_for_mask)
 
 
 def lstm_sequence_fused(
@@ -150,30 +120,27 @@ def lstm_sequence_fused(
             reference loop, as Keras's layers do when a backend's fused LSTM declines.
         ConfigError: a tensor has the wrong shape.
     """
-    _check(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask)
-    if mask is not None and mask.dtype != torch.bool:
-        mask = mask.to(torch.bool)
-    tensors = [x, kernel, recurrent_kernel, h0, c0] + ([bias] if bias is not None else [])
-    dev = x.device
+    return run_fused(LSTMCall(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask,
+                              zero_output_for_mask).checked())
+
+
+def run_fused(call: LSTMCall) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """:func:`lstm_sequence_fused` for a checked :class:`~lstmtext.kernels.args.LSTMCall`."""
+    dev = call.x.device
     if dev.type == "cpu":
-        if not all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors):
+        if not all(t.dtype == torch.float32 and t.device.type == "cpu" for t in call.weights_and_states()):
             raise NotImplementedError("the compiled CPU LSTM kernel takes float32 CPU tensors only")
         if load_ops() is None:
             raise NotImplementedError("the compiled CPU LSTM kernel is not available (disabled or failed to build)")
-        rd = recurrent_dropout_mask
-        if rd is not None:
-            rd = rd.to(torch.float32)
-            rd = rd.contiguous() if rd.dim() == 2 else rd.transpose(0, 1).contiguous()  # (B, 4, u)
-        out, h, c = lstm_sequence_compiled(
-            x.contiguous(), kernel, recurrent_kernel, bias, h0, c0, mask, rd, zero_output_for_mask
-        )
-        return out, h, c, "cpu:" + resolved_strategy(recurrent_kernel.shape[0])
+        out, h, c = lstm_sequence_compiled(call)
+        return out, h, c, "cpu:" + resolved_strategy(call.units)
     if dev.type != "cuda" or not torch.backends.cudnn.is_available():
         raise NotImplementedError(f"no fused LSTM for device {dev}")
-    if recurrent_dropout_mask is not None:
+    if call.recurrent_dropout_mask is not None:
         raise NotImplementedError("cuDNN's LSTM has no recurrent dropout")
-    bounds = contiguous_block_bounds(mask) if mask is not None else None
-    if mask is not None and bounds is None:
+    bounds = contiguous_block_bounds(call.mask) if call.mask is not None else None
+    if call.mask is not None and bounds is None:
         raise NotImplementedError("cuDNN's LSTM needs one contiguous block of real steps per row (a mask with holes)")
-    out, h, c = lstm_sequence_packed(x, kernel, recurrent_kernel, bias, h0, c0, mask, zero_output_for_mask, bounds)
+    out, h, c = lstm_sequence_packed(call.x, call.kernel, call.recurrent_kernel, call.bias, call.h0, call.c0,
+                                     call.mask, call.zero_output_for_mask, bounds)
     return out, h, c, "cudnn"

@@ -20,6 +20,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from lstmtext.kernels.args import compiled_dropout_mask
 from lstmtext.kernels.build import load_ops
 from lstmtext.kernels.dispatch import lstm_sequence, lstm_sequence_fused
 from lstmtext.kernels.fused import _recurrent_grad, fuse_weight_grads, linear
@@ -71,6 +72,20 @@ def project_table(table: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor 
     return proj
 
 
+# Bytes of per-thread partial table gradients (V x 4u floats each) up to which the backward of the per-row
+# vector strategy adds the step gradients into the table gradient inside its time loop, with dR formed there
+# too (lstm_cpu.cpp lstm_backward_ids), instead of writing dz (B, T, 4u) and reading it back twice (the dR
+# GEMM and the scatter). Tutorial model, one thread, CPU time (bench/RESULTS.md).
+FUSED_TABLE_GRADS_MAX_BYTES = 256 << 20
+
+
+def fuse_table_grads(vocab: int, units: int, impl: int) -> bool:
+    """Whether the embedding backward runs inside the recurrence's backward (kVector; partials that fit)."""
+    threads = max(1, torch.get_num_threads())
+    return (resolved_strategy(units, impl) == "vector"
+            and 2 * threads * vocab * 4 * units * 4 <= FUSED_TABLE_GRADS_MAX_BYTES)
+
+
 class _RecurrenceFromTable(torch.autograd.Function):
     """(proj, recurrent_kernel, h0, c0) -> (outputs, h_T, c_T): the recurrence reads step (b, t)'s input
     projection from row ``ids[b, t]`` of ``proj (V, 4u)``, so ``xz (B, T, 4u)`` is never materialised; the
@@ -80,18 +95,25 @@ class _RecurrenceFromTable(torch.autograd.Function):
     def forward(ctx, proj, recurrent_kernel, h0, c0, ids, mask, rdmask, zero_output):
         ops = load_ops()
         ctx.impl, ctx.zero_output, ctx.vocab = forced_impl(), zero_output, proj.shape[0]
+        # The fused table backward recomputes h_{t-1} from the saved gates and c: no h_{t-1} is stored.
+        ctx.fused = fuse_table_grads(ctx.vocab, recurrent_kernel.shape[0], ctx.impl)
         out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward_ids(
-            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, ctx.impl
+            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, ctx.impl, not ctx.fused
         )
-        ctx.save_for_backward(recurrent_kernel, gates, cseq, hprev, c0, ids, mask, rdmask)
+        ctx.save_for_backward(recurrent_kernel, gates, cseq, hprev, h0, c0, ids, mask, rdmask)
         return out, h_t, c_t
 
     @staticmethod
     def backward(ctx, dout, dh_t, dc_t):
-        recurrent_kernel, gates, cseq, hprev, c0, ids, mask, rdmask = ctx.saved_tensors
+        recurrent_kernel, gates, cseq, hprev, h0, c0, ids, mask, rdmask = ctx.saved_tensors
         ops = load_ops()
         args = (dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq)
         units = recurrent_kernel.shape[0]
+        if ctx.fused:
+            d_proj, d_recurrent, dh0, dc0 = ops.lstm_backward_ids(
+                *args, h0, c0, ids, ctx.vocab, mask, rdmask, ctx.zero_output, ctx.impl
+            )
+            return d_proj, d_recurrent, dh0, dc0, None, None, None, None
         if resolved_strategy(units, ctx.impl) == "gemm" and fuse_weight_grads(0, units):
             dz, d_recurrent, _, dh0, dc0 = ops.lstm_backward_dz(
                 *args, hprev, c0, mask, rdmask, ctx.zero_output, ctx.impl
@@ -167,10 +189,7 @@ def lstm_sequence_from_embedding_fused(
         return lstm_sequence_fused(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0, mask,
                                    recurrent_dropout_mask, zero_output_for_mask)
     path = "cpu:" + resolved_strategy(recurrent_kernel.shape[0]) + "+vocabulary projection"
-    rd = recurrent_dropout_mask
-    if rd is not None:
-        rd = rd.to(torch.float32)
-        rd = rd.contiguous() if rd.dim() == 2 else rd.transpose(0, 1).contiguous()  # (B, 4, u)
+    rd = compiled_dropout_mask(recurrent_dropout_mask)
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.to(torch.bool)
     proj = project_table(table, kernel, bias)  # (V, 4u)

@@ -9,26 +9,34 @@ from __future__ import annotations
 
 import torch
 
+from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.build import load_ops
-from lstmtext.kernels.strategies import forced_impl, resolved_strategy
+from lstmtext.kernels.strategies import bfloat16_matmuls_active, forced_impl, resolved_strategy
 
 _onednn: list[bool] = []
 
 
-def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, bf16: bool = False) -> torch.Tensor:
     """``a @ w.T (+ bias)`` for CPU float32, through oneDNN's matmul when torch has it, else ``torch.mm``.
 
     On the AMD CPUs measured, ``torch.mm`` (MKL sgemm) reaches about half of oneDNN's speed on the LSTM's
-    shapes (bench/RESULTS.md). Strided (transposed) ``a`` and ``w`` are accepted as they are.
+    shapes (bench/RESULTS.md). Strided (transposed) ``a`` and ``w`` are accepted as they are. With ``bf16``
+    the operands are rounded to bfloat16 and multiplied by oneDNN's bfloat16 matmul (float32 accumulation;
+    ``vdpbf16ps`` on AVX512_BF16 CPUs, about twice the float32 rate), the product rounded to bfloat16 and
+    returned in float32 with the bias added in float32.
     """
     if not _onednn:
         _onednn.append(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    if bf16:
+        out = torch.ops.mkldnn._linear_pointwise(a.bfloat16(), w.bfloat16(), None, "none", [None], "")
+        return torch.add(out, bias) if bias is not None else out.float()  # bf16 + f32 promotes to f32
     if _onednn[0]:
         return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [None], "")
     return torch.addmm(bias, a, w.t()) if bias is not None else a @ w.t()
 
 
-def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor | None) -> torch.Tensor:
+def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor | None,
+                    bf16: bool = False) -> torch.Tensor:
     """``sum_t (h_{t-1} * mask)^T dz_t`` as one GEMM over all (batch, step) rows. Shape (u, 4u).
 
     A (u x B*T) @ (B*T x 4u) product: tiny output, very long reduction. Here ``torch.mm`` beats oneDNN's
@@ -41,8 +49,9 @@ def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor 
         hm = hprev if rdmask is None else hprev * rdmask.unsqueeze(1)  # (B, T, u)
         hm2 = hm.reshape(-1, units)
         # From u = 256 on oneDNN's matmul is the faster one (1.06-1.08x at u = 512-1024, Zen 4, one thread).
-        return linear(hm2.t(), dz2.t()) if units >= 256 else torch.mm(hm2.t(), dz2)
+        return linear(hm2.t(), dz2.t(), bf16=bf16) if units >= 256 or bf16 else torch.mm(hm2.t(), dz2)
     # (B, 4, u): gate k's block of columns sees h * mask_k
+    dz2 = dz2.float()
     hm = hprev.unsqueeze(2) * rdmask.unsqueeze(1)  # (B, T, 4, u)
     hm = hm.reshape(-1, 4, units).permute(1, 2, 0)  # (4, u, B*T)
     dzk = dz2.reshape(-1, 4, units).transpose(0, 1)  # (4, B*T, u)
@@ -72,7 +81,8 @@ class _FusedLSTM(torch.autograd.Function):
         units = recurrent_kernel.shape[0]
         x2 = x.reshape(batch * steps, features)
         # (B*T, 4u): the input projection of every step in one GEMM
-        xz = linear(x2, kernel.t().contiguous(), bias).view(batch, steps, 4 * units)
+        ctx.bf16 = bfloat16_matmuls_active()
+        xz = linear(x2, kernel.t().contiguous(), bias, ctx.bf16).view(batch, steps, 4 * units)
         save = any(ctx.needs_input_grad[:6])
         ctx.impl = forced_impl()
         out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
@@ -90,7 +100,8 @@ class _FusedLSTM(torch.autograd.Function):
         batch, steps = gates.shape[0], gates.shape[1]
         need = ctx.needs_input_grad
         units = recurrent_kernel.shape[0]
-        if resolved_strategy(units, ctx.impl) == "gemm" and fuse_weight_grads(x2.shape[1], units):
+        if (resolved_strategy(units, ctx.impl) == "gemm" and fuse_weight_grads(x2.shape[1], units)
+                and not ctx.bf16):
             # Large u: the weight gradients are formed step by step inside the time loop (lstm_cpu.cpp).
             dx, d_kernel, d_recurrent, d_bias, dh0, dc0 = ops.lstm_backward_fused(
                 dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq, hprev,
@@ -103,40 +114,31 @@ class _FusedLSTM(torch.autograd.Function):
             c0, mask, rdmask, ctx.zero_output, ctx.impl,
         )
         dz2 = dz.view(-1, dz.shape[-1])
-        dx = linear(dz2, kernel).view(gates.shape[0], gates.shape[1], -1) if need[0] else None
-        d_kernel = linear(x2.t(), dz2.t()) if need[1] else None
-        d_recurrent = _recurrent_grad(hprev, dz, rdmask) if need[2] else None
-        d_bias = dz2.sum(0) if ctx.has_bias and need[3] else None
+        bf16 = ctx.bf16
+        if bf16:
+            dz2 = dz2.bfloat16()  # rounded once for the three products below
+        dx = linear(dz2, kernel, bf16=bf16).view(gates.shape[0], gates.shape[1], -1) if need[0] else None
+        d_kernel = linear(x2.t(), dz2.t(), bf16=bf16) if need[1] else None
+        d_recurrent = _recurrent_grad(hprev, dz2.view(dz.shape), rdmask, bf16) if need[2] else None
+        d_bias = dz.view(-1, dz.shape[-1]).sum(0) if ctx.has_bias and need[3] else None
         return dx, d_kernel, d_recurrent, d_bias, dh0, dc0, None, None, None
 
 
-def lstm_sequence_compiled(
-    x: torch.Tensor,
-    kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor,
-    bias: torch.Tensor | None,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    mask: torch.Tensor | None,
-    rdmask: torch.Tensor | None,
-    zero_output_for_mask: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The compiled CPU float32 path of ``lstm_sequence``; ``rdmask`` is None, (B, u) or (B, 4, u).
+def lstm_sequence_compiled(call: LSTMCall) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The compiled CPU float32 path of ``lstm_sequence`` for a checked call.
 
     The caller has checked that the kernel is loaded and every tensor is a CPU float32 tensor.
     """
-    tensors = (x, kernel, recurrent_kernel, bias, h0, c0)
-    if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)):
+    x, kernel, bias = call.x.contiguous(), call.kernel, call.bias
+    rk, h0, c0 = call.recurrent_kernel.contiguous(), call.h0.contiguous(), call.c0.contiguous()
+    rdmask, zero_output = call.compiled_dropout_mask(), bool(call.zero_output_for_mask)
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in call.weights_and_states())):
         # Inference: no autograd node, nothing saved (inside autograd.Function the weights would still count
         # as requiring grad under torch.no_grad()).
         batch, steps, features = x.shape
-        xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias)
+        xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias, bfloat16_matmuls_active())
         out, h_t, c_t, *_ = load_ops().lstm_forward(
-            xz.view(batch, steps, -1), recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous(), mask, rdmask,
-            bool(zero_output_for_mask), False, forced_impl(),
+            xz.view(batch, steps, -1), rk, h0, c0, call.mask, rdmask, zero_output, False, forced_impl(),
         )
         return out, h_t, c_t
-    return _FusedLSTM.apply(
-        x.contiguous(), kernel, recurrent_kernel.contiguous(), bias, h0.contiguous(), c0.contiguous(), mask,
-        rdmask, bool(zero_output_for_mask),
-    )
+    return _FusedLSTM.apply(x, kernel, rk, bias, h0, c0, call.mask, rdmask, zero_output)

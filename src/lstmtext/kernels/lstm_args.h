@@ -34,7 +34,7 @@ struct FwdArgs {
   bool save;
   float* gates;  // (B, T, 4u) activated i, f, g, o
   float* cseq;   // (B, T, u) carried c after each step
-  float* hprev;  // (B, T, u) carried h before each step
+  float* hprev;  // (B, T, u) carried h before each step, or null when the backward does not read it
   const float* Rpk = nullptr;  // R packed in panels (small_gemm.h pack_panels) for kGemm, or null
 };
 
@@ -56,6 +56,10 @@ struct BwdArgs {
   float* dx = nullptr;           // (B, T, F) out
   int64_t F = 0;
   const float* RTpk = nullptr;   // R^T packed in panels for kGemm, or null
+  // Fused embedding backward (kVector, inputs read from a projected table by token id): the step gradients
+  // are added into the table gradient by id and dR is formed in the loop, so neither dz nor h_{t-1} is stored.
+  const int64_t* ids = nullptr;  // (B, T) token ids
+  const float* h0 = nullptr;     // (B, u) initial h (the h_{t-1} of each row's first real step)
 };
 
 inline bool is_real(const Common& k, int64_t bt) { return k.mask == nullptr || k.mask[bt]; }

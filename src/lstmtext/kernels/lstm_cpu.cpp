@@ -37,6 +37,7 @@
 #include "lstm_args.h"
 #include "lstm_lanes.h"  // rows in vector lanes (AVX2 vectors; built wherever AVX2 + FMA is)
 #include "small_gemm.h"  // and simd.h: LSTMTEXT_SIMD with AVX-512 or AVX2 + FMA
+#include "workspace.h"   // reused buffers for the per-call tensors
 
 namespace {
 
@@ -231,7 +232,7 @@ inline void copy_floats(float* __restrict dst, const float* __restrict src, int6
 // Bookkeeping common to every strategy at the start of a step; returns whether the step is real.
 inline bool begin_step(const FwdArgs& a, int64_t b, int64_t t) {
   const int64_t u = a.k.u, bt = b * a.k.T + t;
-  if (a.save) copy_floats(a.hprev + bt * u, a.h + b * u, u);
+  if (a.hprev != nullptr) copy_floats(a.hprev + bt * u, a.h + b * u, u);
   if (is_real(a.k, bt)) return true;
   masked_output(a.k, a.out + bt * u, t);
   if (a.save) std::memcpy(a.cseq + bt * u, a.c + b * u, u * sizeof(float));
@@ -574,9 +575,52 @@ void forward_vector(const FwdArgs& a, const float* Rp, int64_t b0, int64_t b1) {
   }
 }
 
+// Per-thread state of the kVector backward with the embedding backward fused (BwdArgs::ids set): the step
+// gradients go straight into this thread's partial of the projected table's gradient, and dR is formed in
+// the loop from h_{t-1} recomputed as o_{t-1} * tanh(c_{t-1}) (both saved), so the forward stores no h_{t-1}
+// and the backward writes no dz. The reverse loop meets step t's h only after step t's successor, so each
+// row keeps the dz of its last real step pending until the next real step back (or h0) supplies its h_{t-1};
+// masked steps have dz = 0 and carry h, so one pending dz per row is enough.
+struct IdsState {
+  float* dproj;  // (V, 4u) this thread's partial table gradient
+  float* dR;     // (u, 4, P) this thread's partial dR, padded gate blocks
+  float* pend;   // (kRowBlock, 4, P) pending dz per row of the current block
+  bool has_pend[kRowBlock];
+  int64_t bb;    // first row of the current block
+};
+
+// dR += (h * mask)^T pend for the rows r of a group with take[r]; h given per row as P floats (zero padded).
 template <int NV, int RB>
+LSTMTEXT_INLINE void accumulate_dr(const Common& k, IdsState& st, int64_t b, const float (&h)[RB][W * NV],
+                                   const bool (&take)[RB]) {
+  const int64_t u = k.u, P = W * NV;
+  const float* pr[RB];
+  const float* m[RB];
+  for (int r = 0; r < RB; ++r) {
+    pr[r] = st.pend + (b + r - st.bb) * 4 * P;
+    m[r] = k.rdm == nullptr ? nullptr : k.rdm + (b + r) * k.rdm_stride;
+  }
+  for (int64_t l = 0; l < u; ++l) {
+    for (int g = 0; g < 4; ++g) {
+      float* dst = st.dR + (l * 4 + g) * P;
+      for (int v = 0; v < NV; ++v) {
+        V s = loadu(dst + W * v);
+        for (int r = 0; r < RB; ++r) {
+          if (!take[r]) continue;
+          float hl = h[r][l];
+          if (k.mode == DropMode::kShared) hl *= m[r][l];
+          if (k.mode == DropMode::kPerGate) hl *= m[r][g * u + l];
+          s = fmadd(set1(hl), loadu(pr[r] + g * P + W * v), s);
+        }
+        storeu(dst + W * v, s);
+      }
+    }
+  }
+}
+
+template <int NV, int RB, bool kIds>
 inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& L, float* acc, int64_t b,
-                           int64_t t) {
+                           int64_t t, IdsState* st) {
   const Common& k = a.k;
   const int64_t u = k.u, G = k.G, P = W * NV;
   bool real[RB];
@@ -592,11 +636,12 @@ inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& 
       if (!k.zero_output) {
         for (int64_t j = 0; j < u; ++j) ac[j] += dout[j];
       }
-      std::fill(a.dz + bt * G, a.dz + (bt + 1) * G, 0.0f);
+      if (!kIds) std::fill(a.dz + bt * G, a.dz + (bt + 1) * G, 0.0f);
     }
   }
   if (!any) return;
   alignas(64) float dzl[RB][4][P];
+  alignas(64) float hl[RB][kIds ? P : 1];  // h after step t (o_t * tanh(c_t)), for the pending dz
   const V one = set1(1.0f);
   for (int v = 0; v < NV; ++v) {
     const int64_t o = W * v;
@@ -627,11 +672,35 @@ inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& 
       storeu(&dzl[r][1][o], dzf);
       storeu(&dzl[r][2][o], dzg);
       storeu(&dzl[r][3][o], dzo);
-      float* dzr = a.dz + bt * G + o;
-      L.store(v, dzr, dzi);
-      L.store(v, dzr + u, dzf);
-      L.store(v, dzr + 2 * u, dzg);
-      L.store(v, dzr + 3 * u, dzo);
+      if constexpr (kIds) {
+        storeu(&hl[r][o], mul(go, tc));
+        float* dp = st->dproj + a.ids[bt] * G + o;  // the table row of this step's token
+        L.store(v, dp, add(L.load(v, dp), dzi));
+        L.store(v, dp + u, add(L.load(v, dp + u), dzf));
+        L.store(v, dp + 2 * u, add(L.load(v, dp + 2 * u), dzg));
+        L.store(v, dp + 3 * u, add(L.load(v, dp + 3 * u), dzo));
+      } else {
+        float* dzr = a.dz + bt * G + o;
+        L.store(v, dzr, dzi);
+        L.store(v, dzr + u, dzf);
+        L.store(v, dzr + 2 * u, dzg);
+        L.store(v, dzr + 3 * u, dzo);
+      }
+    }
+  }
+  if constexpr (kIds) {
+    // The pending dz of each real row meets its h_{t-1} = h after this step; this step's dz becomes pending.
+    bool take[RB];
+    bool some = false;
+    for (int r = 0; r < RB; ++r) {
+      take[r] = real[r] && st->has_pend[b + r - st->bb];
+      some |= take[r];
+    }
+    if (some) accumulate_dr<NV, RB>(k, *st, b, hl, take);
+    for (int r = 0; r < RB; ++r) {
+      if (!real[r]) continue;
+      std::memcpy(st->pend + (b + r - st->bb) * 4 * P, &dzl[r][0][0], 4 * P * sizeof(float));
+      st->has_pend[b + r - st->bb] = true;
     }
   }
   // dh_{t-1}[l] = sum_g mask_g[l] * sum_j dz_g[j] * R[l, g*u + j], as broadcast FMAs over rows of R^T.
@@ -671,17 +740,42 @@ inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& 
   }
 }
 
+// Rows whose dz is still pending after step 0: their h_{t-1} is h0.
+template <int NV>
+void flush_pending(const BwdArgs& a, IdsState& st, int64_t be) {
+  const Lanes<NV> L(a.k.u);
+  for (int64_t b = st.bb; b < be; ++b) {
+    if (!st.has_pend[b - st.bb]) continue;
+    alignas(64) float h[1][W * NV];
+    for (int v = 0; v < NV; ++v) storeu(&h[0][W * v], L.load(v, a.h0 + b * a.k.u + W * v));
+    const bool take[1] = {true};
+    accumulate_dr<NV, 1>(a.k, st, b, h, take);
+    st.has_pend[b - st.bb] = false;
+  }
+}
+
 template <int NV, int RB>
-void backward_vector(const BwdArgs& a, const float* RTp, int64_t b0, int64_t b1) {
+void backward_vector(const BwdArgs& a, const float* RTp, int64_t b0, int64_t b1, IdsState* st) {
   const Lanes<NV> L(a.k.u);
   std::vector<float> acc((b1 - b0) * a.k.u, 0.0f);  // output grads of masked steps, owed to the last real step
   for (int64_t bb = b0; bb < b1; bb += kRowBlock) {
     const int64_t be = std::min(bb + kRowBlock, b1);
+    if (st != nullptr) {
+      st->bb = bb;
+      std::fill(std::begin(st->has_pend), std::end(st->has_pend), false);
+    }
     for (int64_t t = a.k.T - 1; t >= 0; --t) {
       int64_t b = bb;
-      for (; b + RB <= be; b += RB) backward_group<NV, RB>(a, RTp, L, acc.data() + (b - b0) * a.k.u, b, t);
-      for (; b < be; ++b) backward_group<NV, 1>(a, RTp, L, acc.data() + (b - b0) * a.k.u, b, t);
+      auto ac = [&](int64_t row) { return acc.data() + (row - b0) * a.k.u; };
+      if (st != nullptr) {
+        for (; b + RB <= be; b += RB) backward_group<NV, RB, true>(a, RTp, L, ac(b), b, t, st);
+        for (; b < be; ++b) backward_group<NV, 1, true>(a, RTp, L, ac(b), b, t, st);
+      } else {
+        for (; b + RB <= be; b += RB) backward_group<NV, RB, false>(a, RTp, L, ac(b), b, t, nullptr);
+        for (; b < be; ++b) backward_group<NV, 1, false>(a, RTp, L, ac(b), b, t, nullptr);
+      }
     }
+    if (st != nullptr) flush_pending<NV>(a, *st, be);
   }
 }
 
@@ -719,8 +813,9 @@ struct BackwardVector {
   const BwdArgs& a;
   const float* RTp;
   int64_t b0, b1;
+  IdsState* st = nullptr;
   template <int NV, int RB>
-  void operator()() const { backward_vector<NV, RB>(a, RTp, b0, b1); }
+  void operator()() const { backward_vector<NV, RB>(a, RTp, b0, b1, st); }
 };
 #endif  // LSTMTEXT_SIMD
 
@@ -798,7 +893,7 @@ Common make_common(int64_t B, int64_t T, int64_t u, const std::optional<at::Tens
 std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids, int64_t B, int64_t T,
                                      const at::Tensor& R, const at::Tensor& h0, const at::Tensor& c0,
                                      const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& rdmask,
-                                     bool zero_output, bool save, int64_t impl) {
+                                     bool zero_output, bool save, int64_t impl, bool save_hprev = true) {
   TORCH_CHECK(xz.device().is_cpu() && xz.scalar_type() == at::kFloat && xz.is_contiguous(),
               "lstm kernel: xz must be a contiguous CPU float32 tensor");
   TORCH_CHECK(R.dim() == 2 && R.size(1) == 4 * R.size(0) && R.is_contiguous() && R.scalar_type() == at::kFloat,
@@ -809,15 +904,15 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
   const int64_t u = R.size(0);
   at::Tensor mask_keep, rdm_keep;
   FwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
-  auto out = at::empty({B, T, u}, xz.options());
+  auto out = lstmtext_workspace::empty({B, T, u});
   auto hT = h0.to(at::kFloat).contiguous().clone();
   auto cT = c0.to(at::kFloat).contiguous().clone();
   // Without autograd nothing is kept for the backward (empty tensors, not undefined ones, cross to Python).
   at::Tensor gates = at::empty({0}, xz.options()), cseq = gates, hprev = gates;
   if (save) {
-    gates = at::empty({B, T, 4 * u}, xz.options());
-    cseq = at::empty({B, T, u}, xz.options());
-    hprev = at::empty({B, T, u}, xz.options());
+    gates = lstmtext_workspace::empty({B, T, 4 * u});
+    cseq = lstmtext_workspace::empty({B, T, u});
+    if (save_hprev) hprev = lstmtext_workspace::empty({B, T, u});
   }
   a.xz = xz.data_ptr<float>();
   if (ids != nullptr) a.ids = ids->data_ptr<int64_t>();
@@ -828,7 +923,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
   a.save = save;
   a.gates = save ? gates.data_ptr<float>() : nullptr;
   a.cseq = save ? cseq.data_ptr<float>() : nullptr;
-  a.hprev = save ? hprev.data_ptr<float>() : nullptr;
+  a.hprev = save && save_hprev ? hprev.data_ptr<float>() : nullptr;
   const int64_t how = resolve_impl(impl, u);
 #ifdef LSTMTEXT_SIMD
   const int64_t nv = (u + W - 1) / W;
@@ -872,7 +967,7 @@ std::vector<at::Tensor> lstm_forward_ids(const at::Tensor& table, const at::Tens
                                          const at::Tensor& h0, const at::Tensor& c0,
                                          const std::optional<at::Tensor>& mask,
                                          const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
-                                         int64_t impl) {
+                                         int64_t impl, bool save_hprev) {
   TORCH_CHECK(table.dim() == 2, "lstm kernel: table must be (V, 4u)");
   TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.is_contiguous(),
               "lstm kernel: ids must be a contiguous int64 (B, T) tensor");
@@ -881,7 +976,8 @@ std::vector<at::Tensor> lstm_forward_ids(const at::Tensor& table, const at::Tens
   for (int64_t i = 0; i < n; ++i) {
     TORCH_CHECK_INDEX(p[i] >= 0 && p[i] < V, "embedding: id ", p[i], " is out of range [0, ", V, ")");
   }
-  return forward_impl(table, &ids, ids.size(0), ids.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl);
+  return forward_impl(table, &ids, ids.size(0), ids.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl,
+                      save_hprev);
 }
 
 // The shared backward; with `fused` (kGemm only) the weight gradients are computed per step in the time loop
@@ -910,7 +1006,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
     TORCH_CHECK(hprev->numel() == B * T * u, "lstm kernel: hprev does not match the saved tensors");
     hprev_c = hprev->contiguous();
     a.hprev = hprev_c.data_ptr<float>();
-    dz = at::empty({B, T, 4 * u}, gates.options());
+    dz = lstmtext_workspace::empty({B, T, 4 * u});
     a.dz = dz.data_ptr<float>();
   } else if (fused) {
     TORCH_CHECK(x->dim() == 3 && x->size(0) == B && x->size(1) == T && kernel->dim() == 2 &&
@@ -927,7 +1023,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
     a.dx = dx.data_ptr<float>();
     a.dz = nullptr;
   } else {
-    dz = at::empty({B, T, 4 * u}, gates.options());
+    dz = lstmtext_workspace::empty({B, T, 4 * u});
     a.dz = dz.data_ptr<float>();
   }
   a.dout = dout_c.data_ptr<float>();
@@ -1021,6 +1117,92 @@ std::vector<at::Tensor> lstm_backward_dz(const at::Tensor& dout, const at::Tenso
                        true);
 }
 
+// The backward of the recurrence over a projected embedding table (lstm_forward_ids saved without h_{t-1}),
+// with the embedding backward fused in (kVector only; see IdsState): {d_table (V, 4u), dR, dh0, dc0}.
+// Each thread adds into its own partial table gradient; the partials are summed in row order afterwards, so
+// the result does not depend on which thread ran which rows.
+std::vector<at::Tensor> lstm_backward_ids(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
+                                          const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
+                                          const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& ids,
+                                          int64_t vocab, const std::optional<at::Tensor>& mask,
+                                          const std::optional<at::Tensor>& rdmask, bool zero_output, int64_t impl) {
+  const int64_t B = gates.size(0), T = gates.size(1), u = R.size(0), G = 4 * u;
+  TORCH_CHECK(gates.is_contiguous() && cseq.is_contiguous() && gates.size(2) == G,
+              "lstm kernel: saved tensors do not match");
+  TORCH_CHECK(ids.dim() == 2 && ids.size(0) == B && ids.size(1) == T && ids.scalar_type() == at::kLong &&
+                  ids.is_contiguous(), "lstm kernel: ids must be a contiguous int64 (B, T) tensor");
+  TORCH_CHECK(resolve_impl(impl, u) == kVector, "lstm kernel: the fused embedding backward needs kVector");
+#ifdef LSTMTEXT_SIMD
+  at::Tensor mask_keep, rdm_keep;
+  BwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
+  auto dout_c = dout.contiguous();
+  auto c0_c = c0.contiguous();
+  auto h0_c = h0.to(at::kFloat).contiguous();
+  auto R_c = R.contiguous();
+  auto RT = R_c.t().contiguous();
+  auto dh0 = dhT.contiguous().clone();
+  auto dc0 = dcT.contiguous().clone();
+  a.dout = dout_c.data_ptr<float>();
+  a.R = R_c.data_ptr<float>();
+  a.RT = RT.data_ptr<float>();
+  a.gates = gates.data_ptr<float>();
+  a.cseq = cseq.data_ptr<float>();
+  a.c0 = c0_c.data_ptr<float>();
+  a.h0 = h0_c.data_ptr<float>();
+  a.ids = ids.data_ptr<int64_t>();
+  a.dh = dh0.data_ptr<float>();
+  a.dc = dc0.data_ptr<float>();
+  a.dz = nullptr;
+  const int64_t nv = (u + W - 1) / W, P = W * nv;
+  std::vector<float> RTp = pad_rows(a.RT, 4 * u, u, 1, P);
+  struct Partial {
+    int64_t b0 = 0;
+    at::Tensor dproj;
+    std::vector<float> dR;
+  };
+  std::vector<Partial> partials(std::max<int64_t>(1, at::get_num_threads()) * 2);
+  std::atomic<int64_t> next_partial{0};
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    const int64_t slot = next_partial.fetch_add(1);
+    TORCH_CHECK(slot < static_cast<int64_t>(partials.size()), "lstm kernel: more chunks than expected");
+    Partial& p = partials[slot];
+    p.b0 = b0;
+    p.dproj = lstmtext_workspace::empty({vocab, G});
+    p.dproj.zero_();
+    p.dR.assign(u * 4 * P, 0.0f);
+    std::vector<float> pend(kRowBlock * 4 * P, 0.0f);
+    IdsState st{p.dproj.data_ptr<float>(), p.dR.data(), pend.data(), {}, b0};
+    vector_by_width(nv, BackwardVector{a, RTp.data(), b0, b1, &st});
+  });
+  partials.resize(next_partial.load());
+  std::sort(partials.begin(), partials.end(), [](const Partial& p, const Partial& q) { return p.b0 < q.b0; });
+  auto dR = at::zeros({u, G}, gates.options());
+  float* r_out = dR.data_ptr<float>();
+  for (const auto& p : partials)
+    for (int64_t l = 0; l < u; ++l)
+      for (int64_t g = 0; g < 4; ++g)
+        for (int64_t j = 0; j < u; ++j) r_out[l * G + g * u + j] += p.dR[(l * 4 + g) * P + j];
+  at::Tensor dproj = partials.size() == 1 ? partials[0].dproj : lstmtext_workspace::empty({vocab, G});
+  if (partials.size() > 1) {
+    // The sum of the partials in row order, split over the threads by table rows.
+    float* dst = dproj.data_ptr<float>();
+    at::parallel_for(0, vocab, 256, [&](int64_t v0, int64_t v1) {
+      const int64_t lo = v0 * G, hi = v1 * G;
+      const float* p0 = partials[0].dproj.data_ptr<float>();
+      std::memcpy(dst + lo, p0 + lo, (hi - lo) * sizeof(float));
+      for (size_t i = 1; i < partials.size(); ++i) {
+        const float* pi = partials[i].dproj.data_ptr<float>();
+        for (int64_t e = lo; e < hi; ++e) dst[e] += pi[e];
+      }
+    });
+  }
+  return {dproj, dR, dh0, dc0};
+#else
+  TORCH_CHECK(false, "lstm kernel: the fused embedding backward needs a vector build");
+  return {};
+#endif
+}
+
 int64_t resolved_impl(int64_t units, int64_t impl) { return resolve_impl(impl, units); }
 
 bool has_vector_impl() { return vector_available(); }
@@ -1046,7 +1228,11 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
       "int impl=0) -> Tensor[]");
   m.def(
       "lstm_forward_ids(Tensor table, Tensor ids, Tensor recurrent_kernel, Tensor h0, Tensor c0, Tensor? mask, "
-      "Tensor? rdmask, bool zero_output, bool save, int impl=0) -> Tensor[]");
+      "Tensor? rdmask, bool zero_output, bool save, int impl=0, bool save_hprev=True) -> Tensor[]");
+  m.def(
+      "lstm_backward_ids(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
+      "Tensor h0, Tensor c0, Tensor ids, int vocab, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) "
+      "-> Tensor[]");
   m.def(
       "lstm_backward_dz(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
       "Tensor hprev, Tensor c0, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) -> Tensor[]");
@@ -1063,4 +1249,5 @@ TORCH_LIBRARY_IMPL(lstmtext_kernels, CPU, m) {
   m.impl("lstm_backward", &lstm_backward);
   m.impl("lstm_backward_fused", &lstm_backward_fused);
   m.impl("lstm_backward_dz", &lstm_backward_dz);
+  m.impl("lstm_backward_ids", &lstm_backward_ids);
 }

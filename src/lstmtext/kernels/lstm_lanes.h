@@ -246,7 +246,7 @@ inline void forward(const FwdArgs& a, const float* Rb, int64_t b0, int64_t b1) {
     for (int64_t t = 0; t < T; ++t) {
       bool any;
       const V real = real_lanes(k, bb, nr, t, &any);
-      if (a.save) {
+      if (a.hprev != nullptr) {
         store_block(a.hprev + t * u, T * u, bb, nr, 0, u, hT);
       }
       if (any) {

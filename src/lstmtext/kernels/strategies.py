@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import torch
+
 from lstmtext.kernels.build import load_ops
 
 _forced: ContextVar[int] = ContextVar("lstmtext_forced_strategy", default=0)  # 0 = "auto"
+_bf16: ContextVar[bool] = ContextVar("lstmtext_bfloat16_matmuls", default=False)
 
 
 def strategy_names() -> list[str]:
@@ -77,3 +80,44 @@ def resolved_strategy(units: int, impl: int | None = None) -> str:
     """The name of the strategy the kernel runs for ``units`` under ``impl`` (default: the forced one)."""
     ops = load_ops()
     return ops.strategy_names()[ops.resolved_impl(units, forced_impl() if impl is None else impl)]
+
+
+def bfloat16_supported() -> bool:
+    """Whether oneDNN runs bfloat16 matrix products natively on this CPU (AVX512_BF16 / AMX / AVX512 BW+VL)."""
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    check = getattr(mkldnn, "_is_mkldnn_bf16_supported", None) if mkldnn is not None else None
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+@contextmanager
+def bfloat16_matmuls(enabled: bool = True) -> Iterator[None]:
+    """Within the block, the compiled CPU LSTM's big matrix products run in bfloat16 (opt-in, reduced precision).
+
+    The input projection ``x @ kernel`` and the weight and input gradients (``dx``, ``dkernel``,
+    ``drecurrent``) are taken with bfloat16 operands and float32 accumulation (oneDNN; about twice the
+    float32 rate on CPUs with AVX512_BF16); the time recurrence, the gate math, the states and every weight
+    stay float32. Outputs then differ from the float32 path by bfloat16 rounding of the projected inputs
+    (about 3 significant digits), as with Keras's ``mixed_bfloat16`` policy. The per-row strategies of small
+    layers (u <= 48) and the vocabulary projection are not affected. Per thread and per asyncio task.
+
+    Raises:
+        NotImplementedError: the CPU has no native bfloat16 matrix products (oneDNN would emulate them slowly).
+
+    >>> with bfloat16_matmuls(False):
+    ...     pass
+    """
+    if enabled and not bfloat16_supported():
+        raise NotImplementedError("bfloat16_matmuls: this CPU has no native bfloat16 matrix products")
+    token = _bf16.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _bf16.reset(token)
+
+
+def bfloat16_matmuls_active() -> bool:
+    """Whether :func:`bfloat16_matmuls` is on in this context."""
+    return _bf16.get()

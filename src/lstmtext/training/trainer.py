@@ -375,9 +375,16 @@ class Trainer:
         if isinstance(data, StreamData) and validation_split:
             raise ConfigError("fit: validation_split needs arrays; with a generator, DataLoader or PyDataset pass "
                               "validation_data")
-        if (bucket_by_length or dist is not None) and not isinstance(data.x, torch.Tensor):
-            raise ConfigError("fit: bucket_by_length and distributed training take one array of token ids as x, "
-                              "not several inputs or text")
+        if bucket_by_length and (isinstance(data, StreamData) or not isinstance(data.x, torch.Tensor)):
+            got = ("a generator, DataLoader or PyDataset" if isinstance(data, StreamData) else
+                   "several inputs (a list or dict of arrays)" if isinstance(data.x, (list, tuple, dict)) else
+                   "text (a string array)")
+            raise ConfigError(f"fit: bucket_by_length=True takes x as one array of padded token ids (samples, time), "
+                              f"got {got}; fit with bucket_by_length=False")
+        if dist is not None and isinstance(data, StreamData):
+            raise ConfigError(f"fit: distributed training (distributed={distributed!r} under torchrun) shards arrays "
+                              "by rows; x is a generator, DataLoader or PyDataset, so pass arrays (or a list / dict "
+                              "of arrays)")
         val: ArrayData | StreamData | None = None
         if validation_data is not None and is_stream(validation_data):
             val = StreamData(validation_data, "validation_data", strings=self.takes_strings())
@@ -407,7 +414,9 @@ class Trainer:
             state.epochs, state.epoch, state.step_in_epoch = epochs, start_epoch, 0
         if dist is not None:
             verbose, callbacks = dist.begin(self, device, state, batch_size, verbose, callbacks)
-        config = FitConfig.resolve(self, data, val, batch_size, epochs, start_epoch, steps, shuffle,
+        # a generator, DataLoader or PyDataset makes its own batches: report the size of its first one
+        shown_batch = len(flatten(data.x)[0]) if isinstance(data, StreamData) else batch_size
+        config = FitConfig.resolve(self, data, val, shown_batch, epochs, start_epoch, steps, shuffle,
                                    state.shuffle_seed, class_weight, validation_split, device)
         if verbose:
             print(config.format(), flush=True)
