@@ -1,8 +1,8 @@
 """Language-model training throughput: lstmtext's LanguageModel vs the same model in plain PyTorch.
 
 Both models: Embedding(V, E) -> LSTM stack (the same units) -> adaptive softmax with the same cutoffs and
-``div_value`` 4, untied, no head bias, no dropout, no AR/TAR; the same batch, BPTT length and token windows; the LSTM state
-carried between windows (detached); gradient-norm clipping; AdamW. The plain model is what a PyTorch user
+``div_value`` 4, untied, no head bias, no dropout, no AR/TAR; the same batch, BPTT length and token windows;
+the LSTM state carried between windows (detached); gradient-norm clipping; AdamW. The plain model is what a PyTorch user
 writes: ``nn.Embedding`` + one ``nn.LSTM`` per layer + ``nn.AdaptiveLogSoftmaxWithLoss`` +
 ``torch.optim.AdamW(model.parameters())``. lstmtext's is ``lstmtext.lm.LanguageModel`` trained by the step of
 ``fit_language_model`` (its fused LSTM kernel, its AdamW choice). The two run in alternating rounds in one
