@@ -186,3 +186,34 @@ def test_a_one_process_group_trains_like_plain_fit(monkeypatch):
     assert sorted(h_dist) == sorted(h_plain)
     for name, values in h_plain.items():
         assert h_dist[name] == pytest.approx(values, rel=1e-6), name
+
+
+def test_a_one_process_group_trains_a_two_input_functional_model_like_plain_fit(monkeypatch):
+    """Distributed fit shards a dict of inputs by rows as it shards one array."""
+    import lstmtext
+
+    rng = np.random.default_rng(2)
+    x = {"a": rng.integers(1, 20, size=(29, 5)), "b": rng.integers(1, 20, size=(29, 3))}
+    y = rng.integers(0, 2, size=29).astype("float32")
+
+    def train(distributed: bool):
+        set_random_seed(3)
+        a, b = lstmtext.Input(shape=(None,), name="a"), lstmtext.Input(shape=(None,), name="b")
+        emb = Embedding(20, 4)
+        both = lstmtext.layers.Concatenate()([LSTM(3)(emb(a)), LSTM(3)(emb(b))])
+        model = lstmtext.Model({"a": a, "b": b}, Dense(1, activation="sigmoid")(both))
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, distributed=distributed)
+        return model.get_weights()
+
+    w_plain = train(False)
+    for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                 "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(k, v)
+    assert dist_env.init_distributed(backend="gloo", timeout=30)
+    try:
+        w_dist = train(True)
+    finally:
+        dist_env.shutdown_distributed()
+    for p, q in zip(w_plain, w_dist):
+        np.testing.assert_allclose(p, q, rtol=1e-6, atol=1e-7)

@@ -226,7 +226,6 @@ def test_custom_activation_names_layer_and_reason(tmp_path):
     ({"stateful": True}, "stateful=True"),
     ({"activation": "gelu"}, "activation 'gelu' is not one of ONNX LSTM's activations"),
     ({"recurrent_activation": torch.special.expit}, "recurrent_activation .* custom callable"),
-    ({"return_state": True}, "return_state=True"),
 ])
 def test_unsupported_lstm_options(tmp_path, kwargs, reason):
     model = Sequential([Embedding(30, 5), LSTM(4, name="rnn", **kwargs)])

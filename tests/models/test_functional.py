@@ -211,3 +211,79 @@ def test_feature_extractor_from_a_sequential_model():
     np.testing.assert_allclose(features.predict(x, verbose=0), seq.layers[-2](seq.layers[0](torch.as_tensor(x)))
                                .detach().numpy(), atol=1e-6)
     assert features.count_params() == seq.count_params() - 4
+
+
+def test_a_text_input_of_shape_1_takes_a_flat_array_of_texts():
+    """Keras's rank rule: (N,) data for Input(shape=(1,)) gets its last axis (and (N, T, 1) data loses it)."""
+    texts = ["a good film", "a bad film", "great acting", "boring plot"] * 2
+    tv = lstmtext.layers.TextVectorization(max_tokens=20)
+    tv.adapt(texts)
+    inp = lstmtext.Input(shape=(1,), dtype="string")
+    x = lstmtext.layers.LSTM(3)(lstmtext.layers.Embedding(20, 4, mask_zero=True)(tv(inp)))
+    model = lstmtext.Model(inp, lstmtext.layers.Dense(1, activation="sigmoid")(x))
+    model.compile("adam", "binary_crossentropy")
+    flat, column = np.array(texts), np.array(texts, dtype=object).reshape(-1, 1)
+    np.testing.assert_array_equal(model.predict(flat, verbose=0), model.predict(column, verbose=0))
+    model.fit(flat, np.array([1, 0, 1, 0] * 2, np.float32), epochs=1, verbose=0)
+    seq = lstmtext.Input(shape=(5,))
+    squeeze = lstmtext.Model(seq, lstmtext.layers.Dense(2)(seq))
+    assert squeeze.predict(np.zeros((3, 5, 1), np.float32), verbose=0).shape == (3, 2)
+    with pytest.raises(DataError, match=r"x: expected inputs of shape \(None, 5\)"):
+        squeeze.predict(np.zeros((3, 4), np.float32), verbose=0)
+
+
+def test_a_nested_model_passes_its_output_mask_on():
+    inner_in = lstmtext.Input(shape=(None,))
+    seq = lstmtext.layers.LSTM(3, return_sequences=True)(lstmtext.layers.Embedding(10, 4, mask_zero=True)(inner_in))
+    inner = lstmtext.Model(inner_in, seq)
+    ids = torch.tensor([[0, 0, 3, 4], [5, 6, 7, 0]])
+    np.testing.assert_array_equal(inner.compute_mask(ids).numpy(), [[False, False, True, True],
+                                                                     [True, True, True, False]])
+    outer_in = lstmtext.Input(shape=(None,))
+    outer = lstmtext.Model(outer_in, lstmtext.layers.LSTM(2)(inner(outer_in)))
+    padded, bare = outer.predict(np.array([[0, 0, 3, 4]]), verbose=0), outer.predict(np.array([[3, 4]]), verbose=0)
+    np.testing.assert_allclose(padded, bare, atol=1e-6)
+
+
+def test_bucketing_names_what_it_cannot_take():
+    a, b = lstmtext.Input(shape=(None,), name="a"), lstmtext.Input(shape=(None,), name="b")
+    emb = lstmtext.layers.Embedding(10, 2)
+    model = lstmtext.Model([a, b], lstmtext.layers.Dense(1)(lstmtext.layers.Concatenate()(
+        [lstmtext.layers.LSTM(2)(emb(a)), lstmtext.layers.LSTM(2)(emb(b))])))
+    model.compile("adam", "mse")
+    x = [np.ones((4, 3), np.int64), np.ones((4, 3), np.int64)]
+    with pytest.raises(ConfigError, match=r"bucket_by_length=True takes x as one array .* got several inputs"):
+        model.fit(x, np.zeros(4, np.float32), bucket_by_length=True, verbose=0)
+
+    def batches():
+        while True:
+            yield x, np.zeros(4, np.float32)
+
+    with pytest.raises(ConfigError, match=r"bucket_by_length=True .* got a generator"):
+        model.fit(batches(), steps_per_epoch=1, bucket_by_length=True, verbose=0)
+
+
+def test_the_keras_seq2seq_tutorial_trains_and_cuts_its_inference_models():
+    """keras.io "Character-level recurrent sequence-to-sequence model": one-hot sequence targets with
+    categorical_crossentropy, then encoder/decoder inference models from the trained layers."""
+    rng = np.random.default_rng(0)
+    enc_in, dec_in = lstmtext.Input(shape=(None, 6)), lstmtext.Input(shape=(None, 7))
+    _, h, c = layers.LSTM(5, return_state=True)(enc_in)
+    decoder_lstm = layers.LSTM(5, return_sequences=True, return_state=True)
+    decoder_dense = layers.Dense(7, activation="softmax")
+    seq, _, _ = decoder_lstm(dec_in, initial_state=[h, c])
+    model = Model([enc_in, dec_in], decoder_dense(seq))
+    model.compile("rmsprop", "categorical_crossentropy")
+    x = [rng.random((8, 4, 6), dtype=np.float32), rng.random((8, 3, 7), dtype=np.float32)]
+    y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, (8, 3))]
+    model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(DataError, match=r"needs one-hot targets of shape \(n, t, 7\)"):
+        model.fit(x, y[..., :5], epochs=1, verbose=0)
+    encoder = Model(model.input[0], [h, c])
+    h_in, c_in = lstmtext.Input(shape=(5,)), lstmtext.Input(shape=(5,))
+    step, h2, c2 = decoder_lstm(dec_in, initial_state=[h_in, c_in])
+    decoder = Model([dec_in, h_in, c_in], [decoder_dense(step), h2, c2])
+    states = encoder.predict(x[0], verbose=0)
+    full = model.predict(x, verbose=0)
+    stepped = decoder.predict([x[1], *states], verbose=0)[0]
+    np.testing.assert_allclose(stepped, full, atol=1e-6)

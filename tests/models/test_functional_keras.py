@@ -66,6 +66,15 @@ def nested(k):
     return k.Model(inputs, k.layers.Dense(2, activation="softmax")(inner(inputs)))
 
 
+def nested_masked(k):
+    # the inner model's output mask (from its Embedding) reaches the outer LSTM, as Keras keeps it on the tensor
+    inner_in = k.Input(shape=(None,), dtype="int32")
+    seq = k.layers.LSTM(5, return_sequences=True)(k.layers.Embedding(VOCAB, 6, mask_zero=True)(inner_in))
+    inner = k.Model(inner_in, seq, name="masked_encoder")
+    inputs = k.Input(shape=(None,), dtype="int32")
+    return k.Model(inputs, k.layers.Dense(1, activation="sigmoid")(k.layers.LSTM(4)(inner(inputs))))
+
+
 CASES = {
     "stacked_bilstm": (stacked_bilstm, lambda: _ids(0), "binary_crossentropy", lambda rng: rng.integers(0, 2, (N, 1))),
     "shared_embedding": (shared_embedding, lambda: [_ids(1), _ids(2)], "binary_crossentropy",
@@ -74,6 +83,8 @@ CASES = {
                         lambda rng: rng.integers(0, VOCAB, (N, T))),
     "attention": (attention, lambda: _ids(5), "binary_crossentropy", lambda rng: rng.integers(0, 2, (N, 1))),
     "nested": (nested, lambda: _ids(6), "sparse_categorical_crossentropy", lambda rng: rng.integers(0, 2, (N,))),
+    "nested_masked": (nested_masked, lambda: _ids(10, pad=5), "binary_crossentropy",
+                      lambda rng: rng.integers(0, 2, (N, 1))),
 }
 
 

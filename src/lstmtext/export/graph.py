@@ -36,12 +36,17 @@ class GraphBuilder:
         self.initializers: list[TensorProto] = []
         self._used: Counter[str] = Counter()
         self._consts: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
+        self._issued: set[str] = set()
 
     def name(self, base: str) -> str:
         """A fresh tensor/node name starting with ``base``."""
-        n = self._used[base]
-        self._used[base] += 1
-        return base if n == 0 else f"{base}_{n}"
+        while True:  # "dot" twice gives "dot_1", which a layer may also be called: skip names already given
+            n = self._used[base]
+            self._used[base] += 1
+            name = base if n == 0 else f"{base}_{n}"
+            if name not in self._issued:
+                self._issued.add(name)
+                return name
 
     def const(self, value: Any, base: str = "const", dtype: Any = None) -> str:
         """An initializer holding ``value`` (small constants are shared by value)."""

@@ -141,7 +141,7 @@ def _time_distributed(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
 def _sequential(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
     for inner in layer.layers:
         f = lower_layer(g, inner, f)
-    return Flow(f.x, None, f.rank, f.cache)  # Sequential.compute_mask: no mask leaves a nested model
+    return f  # the mask its last layer computed leaves a nested model, as in Keras (Model.compute_mask)
 
 
 def _check_rank(layer: Any, f: Flow, rank: int) -> None:

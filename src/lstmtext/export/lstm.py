@@ -118,12 +118,15 @@ def _compacted_input(g: GraphBuilder, x: str, features: int, info: MaskInfo) -> 
     return g.op("Gather", [flat, info.gather_in], axis=0, base="compacted")
 
 
-def check_lstm(layer: Any) -> None:
-    """Raise :class:`ExportError` naming ``layer`` and the option ONNX's LSTM (or this exporter) cannot express."""
+def check_lstm(layer: Any, states: bool = False) -> None:
+    """Raise :class:`ExportError` naming ``layer`` and the option ONNX's LSTM (or this exporter) cannot express.
+
+    ``states``: the caller writes ``return_state``'s outputs (a layer-graph node), so it is allowed.
+    """
     reasons = []
     if layer.stateful:
         reasons.append("stateful=True (its state carries over between calls; an ONNX graph has no memory)")
-    if layer.return_state:
+    if layer.return_state and not states:
         reasons.append("return_state=True (a Sequential model passes on one tensor)")
     if layer.time_major:
         reasons.append("time_major=True is not supported by the exporter")
@@ -152,10 +155,14 @@ def _activations(layer: Any) -> tuple[list[str], list[float], list[float]]:
 
 
 def _lstm_op(g: GraphBuilder, x_tbf: str, layers: list[Any], lens: str | None, sequences: bool,
-             base: str) -> tuple[str | None, list[str]]:
+             base: str, initial: tuple[str, str] | None = None,
+             cells: bool = False) -> tuple[str | None, list[str], list[str]]:
     """One ONNX LSTM over ``x_tbf`` (T, B, F) for one layer, or two (forward + reverse) as ``bidirectional``.
 
-    Returns ``Y`` ``(T, dirs, B, u)`` (None unless ``sequences``) and each direction's last state ``(B, u)``.
+    ``initial``: one layer's initial ``(h, c)``, each ``(B, u)`` (zeros when None).
+
+    Returns ``Y`` ``(T, dirs, B, u)`` (None unless ``sequences``), each direction's last output state
+    ``(B, u)`` and (with ``cells``) each direction's last cell state ``(B, u)``.
     """
     ws, rs, bs = zip(*(keras_to_onnx_lstm_weights(
         la.cell.kernel.detach().cpu().numpy(), la.cell.recurrent_kernel.detach().cpu().numpy(),
@@ -174,10 +181,15 @@ def _lstm_op(g: GraphBuilder, x_tbf: str, layers: list[Any], lens: str | None, s
             attrs["activation_beta"] = [v for a in acts for v in a[2]]
     inputs = [x_tbf, g.const(np.concatenate(ws), f"{base}_W"), g.const(np.concatenate(rs), f"{base}_R"),
               g.const(np.concatenate(bs), f"{base}_B"), lens or ""]
+    if initial is not None:
+        inputs += [g.unsqueeze(initial[0], [0]), g.unsqueeze(initial[1], [0])]  # (1, B, u) each
     y_name, yh_name = (g.name(f"{base}_Y") if sequences else ""), g.name(f"{base}_Y_h")
-    g.nodes.append(_node("LSTM", inputs, [y_name, yh_name], g.name(f"{base}_node"), attrs))
+    outputs = [y_name, yh_name] + ([g.name(f"{base}_Y_c")] if cells else [])
+    g.nodes.append(_node("LSTM", inputs, outputs, g.name(f"{base}_node"), attrs))
     lasts = [g.op("Gather", [yh_name, g.const(np.int64(d))], axis=0, base=f"{base}_last") for d in range(len(layers))]
-    return (y_name or None), lasts
+    last_cells = [g.op("Gather", [outputs[2], g.const(np.int64(d))], axis=0, base=f"{base}_cell")
+                  for d in range(len(layers))] if cells else []
+    return (y_name or None), lasts, last_cells
 
 
 def _node(op: str, inputs: list[str], outputs: list[str], name: str, attrs: dict[str, Any]) -> Any:
@@ -240,14 +252,18 @@ def _columns(g: GraphBuilder, x: str, start: int, end: int, axis: int) -> str:
 
 
 def _run(g: GraphBuilder, x: str, mask: str | None, layers: list[Any], cache: dict[str, MaskInfo],
-         base: str) -> tuple[list[str], str | None]:
+         base: str, initial: tuple[str, str] | None = None,
+         states: list[str] | None = None) -> tuple[list[str], str | None]:
     """Run ``layers`` (one LSTM, or a Bidirectional's two) over ``x`` (B, T, F).
+
+    ``initial``: one LSTM's initial ``(h, c)``. ``states``: a list that receives one LSTM's final ``h, c``
+    (a row without real steps keeps its initial state, as in Keras).
 
     Returns each layer's outputs (``(B, T, u)`` in time order, or the last ``(B, u)``) and, when the
     two halves of a Bidirectional ran as one operator, their sequences side by side (else None).
     """
     for la in layers:
-        check_lstm(la)
+        check_lstm(la, states=states is not None)
     info = mask_info(g, mask, cache) if mask is not None else None
     features = int(layers[0].cell.kernel.shape[0])
     x_tbf = _compacted_input(g, x, features, info) if info is not None else g.op("Transpose", [x], perm=[1, 0, 2])
@@ -258,7 +274,16 @@ def _run(g: GraphBuilder, x: str, mask: str | None, layers: list[Any], cache: di
     outs: list[str] = []
     combined = None
     for i, group in enumerate(groups):
-        y, lasts = _lstm_op(g, x_tbf, group, lens, sequences, base if len(groups) == 1 else f"{base}_{i}")
+        y, lasts, cells = _lstm_op(g, x_tbf, group, lens, sequences, base if len(groups) == 1 else f"{base}_{i}",
+                                   initial, cells=states is not None)
+        if states is not None:
+            h, c = lasts[0], cells[0]
+            if info is not None:  # sequence_lens 0: the state is the initial one (zeros without one)
+                ran = g.unsqueeze(g.op("Greater", [info.lens, g.const(np.int32(0))]), [1])
+                h0 = initial[0] if initial is not None else g.const(np.float32(0.0))
+                c0 = initial[1] if initial is not None else g.const(np.float32(0.0))
+                h, c = g.op("Where", [ran, h, h0]), g.op("Where", [ran, c, c0])
+            states += [h, c]
         if sequences:
             seqs, both = _sequence_outputs(g, y, group, info)  # type: ignore[arg-type]
             outs += seqs
@@ -278,6 +303,18 @@ def lower_lstm(g: GraphBuilder, layer: Any, x: str, mask: str | None, cache: dic
     if layer.return_sequences and layer.go_backwards:
         out = g.flip(out, 1)
     return out
+
+
+def lower_lstm_node(g: GraphBuilder, layer: Any, x: str, mask: str | None, cache: dict[str, MaskInfo],
+                    initial: tuple[str, str] | None) -> list[str]:
+    """An LSTM call of a layer graph: ``initial_state=[h, c]`` and ``return_state`` (``[output, h, c]``)."""
+    states: list[str] | None = [] if layer.return_state else None
+    if initial is not None and states is None:
+        states = []
+    out = _run(g, x, mask, [layer], cache, layer.name, initial, states)[0][0]
+    if layer.return_sequences and layer.go_backwards:
+        out = g.flip(out, 1)
+    return [out, *states] if layer.return_state and states is not None else [out]
 
 
 def lower_bidirectional(g: GraphBuilder, layer: Any, x: str, mask: str | None, cache: dict[str, MaskInfo]) -> str:

@@ -19,12 +19,13 @@ import torch
 
 from lstmtext.errors import ConfigError, ExportError
 from lstmtext.export.graph import DEFAULT_OPSET, MIN_OPSET, GraphBuilder, tensor_type
-from lstmtext.export.layers import Flow, lower_layer
+from lstmtext.export.layers import Flow
 from lstmtext.export.metadata import FORMAT, FORMAT_KEY, METADATA_KEY, inference_record_from_checkpoint, sidecar
+from lstmtext.export.model_graph import INPUT_NAME, OUTPUT_NAME, lower_graph, new_cache, plan_export
 from lstmtext.export.session import make_session
 from lstmtext.utils.io import atomic_write_bytes, atomic_write_json
 
-INPUT_NAME, OUTPUT_NAME = "inputs", "outputs"
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "ExportResult", "build_onnx", "check_cases", "to_onnx", "verify_onnx"]
 
 
 @dataclass(frozen=True)
@@ -45,35 +46,20 @@ class ExportResult:
     max_abs_diff: float | None
 
 
-def _input_spec(model: Any) -> tuple[str, np.dtype, list[Any]]:
-    if getattr(model, "_graph", None) is not None and not hasattr(model, "build_input_shape"):
-        raise ExportError(f"model {model.name!r} cannot be exported: ONNX export covers Sequential models; a "
-                          "Functional model can be saved as a checkpoint or a .keras file")
-    shape = getattr(model, "build_input_shape", None)
-    if not getattr(model, "built", False) or shape is None:
-        raise ExportError(f"model {getattr(model, 'name', '?')!r} cannot be exported: it is not built yet (give "
-                          "it an Input(shape), call build((None, maxlen)) or fit/predict it once)")
-    first = model.layers[0] if len(model.layers) else None
-    ids = type(first).__name__ == "Embedding"
-    dims: list[Any] = ["batch", "sequence"] + [d if d is not None else f"dim_{i}" for i, d in
-                                               enumerate(shape[2:], start=2)]
-    if not ids and (len(shape) != 3 or shape[2] is None):
-        raise ExportError(f"model {model.name!r} cannot be exported: without an Embedding first, the input must be "
-                          f"(batch, timesteps, features) with known features, got {tuple(shape)}")
-    return INPUT_NAME, np.dtype(np.int64 if ids else np.float32), dims[:len(shape)]
-
-
 def build_onnx(model: Any, *, opset: int = DEFAULT_OPSET, metadata: dict[str, str] | None = None) -> Any:
     """Write ``model`` as an in-memory ONNX graph (not checked; see :func:`to_onnx`).
 
     Args:
-        model: a built :class:`~lstmtext.models.Sequential`.
+        model: a built Sequential or Functional model (its layer graph is written node by node; a model
+            whose text input goes to a ``TextVectorization`` is written from that layer's output on).
         opset: ONNX opset, at least 13.
         metadata: extra ``metadata_props`` (string to string).
 
     Returns:
-        An ``onnx.ModelProto`` with input ``"inputs"`` (int64 ids ``(batch, sequence)``, or float32
-        ``(batch, sequence, features)``) and output ``"outputs"``.
+        An ``onnx.ModelProto``. A model with one input and one output has input ``"inputs"`` (int64 ids
+        ``(batch, sequence)``, or float32 ``(batch, sequence, features)``; a ``TextVectorization``'s ids or
+        rows for a text model) and output ``"outputs"``; otherwise the inputs are named after the ``Input``
+        layers and the outputs after ``model.output_names``.
 
     Raises:
         ExportError: naming the layer and the reason, for layers or options ONNX cannot express.
@@ -82,21 +68,24 @@ def build_onnx(model: Any, *, opset: int = DEFAULT_OPSET, metadata: dict[str, st
     from onnx import helper
 
     _check_opset(opset)
-    if type(model).__name__ != "Sequential":
-        raise ExportError(f"cannot export {type(model).__name__}: expected a lstmtext Sequential model")
-    name, dtype, dims = _input_spec(model)
+    plan = plan_export(model)
     g = GraphBuilder(opset)
-    g.name(INPUT_NAME), g.name(OUTPUT_NAME)  # reserved: layer names become tensor names too
-    f = Flow(name, None, len(dims))
-    for layer in model.layers:
-        f = lower_layer(g, layer, f)
-    out = OUTPUT_NAME
-    g.nodes.append(helper.make_node("Identity", [f.x], [out], name=g.name("outputs_node")))
-    out_dims: list[Any] = ["batch", "sequence", *([None] * max(0, f.rank - 2))][:f.rank]
+    for name in [x.name for x in plan.inputs] + plan.output_names:
+        g.name(name)  # reserved: layer names become tensor names too
+    cache = new_cache()
+    feeds = {id(x.tensor): Flow(x.name, None, len(x.dims), cache) for x in plan.inputs}
+    flows = lower_graph(g, plan.graph, feeds, plan.skip)
+    single = len(plan.inputs) == 1
+    outputs = []
+    for f, name, tensor in zip(flows, plan.output_names, plan.graph.outputs):
+        g.nodes.append(helper.make_node("Identity", [f.x], [name], name=g.name(f"{name}_node")))
+        dims: list[Any] = ["batch"] + [d if d is not None else ("sequence" if i == 1 and single else None)
+                                       for i, d in enumerate(tensor.shape[1:], start=1)]
+        outputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims))
     graph = helper.make_graph(
         g.nodes, f"{model.name}",
-        [helper.make_tensor_value_info(name, tensor_type(dtype), dims)],
-        [helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, out_dims)],
+        [helper.make_tensor_value_info(x.name, tensor_type(x.dtype), x.dims) for x in plan.inputs],
+        outputs,
         g.used_initializers(),
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="lstmtext",
@@ -137,56 +126,102 @@ def _model_config(model: Any) -> dict[str, Any]:
 
 
 # -- checking against onnxruntime ---------------------------------------------------------------------------
-def check_inputs(model: Any, seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """Named test inputs for the export check: no padding, left and right padding, a fully padded row,
-    a single real step and a gap, at two sequence lengths (and one step).
+CheckCase = tuple[str, dict[str, np.ndarray], list[Any]]
 
-    Padding is id 0 for an Embedding model, the mask value of a leading Masking layer otherwise.
+
+def _has_flatten(graph: Any) -> bool:
+    return any(type(n.layer).__name__ == "Flatten" or (getattr(n.layer, "_graph", None) is not None
+                                                        and _has_flatten(n.layer._graph)) for n in graph.nodes)
+
+
+def check_cases(model: Any, seed: int = 0) -> list[CheckCase]:
+    """The inputs of the export check: ``(label, ONNX feeds by input name, the model's inputs)``.
+
+    Padded batches (no padding, left and right padding, a fully padded row, a single real step, a gap) at
+    two sequence lengths, one step, and an unpadded batch. Padding is id 0 for ids, the mask value of a
+    ``Masking`` layer for features; a text input gets texts of those lengths from the layer's vocabulary
+    (with an unknown word and an empty text), and the feeds are the ``TextVectorization``'s outputs.
     """
-    _, dtype, dims = _input_spec(model)
+    plan = plan_export(model)
     rng = np.random.default_rng(seed)
-    first = model.layers[0]
-    pad: float = 0.0
-    if dtype == np.int64:
-        high = int(first.input_dim)
-
-        def draw(shape: tuple[int, ...]) -> np.ndarray:
-            return rng.integers(min(1, high - 1), high, size=shape, dtype=np.int64)
+    declared = [x.source.shape[1] if len(x.source.shape) > 1 and isinstance(x.source.shape[1], int)
+                and x.text_layer is None else None for x in plan.inputs]
+    fixed = next((d for d in declared if d is not None), None)
+    if _has_flatten(plan.graph) and fixed is not None:  # Flatten fixes the length: only the declared one runs
+        plans = [(f"padded batch, {fixed} steps", fixed, 6, True)]
     else:
-        features = int(model.build_input_shape[2])
-        pad = float(first.mask_value) if type(first).__name__ == "Masking" else 0.0
-
-        def draw(shape: tuple[int, ...]) -> np.ndarray:
-            return rng.standard_normal((*shape, features)).astype(np.float32)
-
-    def padded(steps: int) -> np.ndarray:
-        x = draw((6, steps))
-        cut = max(1, steps // 3)
-        x[1, :cut] = pad  # left padding (pad_sequences' default)
-        x[2, steps - cut:] = pad  # right padding
-        x[3] = pad  # nothing real
-        x[4, :-1] = pad  # one real step, the last
-        if steps >= 3:
-            x[5, 1:steps - 1] = pad  # a gap between two real steps
-        return x
-
-    declared = model.build_input_shape[1]
-    if any(type(la).__name__ == "Flatten" for la in model.layers) and isinstance(declared, int):
-        # Flatten fixes the length: only the declared one can run
-        return [(f"padded batch, {declared} steps", padded(declared))]
-    cases = [("padded batch, 9 steps", padded(9)), ("padded batch, 4 steps", padded(4)),
-             ("one step", draw((2, 1))), ("random batch, 17 steps", draw((3, 17)))]
-    if isinstance(declared, int) and declared not in (9, 4, 1, 17):
-        cases.insert(0, (f"padded batch, {declared} steps", padded(declared)))
+        plans = [("padded batch, 9 steps", 9, 6, True), ("padded batch, 4 steps", 4, 6, True),
+                 ("one step", 1, 2, False), ("random batch, 17 steps", 17, 3, False)]
+        if fixed is not None and fixed not in (9, 4, 1, 17):
+            plans.insert(0, (f"padded batch, {fixed} steps", fixed, 6, True))
+    cases: list[CheckCase] = []
+    for label, steps, batch, padded in plans:
+        feeds: dict[str, np.ndarray] = {}
+        model_inputs: list[Any] = []
+        for x, own in zip(plan.inputs, declared):
+            t = own if own is not None else steps
+            if x.text_layer is not None:
+                texts = _check_texts(x.text_layer, rng, t, batch)
+                arr = np.array(texts, dtype=object)
+                model_inputs.append(arr.reshape(-1, 1) if len(x.source.shape) == 2 else arr)
+                feeds[x.name] = np.asarray(x.text_layer.vectorize(arr), dtype=x.dtype)
+                continue
+            feeds[x.name] = arr = _draw(x, rng, t, batch, padded)
+            model_inputs.append(arr)
+        cases.append((label, feeds, model_inputs))
     return cases
 
 
-def torch_outputs(model: Any, x: np.ndarray) -> np.ndarray:
-    """``model``'s inference output for ``x``, as float32 numpy (on the model's device)."""
+def _draw(x: Any, rng: np.random.Generator, steps: int, batch: int, padded: bool) -> np.ndarray:
+    fixed = [d if isinstance(d, int) else 1 for d in x.dims[2:]]
+    shape = (batch, steps, *fixed) if len(x.dims) >= 2 else (batch,)
+    if len(x.dims) == 2 and x.dtype != np.int64 and isinstance(x.dims[1], int):
+        shape = (batch, x.dims[1])  # (batch, features): no time axis to pad
+        padded = False
+    if x.dtype == np.int64:
+        high = int(x.ids_high or 2)
+        arr = rng.integers(min(1, high - 1), high, size=shape, dtype=np.int64)
+    else:
+        arr = rng.standard_normal(shape).astype(np.float32)
+    if padded and arr.ndim >= 2 and arr.shape[0] >= 6:
+        pad = x.pad if x.dtype != np.int64 else 0
+        cut = max(1, steps // 3)
+        arr[1, :cut] = pad  # left padding (pad_sequences' default)
+        arr[2, steps - cut:] = pad  # right padding
+        arr[3] = pad  # nothing real
+        arr[4, :-1] = pad  # one real step, the last
+        if steps >= 3:
+            arr[5, 1:steps - 1] = pad  # a gap between two real steps
+    return arr
+
+
+def _check_texts(layer: Any, rng: np.random.Generator, steps: int, batch: int) -> list[str]:
+    vocab = [t for t in layer.get_vocabulary() if t not in ("", "[UNK]")] or ["a"]
+    sep = "" if layer._split == "character" else " "
+    unknown = "\u2603" if layer._split == "character" else "qzxjunknownword"
+
+    def text(n: int, with_unknown: bool = False) -> str:
+        if layer._split is None:  # the whole text is one token
+            return vocab[int(rng.integers(len(vocab)))] if n else ""
+        words = [vocab[i] for i in rng.integers(0, len(vocab), size=n)]
+        if with_unknown and n >= 2:
+            words[n // 2] = unknown
+        return sep.join(words)
+
+    rows = [text(steps, True), text(max(1, steps // 3)), text(0), text(1), text(steps), text(2, True)]
+    return rows[:batch] if batch <= len(rows) else rows + [text(steps) for _ in range(batch - len(rows))]
+
+
+def torch_outputs(model: Any, inputs: list[Any]) -> list[np.ndarray]:
+    """``model``'s inference outputs for one value per model input, as float32 numpy (in the graph's order)."""
+    from lstmtext.layers.symbolic import flatten
+
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    values = [torch.from_numpy(v).to(device) if isinstance(v, np.ndarray) and v.dtype != object else v
+              for v in inputs]
     with torch.inference_mode():
-        y = model(torch.from_numpy(x).to(device), training=False)
-    return y.detach().to("cpu", torch.float32).numpy()
+        y = model(values[0] if len(values) == 1 else values, training=False)
+    return [t.detach().to("cpu", torch.float32).numpy() for t in flatten(y)]
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -197,27 +232,30 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def verify_onnx(model: Any, proto: Any, *, atol: float = 1e-5) -> float:
-    """Run the check inputs through onnxruntime and PyTorch; return the largest difference.
+    """Run the check inputs (:func:`check_cases`) through onnxruntime and PyTorch; return the largest difference.
 
     Raises:
         ExportError: onnxruntime rejects the graph, or an output differs by more than ``atol``.
     """
     session = make_session(proto.SerializeToString())
+    names = [o.name for o in session.get_outputs()]
     worst = 0.0
-    for label, x in check_inputs(model):
-        expected = torch_outputs(model, x)
+    for label, feeds, model_inputs in check_cases(model):
+        expected = torch_outputs(model, model_inputs)
         try:
-            got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+            got = session.run(names, feeds)
         except Exception as e:
             raise ExportError(f"onnxruntime failed on the exported graph of {model.name!r} ({label}): {e}") from e
-        if got.shape != expected.shape:
-            raise ExportError(f"exported graph of {model.name!r} gives shape {got.shape} on the {label}, PyTorch "
-                              f"gives {expected.shape}")
-        diff = max_abs_diff(got, expected)
-        if not diff <= atol:
-            raise ExportError(f"exported graph of {model.name!r} differs from PyTorch by {diff:.3g} (more than "
-                              f"atol={atol}) on the {label}")
-        worst = max(worst, diff)
+        for name, a, b in zip(names, got, expected):
+            what = "" if len(names) == 1 else f" (output {name!r})"
+            if a.shape != b.shape:
+                raise ExportError(f"exported graph of {model.name!r} gives shape {a.shape}{what} on the {label}, "
+                                  f"PyTorch gives {b.shape}")
+            diff = max_abs_diff(a, b)
+            if not diff <= atol:
+                raise ExportError(f"exported graph of {model.name!r} differs from PyTorch by {diff:.3g}{what} (more "
+                                  f"than atol={atol}) on the {label}")
+            worst = max(worst, diff)
     return worst
 
 
@@ -253,8 +291,10 @@ def to_onnx(
     """Export a model or checkpoint folder to an ONNX file, checked against onnxruntime.
 
     Args:
-        model_or_dir: a built :class:`~lstmtext.models.Sequential`, or a checkpoint folder (whose
-            ``vocab.json`` gives the tokenizer and padding that travel with the export).
+        model_or_dir: a built Sequential or Functional model, or a checkpoint folder (whose ``vocab.json``
+            gives the tokenizer and padding that travel with the export). For a model whose text input
+            goes to a ``TextVectorization``, the graph starts at that layer's output and the layer's settings
+            and vocabulary travel instead (``"text_vectorization"`` in the metadata and the sidecar).
         path: the ``.onnx`` file to write (default: ``model.onnx`` in the checkpoint folder).
         opset: ONNX opset (default 17, at least 13).
         check: run :func:`verify_onnx` before writing (onnxruntime vs PyTorch on padded inputs).
@@ -271,11 +311,23 @@ def to_onnx(
     >>> to_onnx(model, "imdb.onnx").max_abs_diff < 1e-5  # doctest: +SKIP
     True
     """
+    from lstmtext.export.metadata import normalize_record, text_vectorization_record
+
     model, record, folder = _load_source(model_or_dir)
     if inference is not None:
-        from lstmtext.export.metadata import normalize_record
-
-        record = normalize_record(inference, model)
+        record = dict(inference)
+    text_layer = plan_export(model).text_layer
+    if text_layer is not None:
+        # the model takes raw text: its TextVectorization's settings and vocabulary travel instead of a tokenizer
+        given = record or {}
+        if given.get("tokenizer") is not None and given.get("text_vectorization") is None:
+            raise ExportError(f"model {model.name!r} starts with TextVectorization layer {text_layer.name!r}, which "
+                              "encodes raw text itself; give no tokenizer")
+        record = {"text_vectorization": text_vectorization_record(text_layer), "labels": given.get("labels")}
+        if "from_logits" in given:
+            record["from_logits"] = given["from_logits"]
+    if record is not None:
+        record = normalize_record(record, model)
     if path is None:
         if folder is None:
             raise ConfigError("to_onnx: give path= when exporting a model object")

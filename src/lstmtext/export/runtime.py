@@ -18,7 +18,29 @@ from lstmtext.errors import ExportError
 from lstmtext.export.metadata import FORMAT_KEY, METADATA_KEY
 from lstmtext.export.session import make_session
 
-__all__ = ["OnnxModel", "make_session", "onnx_predictor"]
+__all__ = ["OnnxModel", "make_session", "onnx_predictor", "text_layer_from_record"]
+
+
+def text_layer_from_record(record: Any, *, source: str) -> Any:
+    """The ``TextVectorization`` described by an export's ``text_vectorization`` record (settings + vocabulary).
+
+    Raises:
+        ExportError: naming ``source``, for a record that does not describe a valid layer.
+    """
+    from lstmtext.errors import LstmtextError
+    from lstmtext.layers import TextVectorization
+
+    if not isinstance(record, dict) or not isinstance(record.get("vocabulary"), list):
+        raise ExportError(f"{source}: text_vectorization must be an object with a vocabulary list")
+    cfg = {k: record.get(k) for k in ("max_tokens", "standardize", "split", "ngrams", "output_mode",
+                                      "output_sequence_length", "pad_to_max_tokens", "encoding") if k in record}
+    for key in ("standardize", "split"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise ExportError(f"{source}: text_vectorization.{key} must be a mode name or null, got {cfg[key]!r:.80}")
+    try:
+        return TextVectorization(**cfg, vocabulary=record["vocabulary"], idf_weights=record.get("idf_weights"))
+    except (LstmtextError, TypeError, ValueError) as e:
+        raise ExportError(f"{source}: text_vectorization does not describe a TextVectorization layer: {e}") from e
 
 
 class OnnxModel:
@@ -29,7 +51,9 @@ class OnnxModel:
         threads: onnxruntime intra-op threads (default: one per core).
 
     Call: ``model(inputs)`` with a tensor or array of int64 ids ``(B, T)`` (or float32 features
-    ``(B, T, F)``) returns a CPU float32 tensor, e.g. ``(B, 1)``.
+    ``(B, T, F)``) returns a CPU float32 tensor, e.g. ``(B, 1)``. A model exported with a
+    ``TextVectorization`` first also takes raw texts (a list or a str/object array), encoded by that layer
+    rebuilt from the file's metadata.
 
     >>> OnnxModel("imdb.onnx")(torch.zeros(2, 300, dtype=torch.long)).shape  # doctest: +SKIP
     torch.Size([2, 1])
@@ -42,7 +66,21 @@ class OnnxModel:
         self._dtype = np.int64 if "int64" in inp.type else np.float32
         self.custom_metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
 
+        record = self.inference_record()
+        tv = (record or {}).get("text_vectorization")
+        #: the TextVectorization rebuilt from the metadata, for a model exported with one first (else None)
+        self.text_layer = text_layer_from_record(tv, source=str(source) if not isinstance(source, bytes)
+                                                 else "ONNX graph") if tv is not None else None
+
+    def takes_strings(self) -> bool:
+        """Whether the model takes raw texts (it was exported with a ``TextVectorization`` first)."""
+        return self.text_layer is not None
+
     def __call__(self, inputs: Any) -> torch.Tensor:
+        if self.text_layer is not None and not isinstance(inputs, torch.Tensor):
+            arr = np.asarray(inputs, dtype=object) if not isinstance(inputs, np.ndarray) else inputs
+            if arr.dtype.kind in "OUS":
+                inputs = self.text_layer.vectorize(arr)
         x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
         out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x, dtype=self._dtype)})[0]
         return torch.from_numpy(out)
@@ -79,10 +117,15 @@ def onnx_predictor(path: str | os.PathLike[str], *, batch_size: int = 512, threa
     source = Path(path)
     if source.is_dir():
         # The PyTorch predictor gives tokenizer, padding, labels and version; only the model is swapped.
+        from lstmtext.export.metadata import normalize_record, text_vectorization_record
+        from lstmtext.export.model_graph import plan_export
         from lstmtext.export.onnx import build_onnx, verify_onnx
 
         predictor = Predictor.from_checkpoint(source, batch_size=batch_size, maxlen=maxlen)
-        proto = build_onnx(predictor.model)
+        text_layer = plan_export(predictor.model).text_layer
+        meta = {} if text_layer is None else {METADATA_KEY: json.dumps(normalize_record(
+            {"text_vectorization": text_vectorization_record(text_layer)}, predictor.model))}
+        proto = build_onnx(predictor.model, metadata=meta)
         verify_onnx(predictor.model, proto)
         predictor.model = OnnxModel(proto.SerializeToString(), threads=threads)
         predictor._metadata["backend"] = "onnxruntime"
@@ -91,9 +134,18 @@ def onnx_predictor(path: str | os.PathLike[str], *, batch_size: int = 512, threa
         raise ExportError(f"{source}: no such file or folder (expected a .onnx file or a checkpoint folder)")
     onnx_model = OnnxModel(source, threads=threads)
     record = onnx_model.inference_record()
-    if record is None or record.get("tokenizer") is None:
+    if record is None or (record.get("tokenizer") is None and onnx_model.text_layer is None):
         raise ExportError(f"{source}: has no tokenizer record ({METADATA_KEY}), so raw text cannot be encoded; "
                           "export it from a checkpoint folder with a vocab.json, or pass inference= to to_onnx")
+    if onnx_model.text_layer is not None:
+        tv = onnx_model.text_layer
+        meta = {"source": str(source), "backend": "onnxruntime", "vocab_size": tv.vocabulary_size(),
+                "text_vectorization": {k: v for k, v in record["text_vectorization"].items()
+                                       if k not in ("vocabulary", "idf_weights")},
+                "format": onnx_model.custom_metadata.get(FORMAT_KEY)}
+        return Predictor(onnx_model, None, maxlen=None, labels=record.get("labels"),
+                         from_logits=bool(record.get("from_logits", False)), batch_size=batch_size, metadata=meta,
+                         version=f"onnx:{source.name}")
     tokenizer = Tokenizer.from_json_dict(record["tokenizer"], source=str(source))
     seq = record.get("sequence", {})
     meta = {"source": str(source), "backend": "onnxruntime", "vocab_size": len(tokenizer.vocab),

@@ -30,6 +30,7 @@ import torch
 from lstmtext.checkpoint.errors import CheckpointConfigError, CheckpointNotFoundError, CorruptFileError
 from lstmtext.checkpoint.limits import JSON_LIMITS, check_config_schema
 from lstmtext.checkpoint.safejson import parse_json
+from lstmtext.errors import ConfigError
 from lstmtext.interop.keras_config import (
     FUNCTIONAL_SUPPORTED,
     SUPPORTED,
@@ -49,11 +50,23 @@ CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 #: inflate to 2 GiB is refused at once): the configs as a checkpoint's, the weights at 4 GiB (an
 #: Embedding(1,000,000, 1,000) in float32) and 20x compression (float weights compress about 1.1x).
 #: Replace an entry to change one.
+#: ``ASSETS`` bounds every member under ``assets/`` (a layer's files, e.g. a ``TextVectorization``'s
+#: ``vocabulary.txt``: 64 MiB holds millions of tokens; text compresses 3-5x).
+ASSETS = "assets/"
 MEMBER_LIMITS = {
     CONFIG: MemberLimit(JSON_LIMITS["config.json"].max_bytes),
     METADATA: MemberLimit(JSON_LIMITS["keras metadata.json"].max_bytes),
     WEIGHTS: MemberLimit(4 << 30, max_ratio=20.0),
+    ASSETS: MemberLimit(64 << 20, max_ratio=100.0),
 }
+#: Most members under ``assets/`` and their total declared size (each one is also bounded by ``MEMBER_LIMITS``).
+MAX_ASSET_MEMBERS = 1024
+MAX_ASSET_BYTES = 256 << 20
+#: The asset files lstmtext reads (others are checked against the limits but never inflated).
+VOCABULARY_ASSET = "vocabulary.txt"
+#: Characters at which Python's ``str.splitlines`` (what Keras's ``load_assets`` uses) ends a line: a token
+#: holding one cannot be written to ``vocabulary.txt`` and read back whole.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 #: What ``keras.saving`` would call the Keras version writing an exported archive.
 EXPORT_KERAS_VERSION = "3.5.0"
 
@@ -99,12 +112,27 @@ def _read_archive(path: Path) -> dict[str, bytes]:
             if len(set(names)) != len(names):
                 raise CorruptFileError(path, "zip archive holds the same member name twice")
             out = {}
+            assets = [i for i in infos if i.filename.startswith(ASSETS) and not i.is_dir()]
+            if len(assets) > MAX_ASSET_MEMBERS:
+                raise CorruptFileError(path, f"{len(assets)} members under {ASSETS}, more than the limit of "
+                                             f"{MAX_ASSET_MEMBERS}")
+            total = sum(i.file_size for i in assets)
+            if total > MAX_ASSET_BYTES:
+                raise CorruptFileError(path, f"the members under {ASSETS} claim {total} bytes in all, more than the "
+                                             f"{MAX_ASSET_BYTES}-byte limit")
+            for info in assets:  # every asset bounded by its declared sizes; only vocabularies are read
+                problem = MEMBER_LIMITS[ASSETS].problem(info.file_size, info.compress_size)
+                if problem is not None:
+                    raise CorruptFileError(path, f"{info.filename} {problem}")
+                if info.filename.endswith("/" + VOCABULARY_ASSET):
+                    out[info.filename] = read_zip_member(zf, info, MEMBER_LIMITS[ASSETS],
+                                                         lambda problem: CorruptFileError(path, problem))
             for info in infos:
-                if info.filename.startswith("assets/") or info.is_dir():
+                if info.filename.startswith(ASSETS) or info.is_dir():
                     continue
                 if info.filename not in MEMBER_LIMITS:
                     raise CorruptFileError(path, f"unexpected member {info.filename!r} (a .keras archive holds "
-                                                 f"{', '.join(MEMBER_LIMITS)})")
+                                                 f"{', '.join(MEMBER_LIMITS)}...)")
                 out[info.filename] = read_zip_member(zf, info, MEMBER_LIMITS[info.filename],
                                                      lambda problem: CorruptFileError(path, problem))
     except zipfile.BadZipFile as e:
@@ -320,7 +348,7 @@ def _keras_model_config(layers: Sequence[Layer], input_shape: Sequence[int | Non
     batch_shape = [None, *input_shape]
     entries = [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
                 "config": {"batch_shape": batch_shape, "dtype": input_dtype, "sparse": False, "name": "input_layer"}}]
-    entries += [lstmtext_to_keras(layer) for layer in layers]
+    entries += [lstmtext_to_keras(layer, FUNCTIONAL_SUPPORTED) for layer in layers]
     return {"module": "keras", "class_name": "Sequential", "registered_name": None,
             "config": {"name": name, "trainable": True, "dtype": "float32", "layers": entries,
                        "build_input_shape": batch_shape},
@@ -348,8 +376,11 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
     config = parse_json(members[CONFIG], file=f"{path}:{CONFIG}", limits=JSON_LIMITS["config.json"])
     if isinstance(config, dict):
         check_config_schema(config, file=f"{path}:{CONFIG}")  # unknown fields, too many layers
+    assets = {k: v for k, v in members.items() if k.startswith(ASSETS)}
     if isinstance(config, dict) and config.get("class_name") in ("Functional", "Model"):
-        return _load_functional(config, members[WEIGHTS], path)
+        return _load_functional(config, members[WEIGHTS], path, assets)
+    if isinstance(config, dict) and _needs_graph_layers(config):
+        return _load_sequential_of_graph_layers(config, members[WEIGHTS], path, assets)
     layers, spec = load_keras_layers(path)
     return Sequential([Input(shape=spec.input_shape, dtype=spec.input_dtype), *layers], name=spec.name or None)
 
@@ -388,24 +419,30 @@ def save_keras_model(model: Any, path: str | os.PathLike[str], *, input_shape: S
         layers = list(model)
     if input_shape is None:
         raise CheckpointConfigError(path, "input_shape is unknown: build the model or pass input_shape=")
+    first = type(layers[0]).__name__ if layers else None
     if input_dtype is None:
-        input_dtype = "int32" if layers and type(layers[0]).__name__ == "Embedding" else "float32"
+        input_dtype = {"Embedding": "int32", "TextVectorization": "string"}.get(first or "", "float32")
     name = name or "sequential"
     h5py = _h5py()
     config = _keras_model_config(layers, input_shape, input_dtype, name)
+    assets: dict[str, bytes] = {}
     buf = io.BytesIO()
     with h5py.File(buf, "w") as h5:
         h5.create_group("vars").attrs["name"] = name
         root = h5.create_group("layers")
-        specs = [{"class_name": type(layer).__name__} for layer in layers]
-        for layer, group in zip(layers, _group_names(specs)):
-            _write_layer(root.create_group(group), layer)
+        for layer, group_name in zip(layers, _group_names_of(layers)):
+            group = root.create_group(group_name)
+            _write_layer(group, layer)
+            if type(layer).__name__ == "TextVectorization":
+                assets.update(_text_vectorization_assets(layer, group, f"layers/{group_name}"))
     meta = {"keras_version": EXPORT_KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(METADATA, json.dumps(meta))
         zf.writestr(CONFIG, json.dumps(config))
         zf.writestr(WEIGHTS, buf.getvalue())
+        for member, data in assets.items():
+            zf.writestr(member, data)
     return atomic_write_bytes(path, out.getvalue())
 
 
@@ -500,14 +537,18 @@ def _group_names_of(layers: Sequence[Layer]) -> list[str]:
     return names
 
 
-def _set_functional_weights(model: Functional, root: Any, file: Any) -> None:
+def _set_functional_weights(model: Functional, root: Any, file: Any, assets: dict[str, bytes] | None = None,
+                            prefix: str = "layers/") -> None:
     for layer, group_name in zip(model.layers, _group_names_of(list(model.layers))):
         where = f"layer {layer.name!r} ({type(layer).__name__})"
         group = root.get(group_name) if root is not None else None
         if isinstance(layer, Functional):
             if group is None:
                 raise CorruptFileError(file, f"{where}: weights group layers/{group_name} is missing")
-            _set_functional_weights(layer, group.get("layers"), file)
+            _set_functional_weights(layer, group.get("layers"), file, assets, f"{prefix}{group_name}/layers/")
+            continue
+        if type(layer).__name__ == "TextVectorization":
+            _load_text_vectorization(layer, group, assets or {}, f"{prefix}{group_name}", file, where)
             continue
         datasets = _datasets(group, type(layer).__name__, file, where) if group is not None else []
         shapes = [tuple(int(d) for d in ds.shape) for ds in datasets]
@@ -518,7 +559,63 @@ def _set_functional_weights(model: Functional, root: Any, file: Any) -> None:
             layer.set_weights([np.asarray(ds[()], dtype=np.float32) for ds in datasets])
 
 
-def _load_functional(config: dict[str, Any], weights: bytes, path: Path) -> Functional:
+def _load_text_vectorization(layer: Any, group: Any, assets: dict[str, bytes], inner: str, file: Any,
+                             where: str) -> None:
+    """Keras's ``IndexLookup.load_assets``: the vocabulary from ``assets/<inner>/vocabulary.txt`` (lines, as
+    ``str.splitlines`` cuts them, trailing empty lines dropped) and, in ``tf_idf`` mode, the weights from the
+    layer's ``vars/idf_weights``. A layer whose config holds its vocabulary has no assets (Keras's rule)."""
+    if layer._has_input_vocabulary:
+        return
+    name = f"{ASSETS}{inner}/{VOCABULARY_ASSET}"
+    raw = assets.get(name)
+    if raw is None:
+        raise CorruptFileError(file, f"{where}: its vocabulary {name} is missing from the archive")
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise CorruptFileError(file, f"{where}: {name} is not UTF-8 text: {e}") from None
+    while lines and lines[-1] == "":
+        lines.pop()
+    idf = None
+    if layer.output_mode == "tf_idf":
+        h5py = _h5py()
+        vars_ = group.get("vars") if isinstance(group, h5py.Group) else None
+        ds = vars_.get("idf_weights") if vars_ is not None else None
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind != "f" or ds.ndim != 1 or ds.compression is not None:
+            raise CorruptFileError(file, f"{where}: tf_idf weights vars/idf_weights are missing or not an "
+                                         "uncompressed float vector")
+        if ds.shape[0] < len(lines):
+            raise CorruptFileError(file, f"{where}: {ds.shape[0]} idf_weights for a vocabulary of {len(lines)}")
+        idf = np.asarray(ds[: len(lines)], dtype=np.float64)  # pad_to_max_tokens pads them: the rest are zeros
+    try:
+        layer.set_vocabulary(lines, idf)
+    except ConfigError as e:
+        raise CorruptFileError(file, f"{where}: {name}: {e}") from None
+
+
+def _text_vectorization_assets(layer: Any, group: Any, inner: str) -> dict[str, bytes]:
+    """Keras's ``save_assets`` (and ``save_own_variables`` for ``tf_idf``) of a TextVectorization and of the
+    ``_lookup_layer`` inside it, as Keras 3 writes both: ``{archive member: bytes}``."""
+    lookup = group.create_group("_lookup_layer").create_group("vars")
+    lookup.attrs["name"] = "string_lookup"
+    idf = layer.idf_weights if layer.output_mode == "tf_idf" else None
+    if idf is not None:
+        for vars_ in (group["vars"], lookup):
+            vars_.create_dataset("idf_weights", data=np.asarray(idf, dtype=np.float32))
+    if layer._has_input_vocabulary or layer._index is None:
+        return {}  # Keras keeps a given vocabulary in the config (and an unadapted layer has none)
+    vocabulary = layer.get_vocabulary(include_special_tokens=True)
+    for token in vocabulary:
+        if _LINE_BREAKS.intersection(token):
+            raise CheckpointConfigError("<export>", f"layer {layer.name!r} (TextVectorization): token {token!r:.60} "
+                                                    "holds a line break, which Keras's vocabulary.txt cannot keep")
+    text = "\n".join(vocabulary).encode("utf-8")
+    return {f"{ASSETS}{inner}/{VOCABULARY_ASSET}": text,
+            f"{ASSETS}{inner}/_lookup_layer/{VOCABULARY_ASSET}": text}
+
+
+def _load_functional(config: dict[str, Any], weights: bytes, path: Path,
+                     assets: dict[str, bytes] | None = None) -> Functional:
     spec = functional_from_keras(config, file=path)
     try:
         with weight_budget(len(weights) + (1 << 20)):  # a config asking for more weights than the file holds
@@ -530,12 +627,61 @@ def _load_functional(config: dict[str, Any], weights: bytes, path: Path) -> Func
     h5py = _h5py()
     try:
         with h5py.File(io.BytesIO(weights), "r") as h5:
-            _set_functional_weights(model, h5.get("layers"), f"{path}:{WEIGHTS}")  # type: ignore[arg-type]
+            _set_functional_weights(model, h5.get("layers"), f"{path}:{WEIGHTS}", assets)  # type: ignore[arg-type]
     except (CorruptFileError, CheckpointConfigError):
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise CorruptFileError(f"{path}:{WEIGHTS}", f"not a readable HDF5 weights file: {e}") from None
     return model  # type: ignore[return-value]
+
+
+def _needs_graph_layers(config: dict[str, Any]) -> bool:
+    """Whether a Keras Sequential config holds layers beyond the Sequential importer's (e.g. TextVectorization)."""
+    cfg = config.get("config")
+    entries = cfg.get("layers") if isinstance(cfg, dict) else None
+    return config.get("class_name") == "Sequential" and isinstance(entries, list) and any(
+        isinstance(e, dict) and e.get("class_name") in FUNCTIONAL_SUPPORTED and e.get("class_name") not in SUPPORTED
+        and e.get("class_name") != "InputLayer" for e in entries)
+
+
+def _load_sequential_of_graph_layers(config: dict[str, Any], weights: bytes, path: Path,
+                                     assets: dict[str, bytes]) -> Any:
+    """A Keras Sequential model with a layer of the Functional importer (a TextVectorization first, as in the
+    TensorFlow text tutorials): its layers translated as a Functional model's, weights and assets read alike."""
+    from lstmtext.models import Input, Sequential
+
+    check_not_code(config, file=path, where="model")
+    cfg = config["config"]
+    specs, shape, dtype = [], None, None
+    for index, entry in enumerate(cfg["layers"]):
+        if isinstance(entry, dict) and entry.get("class_name") == "InputLayer":
+            c = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+            shape, dtype = c.get("batch_shape", c.get("batch_input_shape")), c.get("dtype")
+            continue
+        specs.append(keras_to_lstmtext(entry, file=path, index=index, classes=FUNCTIONAL_SUPPORTED))
+    if shape is None:
+        shape = cfg.get("build_input_shape")
+    if not isinstance(shape, list) or not shape or not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+        raise CheckpointConfigError(path, f"the Sequential model has no valid input shape (got {shape!r})")
+    if dtype is None:
+        dtype = "string" if specs and specs[0]["class_name"] == "TextVectorization" else "float32"
+    try:
+        with weight_budget(len(weights) + (1 << 20)):
+            model = Sequential([Input(shape=tuple(shape[1:]), dtype=dtype), *(deserialize(sp) for sp in specs)],
+                               name=cfg.get("name") or None)
+    except (CheckpointConfigError, CorruptFileError):
+        raise
+    except Exception as e:
+        raise CheckpointConfigError(path, f"cannot build the Sequential model: {e}") from None
+    h5py = _h5py()
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as h5:
+            _set_functional_weights(model, h5.get("layers"), f"{path}:{WEIGHTS}", assets)  # type: ignore[arg-type]
+    except (CorruptFileError, CheckpointConfigError):
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise CorruptFileError(f"{path}:{WEIGHTS}", f"not a readable HDF5 weights file: {e}") from None
+    return model
 
 
 def functional_to_keras(model: Functional) -> dict[str, Any]:
@@ -561,14 +707,19 @@ def functional_to_keras(model: Functional) -> dict[str, Any]:
                        "input_layers": ours["input_layers"], "output_layers": ours["output_layers"]}}
 
 
-def _write_functional(root: Any, model: Functional) -> None:
+def _write_functional(root: Any, model: Functional, prefix: str = "layers/") -> dict[str, bytes]:
+    """Write the weights of ``model``'s layers under ``root``; returns the asset files ``{member: bytes}``."""
+    assets: dict[str, bytes] = {}
     for layer, group_name in zip(model.layers, _group_names_of(list(model.layers))):
         group = root.create_group(group_name)
         if isinstance(layer, Functional):
             group.create_group("vars").attrs["name"] = layer.name
-            _write_functional(group.create_group("layers"), layer)
+            assets.update(_write_functional(group.create_group("layers"), layer, f"{prefix}{group_name}/layers/"))
         else:
             _write_layer(group, layer)
+            if type(layer).__name__ == "TextVectorization":
+                assets.update(_text_vectorization_assets(layer, group, f"{prefix}{group_name}"))
+    return assets
 
 
 def _save_functional(model: Functional, path: str | os.PathLike[str]) -> Path:
@@ -577,11 +728,13 @@ def _save_functional(model: Functional, path: str | os.PathLike[str]) -> Path:
     buf = io.BytesIO()
     with h5py.File(buf, "w") as h5:
         h5.create_group("vars").attrs["name"] = model.name
-        _write_functional(h5.create_group("layers"), model)
+        assets = _write_functional(h5.create_group("layers"), model)
     meta = {"keras_version": EXPORT_KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(METADATA, json.dumps(meta))
         zf.writestr(CONFIG, json.dumps(config))
         zf.writestr(WEIGHTS, buf.getvalue())
+        for name, data in assets.items():
+            zf.writestr(name, data)
     return atomic_write_bytes(path, out.getvalue())

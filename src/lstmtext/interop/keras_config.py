@@ -28,7 +28,7 @@ FUNCTIONAL_SUPPORTED = {
     "RepeatVector": "repeat_vector", "SpatialDropout1D": "spatial_dropout1d", "Activation": "activation",
     "Attention": "attention", "AdditiveAttention": "additive_attention", "Flatten": "flatten",
     "GlobalAveragePooling1D": "global_average_pooling1d", "GlobalMaxPooling1D": "global_max_pooling1d",
-    "Functional": "functional",
+    "Functional": "functional", "TextVectorization": "text_vectorization",
 }
 _BOOKKEEPING = ("module", "registered_name", "build_config", "shared_object_id", "compile_config")
 _CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
@@ -131,6 +131,8 @@ def keras_to_lstmtext(spec: Any, *, file: str | os.PathLike[str], index: int,
                 config[key] = inner
         elif key in accepted:
             config[key] = value
+        elif cls_name == "TextVectorization" and key == "vocabulary_size":
+            config[key] = value  # the output depth before the assets give the vocabulary (Keras's use of it)
         elif value is None or value is False or (key == "unroll" and not value):
             continue  # a Keras feature lstmtext lacks, switched off: same numbers without it
         else:
@@ -161,7 +163,11 @@ def _to_keras(spec: dict[str, Any], *, where: str, classes: dict[str, str] = SUP
     if cls_name not in classes:
         raise CheckpointConfigError("<export>", f"{where}: {cls_name} has no Keras equivalent to export to")
     config: dict[str, Any] = {}
-    for key, value in spec["config"].items():
+    spec_config = dict(spec["config"])
+    if cls_name == "TextVectorization" and not spec_config.pop("has_input_vocabulary", True):
+        # an adapted vocabulary goes to the archive's assets, as Keras writes it (vocabulary: null)
+        spec_config["vocabulary"] = spec_config["idf_weights"] = None
+    for key, value in spec_config.items():
         if key in _LSTMTEXT_ONLY:
             if value != _LSTMTEXT_ONLY[key]:
                 raise CheckpointConfigError("<export>", f"{where}: {key}={value!r} has no Keras 3 equivalent")

@@ -94,7 +94,11 @@ class TextVectorization(Layer):
         encoding: str = "utf-8",
         **kwargs: Any,
     ) -> None:
-        kwargs.pop("vocabulary_size", None)  # Keras's config records it; the vocabulary itself decides it here
+        # Keras's config records it: the output depth until a vocabulary is set (a .keras file's comes from its
+        # assets, after the graph is built); afterwards the vocabulary itself decides it
+        declared_size = kwargs.pop("vocabulary_size", None)
+        self._declared_vocabulary_size = declared_size if isinstance(declared_size, int) and \
+            not isinstance(declared_size, bool) and declared_size > 0 else None
         has_input_vocabulary = kwargs.pop("has_input_vocabulary", vocabulary is not None)
         super().__init__(**kwargs)
         where = f"TextVectorization {self.name!r}"
@@ -336,7 +340,7 @@ class TextVectorization(Layer):
             width = self.output_sequence_length if self.output_sequence_length is not None else batch + 1
             return torch.zeros((batch, width), dtype=torch.int64)
         depth = self.max_tokens if self.pad_to_max_tokens else (
-            self.vocabulary_size() if self._index is not None else batch + 1)
+            self.vocabulary_size() if self._index is not None else self._declared_vocabulary_size or batch + 1)
         return torch.zeros((batch, depth), dtype=torch.float32)
 
     def call(self, inputs: Any, mask: torch.Tensor | None = None, training: bool = False,
@@ -410,7 +414,8 @@ class TextVectorization(Layer):
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if self.output_mode == "int":
             return (input_shape[0], self.output_sequence_length)
-        depth = self.max_tokens if self.pad_to_max_tokens else (self.vocabulary_size() if self._index else None)
+        depth = self.max_tokens if self.pad_to_max_tokens else (
+            self.vocabulary_size() if self._index else self._declared_vocabulary_size)
         return (input_shape[0], depth)
 
     def compute_mask(self, inputs: Any, mask: torch.Tensor | None = None) -> torch.Tensor | None:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from lstmtext.errors import ConfigError
@@ -166,8 +167,14 @@ class Graph:
         return pairs
 
     # -- running ----------------------------------------------------------------------------------
-    def run(self, inputs: list[Any], masks: list[Any] | None = None, training: bool = False) -> Any:
-        """The outputs (in the outputs' structure) for ``inputs``: one value per model input, in order."""
+    def run(self, inputs: list[Any], masks: list[Any] | None = None, training: bool = False,
+            with_masks: bool = False) -> Any:
+        """The outputs (in the outputs' structure) for ``inputs``: one value per model input, in order.
+
+        With ``with_masks``, ``(outputs, output masks)``, the masks in the outputs' structure (None where an
+        output has none): what a model used as a layer passes on to the layers after it, as in Keras, where
+        the mask its inner layers computed stays on the tensor.
+        """
         values: dict[int, Any] = {}
         mask_of: dict[int, Any] = {}
         for i, (x, v) in enumerate(zip(self.inputs, inputs)):
@@ -195,8 +202,13 @@ class Graph:
                 if all(m is None for m in flatten(mask)):
                     mask = None
                 kwargs = {k: _fill(v, values) for k, v in node.kwargs.items()}
-                out = node.layer(args, mask=mask, training=training, **kwargs)
-                out_mask = node.layer.compute_mask(args, mask)
+                inner = getattr(node.layer, "_graph", None)
+                if isinstance(inner, Graph) and not kwargs:
+                    # a model used as a layer: one run gives its outputs and the masks its layers computed
+                    out, out_mask = node.layer.call_with_mask(args, mask=mask, training=training)
+                else:
+                    out = node.layer(args, mask=mask, training=training, **kwargs)
+                    out_mask = node.layer.compute_mask(args, mask)
             outs = node.output_tensors
             flat = flatten(out) if len(outs) > 1 else [out]
             flat_masks = (flatten(out_mask) if isinstance(out_mask, (list, tuple)) and len(outs) > 1
@@ -204,14 +216,21 @@ class Graph:
             for t, v, m in zip(outs, flat, flat_masks):
                 values[id(t)] = v
                 mask_of[id(t)] = m
-        return pack_like(self.outputs_struct, [values[id(x)] for x in self.outputs])
+        out = pack_like(self.outputs_struct, [values[id(x)] for x in self.outputs])
+        if with_masks:
+            return out, pack_like(self.outputs_struct, [mask_of[id(x)] for x in self.outputs])
+        return out
 
     def output_masks(self) -> list[Any]:
         """Whether each output carries a mask (its shape), in the outputs' order."""
         return [x.mask_shape for x in self.outputs]
 
     def inputs_from(self, data: Any, owner: str) -> list[Any]:
-        """``data`` (one value, a list, or a dict by input name) as one value per model input, in order."""
+        """``data`` (one value, a list, or a dict by input name) as one value per model input, in order, each
+        of its input's rank (Keras's ``_adjust_input_rank``)."""
+        return [_adjust_rank(v, x) for v, x in zip(self._inputs_from(data, owner), self.inputs)]
+
+    def _inputs_from(self, data: Any, owner: str) -> list[Any]:
         n = len(self.inputs)
         if isinstance(data, Mapping):
             names = [x.name for x in self.inputs]
@@ -233,6 +252,19 @@ class Graph:
             raise ConfigError(f"{owner}: expects {n} inputs {[x.name for x in self.inputs]}, got "
                               f"{len(leaves)} value(s)")
         return leaves
+
+
+def _adjust_rank(value: Any, x: KerasTensor) -> Any:
+    """Keras's rank rule: ``(N,)`` data for an ``Input(shape=(1,))`` gets its last axis, and ``(N, ..., 1)`` data
+    one axis longer than the input loses it; anything else is left for the layers to judge."""
+    shape = getattr(value, "shape", None)
+    if shape is None or isinstance(value, KerasTensor):
+        return value
+    if len(shape) == len(x.shape) - 1 and x.shape[-1] == 1:
+        return value[..., None] if isinstance(value, np.ndarray) else value.unsqueeze(-1)
+    if len(shape) == len(x.shape) + 1 and len(shape) and shape[-1] == 1:
+        return value[..., 0] if isinstance(value, np.ndarray) else value.squeeze(-1)
+    return value
 
 
 def _fill(structure: Any, values: dict[int, Any]) -> Any:

@@ -183,7 +183,25 @@ class Model(Trainer, Layer):
         raise ConfigError(f"{self.name}: the output shape of a subclassed model is known by calling it on data")
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        return None
+        """The output masks of a Functional or Sequential model: those its own layers compute (Keras keeps
+        them on the output tensors), in the outputs' structure; None for a subclassed model.
+
+        This runs the model on ``inputs``; a model used as a layer inside another graph gets its output and
+        its mask from one run (:meth:`call_with_mask`).
+        """
+        if self._graph is None:
+            return None
+        with torch.no_grad():
+            return self.call_with_mask(inputs, mask=mask, training=False)[1]
+
+    def call_with_mask(self, inputs: Any, mask: Any = None, training: bool = False) -> tuple[Any, Any]:
+        """``(outputs, output masks)`` of a Functional or Sequential model in one run of its graph."""
+        graph = self._require_graph("outputs")
+        inputs = to_tensors(inputs)
+        if training is None:
+            training = self.training
+        masks = None if mask is None else flatten(mask) if isinstance(mask, (list, tuple, dict)) else [mask]
+        return graph.run(graph.inputs_from(inputs, self.name), masks, training, with_masks=True)
 
     def output_shape_for(self, x: Any) -> Any:
         """The output shape(s) for inputs like ``x`` (batch axis None); builds an unbuilt model on ``x``."""
@@ -221,7 +239,8 @@ class Model(Trainer, Layer):
         or token ids outside ``[0, input_dim)`` of an Embedding the input goes to."""
         if self._graph is None:
             return
-        values = self._graph.inputs_from(x, self.name) if not isinstance(x, torch.Tensor) else [x]
+        single = len(self._graph.inputs) == 1
+        values = self._graph.inputs_from(x, self.name) if single or not isinstance(x, torch.Tensor) else [x]
         for tensor, value in zip(self._graph.inputs, values):
             name = arg if len(self._graph.inputs) == 1 else f"{arg}[{tensor.name!r}]"
             shape = tuple(value.shape)

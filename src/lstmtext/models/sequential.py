@@ -148,9 +148,6 @@ class Sequential(Model):
             return self._input_layer.input_dtype == "string"
         return bool(len(self.layers)) and self.layers[0].string_input
 
-    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
-        return None
-
     def check_input(self, x: torch.Tensor, arg: str = "x") -> None:
         """Raise :class:`DataError` naming ``arg`` if the model cannot take ``x``: wrong rank or fixed
         size, or (for a first Embedding layer) ids outside ``[0, input_dim)``."""

@@ -22,11 +22,13 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from lstmtext.errors import ConfigError, DistributedError
 from lstmtext.training import distributed as dist_env
 from lstmtext.training.callbacks import Callback, CSVLogger, ModelCheckpoint
+from lstmtext.training.data import nest_map
 
 if TYPE_CHECKING:
     from lstmtext.training.data import ArrayData
@@ -143,11 +145,11 @@ class DistributedFit:
             if a == b:
                 a, b = 0, 1
             if order is None:
-                yield data.x[lo + a:lo + b], _rows(data.y, slice(lo + a, lo + b)), \
+                yield _rows(data.x, slice(lo + a, lo + b)), _rows(data.y, slice(lo + a, lo + b)), \
                     _rows(data.sample_weight, slice(lo + a, lo + b))
             else:
                 idx = order[lo + a:lo + b]
-                yield data.x[idx], _rows(data.y, idx), _rows(data.sample_weight, idx)
+                yield _rows(data.x, idx), _rows(data.y, idx), _rows(data.sample_weight, idx)
 
     def scale_loss(self, model: Any, loss: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
         """This rank's loss times ``c`` such that the rank-average of the scaled losses is the global loss.
@@ -209,8 +211,15 @@ class DistributedFit:
         model.stop_training = dist_env.any_rank(model.stop_training, self.device, "agreeing on stop_training")
 
 
-def _rows(t: torch.Tensor | None, idx: slice | torch.Tensor) -> torch.Tensor | None:
-    return None if t is None else t[idx]
+def _rows(t: Any, idx: slice | torch.Tensor) -> Any:
+    """Rows ``idx`` of a tensor, or of each array in a list / dict of them (a model with several inputs or
+    outputs; text inputs stay NumPy arrays)."""
+    def take(a: Any) -> Any:
+        if isinstance(a, np.ndarray) and isinstance(idx, torch.Tensor):
+            return a[idx.cpu().numpy()]
+        return a[idx]
+
+    return None if t is None else nest_map(take, t)
 
 
 def _allreduce_hook(state, bucket):

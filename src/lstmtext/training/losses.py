@@ -236,9 +236,12 @@ class CategoricalCrossentropy(Loss):
         return categorical_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
 
     def check_targets(self, y: np.ndarray, output_shape: tuple[int | None, ...]) -> None:
-        if tuple(y.shape[1:]) != tuple(output_shape[1:]):
+        # an axis the model leaves open (the time axis of a sequence output) takes any size
+        if len(y.shape) != len(output_shape) or any(
+                o is not None and o != d for o, d in zip(output_shape[1:], y.shape[1:])):
+            want = ", ".join(["n", *("t" if d is None else str(d) for d in output_shape[1:])])
             raise DataError(
-                f"y: {self.name} needs one-hot targets of shape (n, {output_shape[-1]}) like the model's output "
+                f"y: {self.name} needs one-hot targets of shape ({want}) like the model's output "
                 f"{tuple(output_shape)}, got y of shape {tuple(y.shape)} (use sparse_categorical_crossentropy "
                 "for integer class ids)"
             )

@@ -375,9 +375,16 @@ class Trainer:
         if isinstance(data, StreamData) and validation_split:
             raise ConfigError("fit: validation_split needs arrays; with a generator, DataLoader or PyDataset pass "
                               "validation_data")
-        if (bucket_by_length or dist is not None) and not isinstance(data.x, torch.Tensor):
-            raise ConfigError("fit: bucket_by_length and distributed training take one array of token ids as x, "
-                              "not several inputs or text")
+        if bucket_by_length and (isinstance(data, StreamData) or not isinstance(data.x, torch.Tensor)):
+            got = ("a generator, DataLoader or PyDataset" if isinstance(data, StreamData) else
+                   "several inputs (a list or dict of arrays)" if isinstance(data.x, (list, tuple, dict)) else
+                   "text (a string array)")
+            raise ConfigError(f"fit: bucket_by_length=True takes x as one array of padded token ids (samples, time), "
+                              f"got {got}; fit with bucket_by_length=False")
+        if dist is not None and isinstance(data, StreamData):
+            raise ConfigError(f"fit: distributed training (distributed={distributed!r} under torchrun) shards arrays "
+                              "by rows; x is a generator, DataLoader or PyDataset, so pass arrays (or a list / dict "
+                              "of arrays)")
         val: ArrayData | StreamData | None = None
         if validation_data is not None and is_stream(validation_data):
             val = StreamData(validation_data, "validation_data", strings=self.takes_strings())
