@@ -40,7 +40,7 @@ struct FwdArgs {
 
 struct BwdArgs {
   Common k;
-  const float* dout;   // (B, T, u)
+  const float* dout;   // (B, T, u); null in lstm_backward_ids when only h_T was used
   const float* R;      // (u, 4u)
   const float* RT;     // (4u, u)
   const float* gates;  // (B, T, 4u)
