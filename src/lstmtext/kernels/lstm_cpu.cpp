@@ -500,6 +500,10 @@ inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L,
     for (int g = 0; g < 4; ++g)
       for (int v = 0; v < NV; ++v) z[r][g][v] = L.load(v, xrow + g * u + W * v);
   }
+  // The next step of these rows reads its token's table row: fetched while this step computes.
+  if (a.ids != nullptr && t + 1 < k.T) {
+    for (int r = 0; r < RB; ++r) prefetch_floats(xz_row(a, (b + r) * k.T + t + 1), G);
+  }
   // z += (h * mask) @ R. The dropout mode is resolved outside the l loop: with one multiplier per unit
   // (none or shared) each h[l] is broadcast once for the four gates.
   if (k.mode != DropMode::kPerGate) {
