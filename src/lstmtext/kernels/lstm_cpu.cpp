@@ -644,6 +644,14 @@ inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& 
     }
   }
   if (!any) return;
+  if (t > 0) {
+    // The saved gates and c of these rows' previous step (read next, in reverse time): fetched meanwhile.
+    for (int r = 0; r < RB; ++r) {
+      const int64_t bp = (b + r) * k.T + t - 1;
+      prefetch_floats(a.gates + bp * G, G);
+      prefetch_floats(a.cseq + (t > 1 ? bp - 1 : bp) * u, t > 1 ? 2 * u : u);
+    }
+  }
   alignas(64) float dzl[RB][4][P];
   alignas(64) float hl[RB][kIds ? P : 1];  // h after step t (o_t * tanh(c_t)), for the pending dz
   const V one = set1(1.0f);
