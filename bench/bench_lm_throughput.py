@@ -19,12 +19,16 @@ import platform
 import statistics
 import time
 
-import numpy as np
-import torch
-from torch import nn
+from lstmtext.utils.runtime import tune_cpu_runtime
 
-from lstmtext.lm import LanguageModel, LMConfig, PretrainConfig
-from lstmtext.lm.pretrain import make_optimizer
+tune_cpu_runtime()  # before torch is imported, as `lstmtext pretrain` does; both models run in this process
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from lstmtext.lm import LanguageModel, LMConfig, PretrainConfig  # noqa: E402
+from lstmtext.lm.pretrain import make_optimizer  # noqa: E402
 
 
 class PlainLM(nn.Module):

@@ -194,3 +194,20 @@ def test_tokenizer_errors_name_the_problem(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DataError, match=r"'.*bad\.json' is not readable JSON"):
         Tokenizer.load(tmp_path / "bad.json")
+
+
+def test_unknown_fields_in_saved_tokenizers_and_vocabularies_are_refused(tmp_path):
+    """A field this version does not know (a typo, a newer writer) is named, not silently ignored."""
+    tok = Tokenizer({"good": 2, "bad": 1}, num_words=10)
+    record = tok.to_json_dict()
+    (tmp_path / "tok.json").write_text(json.dumps({**record, "lowercase": False}))
+    with pytest.raises(DataError, match=r"tok\.json'.*unknown field\(s\) \['lowercase'\]"):
+        Tokenizer.load(tmp_path / "tok.json")
+    (tmp_path / "nested.json").write_text(json.dumps({**record, "vocab": {**record["vocab"], "extra": 1}}))
+    with pytest.raises(DataError, match=r"nested\.json'.*unknown field\(s\) \['extra'\]"):
+        Tokenizer.load(tmp_path / "nested.json")
+    (tmp_path / "vocab.json").write_text(json.dumps({**record["vocab"], "version": 2}))
+    with pytest.raises(DataError, match=r'vocab\.json.*"version" 2 is not supported'):
+        Vocab.load(tmp_path / "vocab.json")
+    (tmp_path / "ok.json").write_text(json.dumps(record))
+    assert Tokenizer.load(tmp_path / "ok.json") == tok

@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors.torch import save_file
@@ -40,6 +41,8 @@ VARIANTS = {
     "default": ("sum_over_batch_size", True, True),
     "sum": ("sum", True, True),
     "weighted_mean": ("mean_with_sample_weight", True, False),
+    # a Functional model on a dict of two inputs (the first and second halves of each row), sharing an Embedding
+    "two_inputs": ("sum_over_batch_size", False, False),
 }
 
 
@@ -52,6 +55,15 @@ def make_data(n: int = SAMPLES, seed: int = 7) -> tuple[np.ndarray, np.ndarray, 
     y = (x.sum(axis=1) / lengths > VOCAB / 2).astype(np.float32)
     w = rng.uniform(0.5, 2.0, size=n).astype(np.float32)
     return x, y, w
+
+
+def build_two_input_model() -> Any:
+    import lstmtext
+
+    head, tail = lstmtext.Input(shape=(None,), name="head"), lstmtext.Input(shape=(None,), name="tail")
+    emb = Embedding(VOCAB, 8, mask_zero=True)
+    both = lstmtext.layers.Concatenate()([LSTM(4)(emb(head)), LSTM(4)(emb(tail))])
+    return lstmtext.Model({"head": head, "tail": tail}, Dense(1, activation="sigmoid")(both))
 
 
 def build_model(regularized: bool) -> Sequential:
@@ -82,7 +94,9 @@ def train(out: Path, variant: str, args: argparse.Namespace) -> None:
     reduction, weighted, regularized = VARIANTS[variant]
     set_random_seed(1234)
     x, y, w = make_data()
-    model = build_model(regularized)
+    model = build_model(regularized) if variant != "two_inputs" else build_two_input_model()
+    if variant == "two_inputs":
+        x = {"head": x[:, :MAXLEN // 2], "tail": x[:, MAXLEN // 2:]}
     model.compile(optimizer="adam", loss=BinaryCrossentropy(reduction=reduction), metrics=["accuracy"])
     callbacks: list[Callback] = [ModelCheckpoint(str(out / "ckpt-{epoch}"))]
     if args.die_at is not None:

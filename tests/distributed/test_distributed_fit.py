@@ -6,12 +6,13 @@ import pytest
 import torch
 from ddp_launch import launch, max_weight_diff, read_run
 
-VARIANTS = ["default", "sum", "weighted_mean"]
+VARIANTS = ["default", "sum", "weighted_mean", "two_inputs"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The same training (three loss reductions) in one process and in two processes."""
+    """The same training (three loss reductions, and a model on a dict of two inputs) in one process and in two
+    processes."""
     root = tmp_path_factory.mktemp("ddp")
     one = launch(root / "one", "--variants", ",".join(VARIANTS))
     assert one.returncode == 0, one.output[-4000:]

@@ -61,6 +61,15 @@ def _encoder_decoder():
     return lstmtext.Model([enc, dec], [probs, h2, c2]), [_ids(20, 9, 4), _ids(20, 6, 5)]
 
 
+def _bidirectional_encoder():
+    enc, dec = lstmtext.Input(shape=(None,), name="enc"), lstmtext.Input(shape=(None,), name="dec")
+    _, fh, fc, bh, bc = layers.Bidirectional(layers.LSTM(4, return_state=True))(
+        layers.Embedding(20, 5, mask_zero=True)(enc))
+    h, c = layers.Concatenate()([fh, bh]), layers.Concatenate()([fc, bc])
+    seq = layers.LSTM(8, return_sequences=True)(layers.Embedding(20, 5, mask_zero=True)(dec), initial_state=[h, c])
+    return lstmtext.Model([enc, dec], layers.Dense(20, activation="softmax")(seq)), [_ids(20, 9, 4), _ids(20, 6, 5)]
+
+
 def _attention():
     q = lstmtext.Input(shape=(None,))
     seq = layers.LSTM(8, return_sequences=True)(layers.Embedding(30, 8, mask_zero=True)(q))
@@ -103,8 +112,8 @@ def _seq2seq_decoder():
     return lstmtext.Model([dec_in, h_in, c_in], [decoder_dense(step), h2, c2]), data
 
 
-@pytest.mark.parametrize("make", [_bilstm, _shared_embedding, _encoder_decoder, _attention, _merges_and_nested,
-                                  _seq2seq_decoder])
+@pytest.mark.parametrize("make", [_bilstm, _shared_embedding, _encoder_decoder, _bidirectional_encoder, _attention,
+                                  _merges_and_nested, _seq2seq_decoder])
 def test_functional_models_match_pytorch(tmp_path, make):
     torch.manual_seed(0)
     model, inputs = make()
@@ -125,6 +134,13 @@ def test_functional_models_match_pytorch(tmp_path, make):
         np.testing.assert_allclose(g, e, atol=ATOL, rtol=0)
 
 
+def test_a_predictor_needs_one_input(tmp_path):
+    model, _ = _shared_embedding()
+    to_onnx(model, tmp_path / "two.onnx")
+    with pytest.raises(ExportError, match=r"the graph has 2 inputs \['left', 'right'\]"):
+        onnx_predictor(tmp_path / "two.onnx")
+
+
 def test_unexportable_graph_parts_are_named(tmp_path):
     from lstmtext.layers import Layer
 
@@ -136,10 +152,10 @@ def test_unexportable_graph_parts_are_named(tmp_path):
     model = lstmtext.Model([a, b], Doubler(name="twice")([a, b]))
     with pytest.raises(ExportError, match=r"layer 'twice' \(Doubler\)"):
         build_onnx(model)
-    x = lstmtext.Input(shape=(None, 3))
-    bi = layers.Bidirectional(layers.LSTM(2, return_state=True), name="bi")(x)
-    with pytest.raises(ExportError, match=r"layer 'bi' \(Bidirectional\).*return_state"):
-        build_onnx(lstmtext.Model(x, bi[0]))
+    x, h = lstmtext.Input(shape=(None, 3)), lstmtext.Input(shape=(2,))
+    bi = layers.Bidirectional(layers.LSTM(2), name="bi")(x, initial_state=[h, h, h, h])
+    with pytest.raises(ExportError, match=r"layer 'bi' \(Bidirectional\).*called with \['initial_state'\]"):
+        build_onnx(lstmtext.Model([x, h], bi))
 
     class Sub(lstmtext.Model):
         def __init__(self):
@@ -226,3 +242,23 @@ def test_text_exports_refuse_what_the_sidecar_cannot_say(tmp_path):
     model = lstmtext.Model(inp, layers.Dense(1)(layers.GlobalAveragePooling1D()(layers.Embedding(50, 4)(fresh(inp)))))
     with pytest.raises(ExportError, match=r"layer 'fresh' \(TextVectorization\).*no vocabulary"):
         to_onnx(model, tmp_path / "m.onnx")
+
+
+def test_a_damaged_text_record_is_named(tmp_path):
+    tv = layers.TextVectorization(max_tokens=30, output_mode="multi_hot")
+    tv.adapt(TEXTS)
+    inp = lstmtext.Input(shape=(1,), dtype="string")
+    result = to_onnx(lstmtext.Model(inp, layers.Dense(1)(tv(inp))), tmp_path / "m.onnx")
+    proto = onnx.load(str(result.path))
+    for bad, message in (({"standardize": {"class_name": "function"}}, r"standardize must be a mode name"),
+                         ({"vocabulary": "vocab.txt"}, r"with a vocabulary list"),
+                         ({"max_tokens": 1}, r"does not describe a TextVectorization layer")):
+        prop = next(p for p in proto.metadata_props if p.key == "lstmtext.inference")
+        record = json.loads(prop.value)
+        record["text_vectorization"].update(bad)
+        damaged = onnx.ModelProto()
+        damaged.CopyFrom(proto)
+        next(p for p in damaged.metadata_props if p.key == "lstmtext.inference").value = json.dumps(record)
+        onnx.save(damaged, str(tmp_path / "bad.onnx"))
+        with pytest.raises(ExportError, match=rf"bad.onnx: .*{message}"):
+            OnnxModel(tmp_path / "bad.onnx")

@@ -1,5 +1,6 @@
 """ONNX export of the Functional text layers that fit a Sequential flow (SpatialDropout1D, Activation,
-RepeatVector, TimeDistributed over per-step layers); the others are refused with an error naming them."""
+RepeatVector, TimeDistributed over per-step layers). Layers on several inputs (merges, attention) are
+written by the graph exporter (test_onnx_functional.py); the one-input lowering refuses them by name."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from lstmtext.lm.finetune import (
     param_groups,
     transfer_weights,
 )
+from lstmtext.lm.model import linear_nll
 from lstmtext.lm.schedule import one_cycle, slanted_triangular
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "in", "park", "big", "red"]
@@ -113,8 +114,29 @@ def test_adaptive_softmax_equals_torch_untied():
         for r, o in zip(ref.tail, ours.tails):
             r[0].weight.copy_(o[0].weight)
             r[1].weight.copy_(o[1].weight)
-    h, t = torch.randn(9, 32), torch.randint(0, 30, (9,))
-    torch.testing.assert_close(ours(h, t).mean(), ref(h, t).loss)
+    h, t = torch.randn(40, 32, requires_grad=True), torch.randint(0, 30, (40,))
+    loss = ours(h, t).mean()
+    torch.testing.assert_close(loss, ref(h, t).loss)
+    # The gradients too (the head and tails compute softmax - one-hot in their own buffer).
+    grads = torch.autograd.grad(loss, [h, ours.head, *[w for tail in ours.tails for w in tail.parameters()]])
+    ref_grads = torch.autograd.grad(ref(h, t).loss, [h, ref.head.weight, *[w for tail in ref.tail
+                                                                            for w in tail.parameters()]])
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r)
+
+
+def test_linear_nll_matches_cross_entropy_and_refuses_a_second_backward():
+    torch.manual_seed(0)
+    h, w = torch.randn(6, 5, requires_grad=True), torch.randn(11, 5, requires_grad=True)
+    t = torch.tensor([0, 3, 10, 3, 7, 1])
+    upstream = torch.rand(6)
+    ours = linear_nll(h, w, t)
+    ref = torch.nn.functional.cross_entropy(h @ w.T, t, reduction="none")
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(torch.autograd.grad(ours, [h, w], upstream, retain_graph=True),
+                               torch.autograd.grad(ref, [h, w], upstream))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(ours, [h, w], upstream)  # its buffer became the gradient: no silent reuse
 
 
 def test_lm_loss_falls_on_structured_text(corpus, tmp_path):
@@ -285,7 +307,9 @@ def test_fine_tuning_learns_and_saves_an_ordinary_checkpoint(tmp_path):
     cfg = FineTuneConfig(stages=((-1, 2, 2e-2), (0, 6, 1e-2)), batch_size=16, bptt=8, seed=0)
     hist = fine_tune_classifier(clf, x, y.astype(np.int64), cfg, verbose=0, print_fn=lambda s: None)
     assert hist["loss"][-1] < hist["loss"][0]
-    assert all(p.requires_grad for p in clf.parameters())
+    # Every weight trainable again after the last stage, except the head's moving statistics (never trained).
+    frozen = [n for n, p in clf.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.split(".")[-1] in ("moving_mean", "moving_variance") for n in frozen), frozen
     clf.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     clf.save(tmp_path / "clf")
     again = load_model(tmp_path / "clf")

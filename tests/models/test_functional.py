@@ -225,6 +225,8 @@ def test_a_text_input_of_shape_1_takes_a_flat_array_of_texts():
     flat, column = np.array(texts), np.array(texts, dtype=object).reshape(-1, 1)
     np.testing.assert_array_equal(model.predict(flat, verbose=0), model.predict(column, verbose=0))
     model.fit(flat, np.array([1, 0, 1, 0] * 2, np.float32), epochs=1, verbose=0)
+    stack = lstmtext.Sequential([lstmtext.Input(shape=(1,), dtype="string"), tv, *model.layers[2:]])
+    np.testing.assert_allclose(stack.predict(flat, verbose=0), model.predict(column, verbose=0), atol=1e-6)
     seq = lstmtext.Input(shape=(5,))
     squeeze = lstmtext.Model(seq, lstmtext.layers.Dense(2)(seq))
     assert squeeze.predict(np.zeros((3, 5, 1), np.float32), verbose=0).shape == (3, 2)

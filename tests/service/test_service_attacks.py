@@ -251,8 +251,12 @@ def test_stalled_bodies_get_408_at_the_deadline_and_are_freed(servers, connectio
         s = socket.create_connection(("127.0.0.1", sp.port))
         s.sendall(head + b"x" * body_bytes)  # one byte short, then silence
         socks.append(s)
-    time.sleep(0.5)
-    held = _metric(sp.url, "lstmtext_pending_body_bytes")
+    # Poll rather than sleep a fixed time: on a busy machine the server may take a moment to read the
+    # bodies, but it must hold them before their 1.5 s deadline.
+    held = 0.0
+    while held < 0.9 * connections * body_bytes and time.perf_counter() - t0 < 1.3:
+        time.sleep(0.05)
+        held = _metric(sp.url, "lstmtext_pending_body_bytes")
     assert held >= 0.9 * connections * body_bytes, held  # the server did hold them
     statuses, slowest = _normal_requests(sp.url)
     assert statuses == [200] * 10 and slowest < 1.0

@@ -13,6 +13,7 @@ import os
 import re
 import tarfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,60 @@ def _decode(raw: bytes, where: str) -> str:
         raise DataError(f"{where} is not UTF-8 text: {e}") from e
 
 
+def iter_archive_reviews(path: str | os.PathLike[str],
+                         member: re.Pattern[str]) -> Iterator[tuple[re.Match[str], bytes]]:
+    """Yield ``(match, bytes)`` for every file of an aclImdb-style archive whose name ``member`` matches, in
+    archive order, reading the archive once as a bounded stream.
+
+    The inflated stream is bounded by :data:`MAX_INFLATE_RATIO` x the file's size + :data:`INFLATE_SLACK_BYTES`
+    (every member's declared end is checked before it is inflated or skipped), and a matching member by
+    :data:`MAX_REVIEW_BYTES`.
+
+    Raises:
+        DataError: the file is missing, a folder, truncated or corrupt, a gzip bomb, or a member too large
+            (naming the archive and the member).
+    """
+    name = os.fspath(path)
+
+    def bomb(position: int) -> DataError:
+        return DataError(f"IMDB archive {name!r} inflates to more than {position - 1:,} bytes, over "
+                         f"{MAX_INFLATE_RATIO}x its size + {INFLATE_SLACK_BYTES >> 20} MiB: not a real aclImdb "
+                         "archive (a gzip bomb?)")
+
+    try:
+        budget = MAX_INFLATE_RATIO * os.stat(name).st_size + INFLATE_SLACK_BYTES
+        # Stream mode ("r|") reads the archive once, front to back: no seeks; gzip, bzip2, xz or plain tar,
+        # never more than `budget` inflated bytes (pax and long-name headers included).
+        with open_decompressed(name, budget, bomb) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
+            for info in tf:
+                # Skipping a member inflates it too: every member's end must be within the budget.
+                if info.offset_data + info.size > budget:
+                    raise DataError(
+                        f"IMDB archive {name!r}: member {info.name[:200]!r} ends at byte "
+                        f"{info.offset_data + info.size:,} of the inflated stream, more than "
+                        f"{MAX_INFLATE_RATIO}x the archive's size + {INFLATE_SLACK_BYTES >> 20} MiB ({budget:,} "
+                        "bytes): not a real aclImdb archive (a gzip bomb?)"
+                    )
+                m = member.match(info.name)
+                if m is None or not info.isfile():
+                    continue
+                if info.size > MAX_REVIEW_BYTES:
+                    raise DataError(f"member {info.name!r} of archive {name!r}: {info.size:,} bytes, more than the "
+                                    f"{MAX_REVIEW_BYTES:,}-byte limit of a review")
+                fileobj = tf.extractfile(info)
+                if fileobj is not None:
+                    yield m, fileobj.read(info.size)
+    except FileNotFoundError as e:
+        raise DataError(f"IMDB archive {name!r} does not exist") from e
+    except IsADirectoryError as e:
+        raise DataError(f"IMDB archive {name!r} is a folder; pass it as a folder source instead") from e
+    except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as e:
+        raise DataError(
+            f"IMDB archive {name!r} is truncated or corrupt ({type(e).__name__}: {e}); expected a complete "
+            "aclImdb_v1.tar.gz (delete it and download it again)"
+        ) from e
+
+
 def read_archive(path: str | os.PathLike[str]) -> dict[str, LabelledSplit]:
     """Read the labelled reviews from an ``aclImdb_v1.tar.gz``-style archive.
 
@@ -88,46 +143,9 @@ def read_archive(path: str | os.PathLike[str]) -> dict[str, LabelledSplit]:
     found: dict[tuple[str, str], list[tuple[int, str]]] = {
         (s, lab): [] for s in ("train", "test") for lab in ("pos", "neg")
     }
-    def bomb(position: int) -> DataError:
-        return DataError(f"IMDB archive {name!r} inflates to more than {position - 1:,} bytes, over "
-                         f"{MAX_INFLATE_RATIO}x its size + {INFLATE_SLACK_BYTES >> 20} MiB: not a real aclImdb "
-                         "archive (a gzip bomb?)")
-
-    try:
-        budget = MAX_INFLATE_RATIO * os.stat(name).st_size + INFLATE_SLACK_BYTES
-        # Stream mode ("r|") reads the archive once, front to back: no seeks; gzip, bzip2, xz or plain tar,
-        # never more than `budget` inflated bytes (pax and long-name headers included).
-        with open_decompressed(name, budget, bomb) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
-            for member in tf:
-                # Skipping a member inflates it too: every member's end must be within the budget.
-                if member.offset_data + member.size > budget:
-                    raise DataError(
-                        f"IMDB archive {name!r}: member {member.name[:200]!r} ends at byte "
-                        f"{member.offset_data + member.size:,} of the inflated stream, more than "
-                        f"{MAX_INFLATE_RATIO}x the archive's size + {INFLATE_SLACK_BYTES >> 20} MiB ({budget:,} "
-                        "bytes): not a real aclImdb archive (a gzip bomb?)"
-                    )
-                m = _MEMBER.match(member.name)
-                if m is None or not member.isfile():
-                    continue
-                where = f"member {member.name!r} of archive {name!r}"
-                if member.size > MAX_REVIEW_BYTES:
-                    raise DataError(f"{where}: {member.size:,} bytes, more than the {MAX_REVIEW_BYTES:,}-byte limit "
-                                    "of a review")
-                split, label, idx, _rating = m.groups()
-                fileobj = tf.extractfile(member)
-                if fileobj is None:
-                    continue
-                found[(split, label)].append((int(idx), _decode(fileobj.read(member.size), where)))
-    except FileNotFoundError as e:
-        raise DataError(f"IMDB archive {name!r} does not exist") from e
-    except IsADirectoryError as e:
-        raise DataError(f"IMDB archive {name!r} is a folder; pass it as a folder source instead") from e
-    except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as e:
-        raise DataError(
-            f"IMDB archive {name!r} is truncated or corrupt ({type(e).__name__}: {e}); expected a complete "
-            "aclImdb_v1.tar.gz (delete it and download it again)"
-        ) from e
+    for m, raw in iter_archive_reviews(name, _MEMBER):
+        split, label, idx, _rating = m.groups()
+        found[(split, label)].append((int(idx), _decode(raw, f"member {m.group(0)!r} of archive {name!r}")))
     return _assemble(found, f"IMDB archive {name!r}")
 
 

@@ -115,6 +115,21 @@ def _concat_pooling(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
     return Flow(g.op("Where", [has, out, g.const(np.float32(0.0))], base=layer.name), None, 2, f.cache)
 
 
+def _batch_normalization(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    """Inference mode (the moving statistics), folded into one scale and one shift along the layer's axis."""
+    scale = 1.0 / np.sqrt(_weight(layer, "moving_variance") + np.float32(layer.epsilon))
+    if layer.scale:
+        scale = scale * _weight(layer, "gamma")
+    shift = -_weight(layer, "moving_mean") * scale
+    if layer.center:
+        shift = shift + _weight(layer, "beta")
+    axis = layer.axis % f.rank
+    shape = (-1, *([1] * (f.rank - 1 - axis)))  # broadcast from the right onto the feature axis
+    out = g.op("Add", [g.op("Mul", [f.x, g.const(scale.astype(np.float32).reshape(shape), f"{layer.name}_scale")]),
+                       g.const(shift.astype(np.float32).reshape(shape), f"{layer.name}_shift")], base=layer.name)
+    return Flow(out, f.mask, f.rank, f.cache)
+
+
 def _activation(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
     return Flow(apply_activation(g, f.x, layer.activation, layer.name), f.mask, f.rank, f.cache)
 
@@ -165,6 +180,7 @@ _LOWERINGS: dict[str, Callable[[GraphBuilder, Any, Flow], Flow]] = {
     "GlobalAveragePooling1D": _global_average,
     "GlobalMaxPooling1D": _global_max,
     "ConcatPooling": _concat_pooling,
+    "BatchNormalization": _batch_normalization,
     "Sequential": _sequential,
 }
 

@@ -277,13 +277,13 @@ def _run(g: GraphBuilder, x: str, mask: str | None, layers: list[Any], cache: di
         y, lasts, cells = _lstm_op(g, x_tbf, group, lens, sequences, base if len(groups) == 1 else f"{base}_{i}",
                                    initial, cells=states is not None)
         if states is not None:
-            h, c = lasts[0], cells[0]
-            if info is not None:  # sequence_lens 0: the state is the initial one (zeros without one)
-                ran = g.unsqueeze(g.op("Greater", [info.lens, g.const(np.int32(0))]), [1])
-                h0 = initial[0] if initial is not None else g.const(np.float32(0.0))
-                c0 = initial[1] if initial is not None else g.const(np.float32(0.0))
-                h, c = g.op("Where", [ran, h, h0]), g.op("Where", [ran, c, c0])
-            states += [h, c]
+            for h, c in zip(lasts, cells):  # each direction's (a Bidirectional's forward, then backward)
+                if info is not None:  # sequence_lens 0: the state is the initial one (zeros without one)
+                    ran = g.unsqueeze(g.op("Greater", [info.lens, g.const(np.int32(0))]), [1])
+                    h0 = initial[0] if initial is not None else g.const(np.float32(0.0))
+                    c0 = initial[1] if initial is not None else g.const(np.float32(0.0))
+                    h, c = g.op("Where", [ran, h, h0]), g.op("Where", [ran, c, c0])
+                states += [h, c]
         if sequences:
             seqs, both = _sequence_outputs(g, y, group, info)  # type: ignore[arg-type]
             outs += seqs
@@ -317,16 +317,21 @@ def lower_lstm_node(g: GraphBuilder, layer: Any, x: str, mask: str | None, cache
     return [out, *states] if layer.return_state and states is not None else [out]
 
 
-def lower_bidirectional(g: GraphBuilder, layer: Any, x: str, mask: str | None, cache: dict[str, MaskInfo]) -> str:
-    """Append a :class:`~lstmtext.layers.Bidirectional` with its merge mode."""
+def lower_bidirectional(g: GraphBuilder, layer: Any, x: str, mask: str | None, cache: dict[str, MaskInfo],
+                        states: list[str] | None = None) -> str:
+    """Append a :class:`~lstmtext.layers.Bidirectional` with its merge mode.
+
+    ``states``: a list that receives the final ``h, c`` of the forward then the backward layer
+    (``return_state`` in a layer graph); without it, ``return_state`` is refused.
+    """
     fwd, bwd = layer.forward_layer, layer.backward_layer
     if layer.merge_mode is None:
         raise ExportError(f"layer {layer.name!r} (Bidirectional) cannot be exported to ONNX: merge_mode=None "
                           "returns two tensors, and a Sequential model passes on one")
-    if layer.return_state:
+    if layer.return_state and states is None:
         raise ExportError(f"layer {layer.name!r} (Bidirectional) cannot be exported to ONNX: return_state=True "
                           "(a Sequential model passes on one tensor)")
-    (y, y_rev), both = _run(g, x, mask, [fwd, bwd], cache, layer.name)
+    (y, y_rev), both = _run(g, x, mask, [fwd, bwd], cache, layer.name, states=states)
     if layer.merge_mode == "concat" and both is not None:
         return both  # one bidirectional operator: its outputs are already side by side, in time order
     if layer.return_sequences:

@@ -20,7 +20,7 @@ import numpy as np
 from lstmtext.errors import ConfigError, ExportError
 from lstmtext.export.graph import GraphBuilder
 from lstmtext.export.layers import Flow, lower_layer
-from lstmtext.export.lstm import MaskInfo, lower_lstm_node
+from lstmtext.export.lstm import MaskInfo, lower_bidirectional, lower_lstm_node
 from lstmtext.export.merging import CALL_ARGUMENTS, MULTI_INPUT_LOWERINGS
 from lstmtext.layers.symbolic import KerasTensor, flatten
 
@@ -242,6 +242,14 @@ def _lower_node(g: GraphBuilder, node: Any, values: dict[int, Flow]) -> list[Flo
         out_mask = f.mask if layer.return_sequences else None
         return [Flow(outs[0], out_mask, 3 if layer.return_sequences else 2, f.cache)] + \
             [Flow(s, None, 2, f.cache) for s in outs[1:]]  # states carry no mask
+    if kind == "Bidirectional" and type(layer).__module__.startswith("lstmtext.") and layer.return_state \
+            and not node.kwargs:
+        f = flow(arg)
+        states: list[str] = []
+        out = lower_bidirectional(g, layer, f.x, f.mask, f.cache, states)
+        out_mask = f.mask if layer.return_sequences else None
+        return [Flow(out, out_mask, 3 if layer.return_sequences else 2, f.cache)] + \
+            [Flow(s, None, 2, f.cache) for s in states]
     if node.kwargs:
         raise ExportError(f"layer {layer.name!r} ({kind}) cannot be exported to ONNX: called with "
                           f"{sorted(node.kwargs)}, which the exporter does not translate")

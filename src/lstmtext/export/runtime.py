@@ -133,6 +133,10 @@ def onnx_predictor(path: str | os.PathLike[str], *, batch_size: int = 512, threa
     if not source.is_file():
         raise ExportError(f"{source}: no such file or folder (expected a .onnx file or a checkpoint folder)")
     onnx_model = OnnxModel(source, threads=threads)
+    inputs = [i.name for i in onnx_model.session.get_inputs()]
+    if len(inputs) != 1:
+        raise ExportError(f"{source}: the graph has {len(inputs)} inputs {inputs}; a predictor scores models with one "
+                          "text input (run the others with OnnxModel(...).session)")
     record = onnx_model.inference_record()
     if record is None or (record.get("tokenizer") is None and onnx_model.text_layer is None):
         raise ExportError(f"{source}: has no tokenizer record ({METADATA_KEY}), so raw text cannot be encoded; "

@@ -3,6 +3,7 @@
 from lstmtext.layers.activation import Activation
 from lstmtext.layers.attention import AdditiveAttention, Attention
 from lstmtext.layers.base import Layer, deserialize, register_layer, registered_layers, serialize
+from lstmtext.layers.batch_normalization import BatchNormalization
 from lstmtext.layers.bidirectional import Bidirectional
 from lstmtext.layers.concat_pooling import ConcatPooling
 from lstmtext.layers.dense import Dense
@@ -46,6 +47,7 @@ __all__ = [
     "Attention",
     "Average",
     "Bidirectional",
+    "BatchNormalization",
     "ConcatPooling",
     "Concatenate",
     "Dense",

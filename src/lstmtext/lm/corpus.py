@@ -165,6 +165,7 @@ def build_corpus(
     block_size: int = 2048,
     progress: Callable[[str], Any] | None = None,
     key: dict[str, Any] | None = None,
+    ops: Any = None,
 ) -> TokenCorpus:
     """Tokenize a stream of documents into a corpus folder (see the module docstring).
 
@@ -177,6 +178,8 @@ def build_corpus(
         block_size: documents tokenized at a time (bounds the memory).
         progress: called with a status line now and then.
         key: what identifies the source and options (recorded; a caller compares it to reuse the corpus).
+        ops: the compiled text kernels (``lstmtext.kernels.build.load_ops()``) for the word lookups of the
+            encoding pass, or None for the Python lookups (the same ids, several times slower).
 
     Returns:
         The opened :class:`TokenCorpus`.
@@ -219,7 +222,7 @@ def build_corpus(
     writers = {s: _ShardWriter(tmp, s, dtype) for s in ("train", "valid")}
     n = 0
     for block in _blocks(documents(), block_size):
-        ids, offsets = tokenizer.texts_to_flat(block, caller="build_corpus")
+        ids, offsets = tokenizer.texts_to_flat(block, caller="build_corpus", ops=ops)
         held = np.array([bool(valid_every) and (n + i) % valid_every == valid_every - 1 for i in range(len(block))])
         doc_of = np.repeat(np.arange(len(block)), np.diff(offsets))
         if held.any():

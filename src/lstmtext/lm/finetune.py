@@ -30,14 +30,14 @@ import torch.nn.functional as F
 
 from lstmtext.errors import ConfigError
 from lstmtext.kernels import lstm_sequence
-from lstmtext.layers import LSTM, ConcatPooling, Dense, Dropout, Embedding
+from lstmtext.layers import LSTM, BatchNormalization, ConcatPooling, Dense, Dropout, Embedding
 from lstmtext.lm.model import LMConfig
 from lstmtext.lm.schedule import get_schedule
 from lstmtext.models import Sequential
 
 
 def build_classifier(lm_config: LMConfig, num_classes: int = 2, *, head_units: int = 50,
-                     head_dropout: tuple[float, float] = (0.2, 0.1)) -> Sequential:
+                     head_dropout: tuple[float, float] = (0.2, 0.1), batch_norm: bool = True) -> Sequential:
     """The classifier whose encoder has the layers of a language model of ``lm_config``, built.
 
     Args:
@@ -45,6 +45,8 @@ def build_classifier(lm_config: LMConfig, num_classes: int = 2, *, head_units: i
         num_classes: 2 gives one sigmoid unit, more a softmax.
         head_units: units of the hidden Dense layer of the head.
         head_dropout: dropout before the hidden Dense layer and before the output.
+        batch_norm: a ``BatchNormalization`` before each dropout of the head, as fastai's
+            ``PoolingLinearClassifier`` (the pooled last/max/mean features have different scales).
 
     Returns:
         A built ``Sequential`` (not compiled).
@@ -54,9 +56,12 @@ def build_classifier(lm_config: LMConfig, num_classes: int = 2, *, head_units: i
     layers: list[Any] = [Embedding(lm_config.num_words, lm_config.embedding_dim, mask_zero=True, name="embedding")]
     layers += [LSTM(u, return_sequences=True, name=f"lstm_{i + 1}") for i, u in enumerate(lm_config.layer_units)]
     out_units, act = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
-    layers += [ConcatPooling(name="concat_pooling"), Dropout(head_dropout[0], name="head_dropout_1"),
-               Dense(head_units, activation="relu", name="head_dense"), Dropout(head_dropout[1], name="head_dropout_2"),
-               Dense(out_units, activation=act, name="output")]
+    def bn(i: int) -> list[Any]:
+        return [BatchNormalization(name=f"head_batch_norm_{i}")] if batch_norm else []
+
+    layers += [ConcatPooling(name="concat_pooling"), *bn(1), Dropout(head_dropout[0], name="head_dropout_1"),
+               Dense(head_units, activation="relu", name="head_dense"), *bn(2),
+               Dropout(head_dropout[1], name="head_dropout_2"), Dense(out_units, activation=act, name="output")]
     model = Sequential(layers, name="ulmfit_classifier")
     model.build((None, None))
     return model

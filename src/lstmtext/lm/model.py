@@ -28,6 +28,7 @@ from torch import nn
 
 from lstmtext.errors import ConfigError
 from lstmtext.kernels import lstm_sequence
+from lstmtext.kernels.training_ops import dropout
 from lstmtext.layers import LSTM, Embedding
 
 State = list[tuple[torch.Tensor, torch.Tensor]]
@@ -89,6 +90,47 @@ class LMConfig:
         return d
 
 
+class _LinearNLL(torch.autograd.Function):
+    """``cross_entropy(hidden @ weight.T, target, reduction="none")`` with one ``(N, C)`` buffer in all.
+
+    The logits are turned into log-probabilities in place and kept; the backward turns the same buffer
+    into ``softmax - one_hot`` (scaled by the incoming gradient) in place and multiplies it out. Autograd's
+    composition allocates the logits, the log-probabilities, a zero-filled gradient and the log-softmax
+    gradient: four ``(N, C)`` tensors per step (36 MB each for the imdb-cpu head), each one above glibc's
+    largest reuse threshold, so each one is fresh pages to fault in and zero.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp = hidden.matmul(weight.t())
+        torch.log_softmax(logp, dim=1, out=logp)  # row by row, each element read before it is written
+        ctx.save_for_backward(hidden, weight, logp, target)
+        return logp.gather(1, target.unsqueeze(1)).squeeze(1).neg_()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        hidden, weight, logp, target = ctx.saved_tensors
+        # In place on the saved buffer: a second backward through this graph fails on the version check.
+        g = logp.exp_()
+        g.mul_(grad.unsqueeze(1))
+        flat = torch.arange(g.shape[0], device=g.device) * g.shape[1] + target
+        g.view(-1).index_add_(0, flat, grad.neg())
+        d_hidden = g.matmul(weight) if ctx.needs_input_grad[0] else None
+        d_weight = g.t().matmul(hidden) if ctx.needs_input_grad[1] else None
+        return d_hidden, d_weight, None
+
+
+def linear_nll(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row negative log-likelihood of ``target (N,)`` under ``softmax(hidden @ weight.T)``: ``(N,)``.
+
+    The value and gradients of ``F.cross_entropy(F.linear(hidden, weight), target, reduction="none")``,
+    computed with one ``(N, C)`` buffer (see :class:`_LinearNLL`).
+    """
+    if hidden.dtype != weight.dtype or hidden.dim() != 2:
+        return F.cross_entropy(F.linear(hidden, weight), target, reduction="none")
+    return _LinearNLL.apply(hidden, weight, target)
+
+
 def locked_dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     """Dropout with one mask per sequence for every step: ``x`` is ``(B, T, F)``, the mask ``(B, 1, F)``."""
     if not training or rate <= 0:
@@ -138,7 +180,7 @@ class AdaptiveSoftmax(nn.Module):
 
     def forward(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-token negative log-likelihood ``(N,)`` of ``target (N,)`` given ``hidden (N, in_features)``."""
-        # cross_entropy = log_softmax + gather in one op whose backward writes softmax - onehot directly.
+        # The head and each tail: linear layer + log-softmax + gather in one buffer (linear_nll).
         gather = target.clone()
         tail_nll = []
         for i, tail in enumerate(self.tails):
@@ -147,9 +189,9 @@ class AdaptiveSoftmax(nn.Module):
             if rows.numel() == 0:
                 continue
             gather[rows] = self.shortlist + i
-            nll = F.cross_entropy(tail(hidden.index_select(0, rows)), target[rows] - low, reduction="none")
+            nll = linear_nll(tail[0](hidden.index_select(0, rows)), tail[1].weight, target[rows] - low)
             tail_nll.append((rows, nll))
-        out = F.cross_entropy(F.linear(hidden, self.head_weight()), gather, reduction="none")  # (N,)
+        out = linear_nll(hidden, self.head_weight(), gather)  # (N,)
         for rows, nll in tail_nll:
             out = out.index_add(0, rows, nll)
         return out
@@ -220,7 +262,8 @@ class LanguageModel(nn.Module):
         emb = self.embedding(ids)
         rate = self.config.embed_dropout
         if self.training and rate > 0:
-            keep = torch.empty(self.config.num_words, device=emb.device).bernoulli_(1 - rate) / (1 - rate)
+            # One keep-or-drop factor per id (0 or 1 / (1 - rate)), from the compiled counter-based dropout.
+            keep = dropout(torch.ones(self.config.num_words, device=emb.device), rate)
             emb = emb * keep[ids].unsqueeze(-1)
         return emb
 
@@ -240,7 +283,9 @@ class LanguageModel(nn.Module):
             cell = layer.cell
             rk = cell.recurrent_kernel
             if training and c.weight_dropout > 0:
-                rk = F.dropout(rk, c.weight_dropout, training=True)
+                # The compiled dropout recomputes its mask in the backward from a seed (no mask tensor);
+                # F.dropout draws a Bernoulli tensor, divides and multiplies: several passes per step.
+                rk = dropout(rk, c.weight_dropout)
             out, h, cc = lstm_sequence(x, cell.kernel, rk, cell.bias, h0, c0)
             new_state.append((h, cc))
             raw.append(out)

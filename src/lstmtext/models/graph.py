@@ -228,7 +228,7 @@ class Graph:
     def inputs_from(self, data: Any, owner: str) -> list[Any]:
         """``data`` (one value, a list, or a dict by input name) as one value per model input, in order, each
         of its input's rank (Keras's ``_adjust_input_rank``)."""
-        return [_adjust_rank(v, x) for v, x in zip(self._inputs_from(data, owner), self.inputs)]
+        return [adjust_rank(v, x) for v, x in zip(self._inputs_from(data, owner), self.inputs)]
 
     def _inputs_from(self, data: Any, owner: str) -> list[Any]:
         n = len(self.inputs)
@@ -254,7 +254,7 @@ class Graph:
         return leaves
 
 
-def _adjust_rank(value: Any, x: KerasTensor) -> Any:
+def adjust_rank(value: Any, x: KerasTensor) -> Any:
     """Keras's rank rule: ``(N,)`` data for an ``Input(shape=(1,))`` gets its last axis, and ``(N, ..., 1)`` data
     one axis longer than the input loses it; anything else is left for the layers to judge."""
     shape = getattr(value, "shape", None)

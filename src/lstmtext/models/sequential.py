@@ -17,7 +17,7 @@ from lstmtext.errors import ConfigError, DataError, LstmtextError
 from lstmtext.layers.base import Layer, Shape, deserialize, register_layer, serialize
 from lstmtext.layers.input_layer import InputLayer
 from lstmtext.layers.symbolic import KerasTensor
-from lstmtext.models.graph import Graph
+from lstmtext.models.graph import Graph, adjust_rank
 from lstmtext.models.model import Model, check_ids
 
 
@@ -151,6 +151,8 @@ class Sequential(Model):
     def check_input(self, x: torch.Tensor, arg: str = "x") -> None:
         """Raise :class:`DataError` naming ``arg`` if the model cannot take ``x``: wrong rank or fixed
         size, or (for a first Embedding layer) ids outside ``[0, input_dim)``."""
+        if self._graph is not None:  # Keras's rank rule, as the graph applies it when the model runs
+            x = adjust_rank(x, self._graph.inputs[0])
         declared = self._declared_input_shape()
         shape = tuple(x.shape)
         if declared is not None:

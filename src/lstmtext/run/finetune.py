@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from lstmtext.data.sequence import pad_flat
 from lstmtext.errors import ConfigError
+from lstmtext.kernels.build import load_ops
 from lstmtext.lm.finetune import (
     FineTuneConfig,
     accuracy,
@@ -32,10 +34,10 @@ from lstmtext.lm.finetune import (
     transfer_weights,
 )
 from lstmtext.lm.pretrain import PretrainConfig, fit_language_model, load_language_model
-from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.run.config import RunConfig
 from lstmtext.run.data import read_labelled_splits
 from lstmtext.text.tokenizer import Tokenizer
+from lstmtext.utils.lock import FolderLock
 
 
 @dataclass
@@ -66,9 +68,9 @@ def parse_stages(text: str | None, epochs: int) -> tuple[tuple[int, int, float],
     return tuple(stages)
 
 
-def _encode(tokenizer: Tokenizer, texts: Sequence[str], maxlen: int) -> np.ndarray:
-    return pad_sequences(tokenizer.texts_to_sequences(texts), maxlen=maxlen, dtype="int64", padding="pre",
-                         truncating="pre")
+def _encode(tokenizer: Tokenizer, texts: Sequence[str], maxlen: int, ops: Any) -> np.ndarray:
+    ids, offsets = tokenizer.texts_to_flat(texts, caller="--init-from fine-tuning", ops=ops)
+    return pad_flat(ids, offsets, maxlen, dtype="int64", padding="pre", truncating="pre")
 
 
 def finetune_from_config(cfg: RunConfig, init_from: str, *, lm_epochs: int = 0, stages: str | None = None,
@@ -83,7 +85,17 @@ def finetune_from_config(cfg: RunConfig, init_from: str, *, lm_epochs: int = 0, 
     Raises:
         CheckpointError: ``init_from`` is missing or not a language model.
         ConfigError, DataError: bad options or data.
+        FolderLockedError: another run is writing ``cfg.out`` (a :class:`CheckpointError`).
     """
+    # One run at a time per folder, as ``lstmtext train`` (the OS releases the lock if this process dies).
+    with FolderLock(cfg.out, what=f"--out {str(cfg.out)!r}"):
+        return _finetune_locked(cfg, init_from, lm_epochs=lm_epochs, stages=stages, schedule=schedule, argv=argv,
+                                print_fn=print_fn)
+
+
+def _finetune_locked(cfg: RunConfig, init_from: str, *, lm_epochs: int, stages: str | None, schedule: str,
+                     argv: Sequence[str] | None, print_fn: Callable[[str], Any]) -> FineTuneResult:
+    """:func:`finetune_from_config`'s steps, with the output folder locked."""
     from lstmtext.checkpoint import make_run_info
     from lstmtext.models.saving import save_model
     from lstmtext.predictor import inference_record
@@ -103,12 +115,13 @@ def finetune_from_config(cfg: RunConfig, init_from: str, *, lm_epochs: int = 0, 
     print_fn(f"init-from: {init_from} ({lm.config.num_words:,} ids, LSTMs {lm.config.layer_units}); fine-tuning "
              f"stages (freeze_to, epochs, lr): {list(ft.stages)}, schedule {schedule}, LM epochs {lm_epochs}")
     data = read_labelled_splits(exp.data)
-    x_train = _encode(tokenizer, data.train_texts, exp.data.maxlen)
-    x_test = _encode(tokenizer, data.test_texts, exp.data.maxlen)
+    ops = load_ops()  # the fine-tuning runs on the kernel; its word lookups encode the texts (None: Python's)
+    x_train = _encode(tokenizer, data.train_texts, exp.data.maxlen, ops)
+    x_test = _encode(tokenizer, data.test_texts, exp.data.maxlen, ops)
     print_fn(f"data: {len(x_train):,} train / {len(x_test):,} test examples, classes {data.class_names} from "
              f"{data.source}; encoded with the language model's tokenizer, maxlen {exp.data.maxlen}")
     if lm_epochs > 0:
-        ids, _ = tokenizer.texts_to_flat(data.train_texts)
+        ids, _ = tokenizer.texts_to_flat(data.train_texts, ops=ops)
         lm_cfg = PretrainConfig(epochs=lm_epochs, batch_size=32, bptt=ft.bptt, lr=1e-3, seed=seed,
                                 checkpoint_every=0)
         fit_language_model(lm, ids, None, lm_cfg, verbose=cfg.output.verbose, print_fn=print_fn,

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lstmtext.checkpoint.folder import CONFIG, check_model_config
+from lstmtext.checkpoint.limits import JSON_LIMITS
+from lstmtext.checkpoint.safejson import read_json
 from lstmtext.errors import ConfigError, DataError
 from lstmtext.kernels.build import load_ops
 from lstmtext.lm.corpus import CORPUS_FILE, TokenCorpus, build_corpus
@@ -36,6 +39,7 @@ from lstmtext.lm.model import LanguageModel, LMConfig
 from lstmtext.lm.presets import get_lm_preset
 from lstmtext.lm.pretrain import LM_CLASS, PretrainConfig, PretrainResult, fit_language_model
 from lstmtext.text.tokenizer import TOKENIZER_VERSION
+from lstmtext.utils.lock import FolderLock
 
 
 @dataclass
@@ -105,11 +109,15 @@ def prepare_corpus(cfg: PretrainRunConfig, num_words: int, print_fn: Callable[[s
         except (DataError, KeyError, TypeError, ValueError):  # a stale or broken corpus is rebuilt
             pass
     print_fn(f"corpus: tokenizing {cfg.data} into {path}")
-    load_ops()  # the training needs the kernel anyway; loaded now, it also does the tokenizer's word lookups
-    corpus = build_corpus(lambda: iter_documents(cfg.data, include_test=cfg.include_test,
-                                                 text_column=cfg.text_column),
-                          path, num_words=num_words, valid_every=cfg.valid_every, source=str(cfg.data),
-                          progress=print_fn if cfg.verbose else None, key=key)
+    # The training needs the kernel anyway; loaded now, it also does the tokenizer's word lookups (None: the
+    # kernel is unavailable or disabled, and the Python lookups give the same ids).
+    ops = load_ops()
+    # Two runs with different --out may share a corpus folder: only one builds it at a time.
+    with FolderLock(path, what=f"corpus folder {str(path)!r}"):
+        corpus = build_corpus(lambda: iter_documents(cfg.data, include_test=cfg.include_test,
+                                                     text_column=cfg.text_column),
+                              path, num_words=num_words, valid_every=cfg.valid_every, source=str(cfg.data),
+                              progress=print_fn if cfg.verbose else None, key=key, ops=ops)
     info = corpus.info
     print_fn(f"corpus: {info['documents']:,} documents, {info['tokens']['train']:,} training and "
              f"{info['tokens']['valid']:,} held-out tokens, {len(corpus.tokenizer.vocab):,} words "
@@ -125,9 +133,12 @@ def _check_out(cfg: PretrainRunConfig) -> None:
     if has and not (cfg.resume or cfg.overwrite):
         raise ConfigError(f"--out {str(out)!r} already holds a checkpoint; pass --resume to continue that run or "
                           "--overwrite to replace it")
-    if has:
-        kind = json.loads((out / "config.json").read_text(encoding="utf-8")).get("class_name")
-        if kind != LM_CLASS and cfg.resume:
+    if has and cfg.resume:
+        # The bounded, counted reader and schema of every checkpoint file: a hostile or corrupt config.json
+        # is refused (naming it) before anything is built from it.
+        path = out / CONFIG
+        kind = check_model_config(read_json(path, limits=JSON_LIMITS[CONFIG]), file=path)["class_name"]
+        if kind != LM_CLASS:
             raise ConfigError(f"--resume: {str(out)!r} holds a {kind!r} model, not a language model")
 
 
@@ -147,11 +158,21 @@ def pretrain_run(cfg: PretrainRunConfig, *, argv: Sequence[str] | None = None,
 
     Raises:
         ConfigError, DataError, CheckpointError: bad options, data or output folder (each naming it).
+        FolderLockedError: another run is writing ``cfg.out`` (a :class:`CheckpointError`).
     """
+    model_cfg, train_cfg = cfg.resolve()
+    # One run at a time per folder, as ``lstmtext train``: a second run on the same --out is refused at
+    # once, before it reads or writes anything (the OS releases the lock if this process dies).
+    with FolderLock(cfg.out, what=f"--out {str(cfg.out)!r}"):
+        return _pretrain_locked(cfg, model_cfg, train_cfg, argv=argv, print_fn=print_fn)
+
+
+def _pretrain_locked(cfg: PretrainRunConfig, model_cfg: LMConfig, train_cfg: PretrainConfig, *,
+                     argv: Sequence[str] | None, print_fn: Callable[[str], Any]) -> PretrainResult:
+    """:func:`pretrain_run`'s steps, with the output folder locked."""
     from lstmtext.checkpoint import make_run_info
     from lstmtext.predictor import inference_record
 
-    model_cfg, train_cfg = cfg.resolve()
     _check_out(cfg)
     print_fn(format_config(cfg, model_cfg, train_cfg))
     corpus = prepare_corpus(cfg, model_cfg.num_words, print_fn)

@@ -81,6 +81,9 @@ def tokenize_bytes(text: str) -> list[bytes]:
     return normalize_bytes(text).split()
 
 
+# The top-level fields of a saved tokenizer (`Tokenizer.to_json_dict`).
+_TOKENIZER_FIELDS = frozenset({"format", "version", "tokenizer_version", "config", "vocab"})
+
 class Tokenizer:
     """Turns raw strings into the integer sequences `lstmtext.datasets.imdb.load_data` gives.
 
@@ -243,6 +246,9 @@ class Tokenizer:
         """Rebuild a tokenizer from `to_json_dict` output; ``source`` names the file in errors."""
         if not isinstance(obj, dict) or obj.get("format") != "lstmtext.tokenizer":
             raise DataError(f'{source}: not an lstmtext tokenizer file (expected "format": "lstmtext.tokenizer")')
+        unknown = sorted(set(obj) - _TOKENIZER_FIELDS)
+        if unknown:  # a field this version does not know would be silently ignored: refuse it, named
+            raise DataError(f"{source}: unknown field(s) {unknown}; a tokenizer file holds {sorted(_TOKENIZER_FIELDS)}")
         if obj.get("tokenizer_version") != TOKENIZER_VERSION:
             raise DataError(
                 f"{source}: tokenizer_version {obj.get('tokenizer_version')!r} is not supported, "

@@ -26,6 +26,9 @@ class _RankTable(dict):
         return self.unknown
 
 
+# The top-level fields of a saved vocabulary (`Vocab.to_json_dict`).
+_VOCAB_FIELDS = frozenset({"format", "version", "words", "counts"})
+
 class Vocab:
     """An ordered word list: ``words[r - 1]`` has rank ``r``; ranks start at 1 like Keras's ``word_index``.
 
@@ -178,6 +181,11 @@ class Vocab:
         """Rebuild from `to_json_dict` output; ``source`` names the file in errors."""
         if not isinstance(obj, dict) or obj.get("format") != "lstmtext.vocab":
             raise DataError(f'{source}: not an lstmtext vocabulary (expected "format": "lstmtext.vocab")')
+        unknown = sorted(set(obj) - _VOCAB_FIELDS)
+        if unknown:  # a field this version does not know would be silently ignored: refuse it, named
+            raise DataError(f"{source}: unknown field(s) {unknown}; a vocabulary holds {sorted(_VOCAB_FIELDS)}")
+        if obj.get("version", 1) != 1:
+            raise DataError(f'{source}: "version" {obj.get("version")!r} is not supported, this lstmtext reads 1')
         words, counts = obj.get("words"), obj.get("counts")
         if not isinstance(words, list):
             raise DataError(f'{source}: "words" must be a list of strings')

@@ -414,7 +414,9 @@ class Trainer:
             state.epochs, state.epoch, state.step_in_epoch = epochs, start_epoch, 0
         if dist is not None:
             verbose, callbacks = dist.begin(self, device, state, batch_size, verbose, callbacks)
-        config = FitConfig.resolve(self, data, val, batch_size, epochs, start_epoch, steps, shuffle,
+        # a generator, DataLoader or PyDataset makes its own batches: report the size of its first one
+        shown_batch = len(flatten(data.x)[0]) if isinstance(data, StreamData) else batch_size
+        config = FitConfig.resolve(self, data, val, shown_batch, epochs, start_epoch, steps, shuffle,
                                    state.shuffle_seed, class_weight, validation_split, device)
         if verbose:
             print(config.format(), flush=True)

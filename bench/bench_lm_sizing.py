@@ -1,0 +1,110 @@
+"""Language-model sizing probe: held-out perplexity against tokens seen and wall time, for one model size.
+
+Trains ``lstmtext.lm.LanguageModel`` on a corpus built by ``lstmtext pretrain`` (its ``<out>-corpus``
+folder) with the step of ``fit_language_model`` (AdamW, clipping, AWD-LSTM regularisation, one-cycle
+schedule over ``--tokens``) and measures the held-out perplexity on the first ``--valid-tokens`` held-out
+tokens at every quarter of the run, printing tokens seen, seconds, tokens/s and the perplexity; the unigram
+perplexity of the same held-out tokens (training-set frequencies) is the chance line. Run it for several
+sizes with the same ``--tokens x FLOP`` budget to choose the pretraining configuration of the 3-hour
+pipeline (``bench/bench_lm_imdb.py``).
+
+    nice -n 19 .venv/bin/python bench/bench_lm_sizing.py --corpus $WORK/lm-corpus --embedding-dim 200 \\
+        --hidden-units 512 --tokens 1200000 --json $WORK/sizing-200-512.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+from lstmtext.utils.runtime import tune_cpu_runtime
+
+tune_cpu_runtime()  # before torch is imported, as `lstmtext pretrain` does
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lstmtext.lm import LanguageModel, LMConfig, PretrainConfig  # noqa: E402
+from lstmtext.lm.corpus import TokenCorpus  # noqa: E402
+from lstmtext.lm.presets import get_lm_preset  # noqa: E402
+from lstmtext.lm.pretrain import evaluate_perplexity, make_optimizer  # noqa: E402
+from lstmtext.lm.schedule import get_schedule  # noqa: E402
+from lstmtext.lm.stream import BPTTStream  # noqa: E402
+
+
+def unigram_perplexity(train: np.ndarray, valid: np.ndarray, num_words: int) -> float:
+    """Perplexity of ``valid`` under the add-one unigram distribution of ``train`` (predicted tokens only)."""
+    counts = np.bincount(np.asarray(train, dtype=np.int64), minlength=num_words).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(math.exp(-logp[np.asarray(valid[1:], dtype=np.int64)].mean()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", required=True, help="a corpus folder written by lstmtext pretrain")
+    ap.add_argument("--embedding-dim", type=int, default=200)
+    ap.add_argument("--hidden-units", type=int, nargs="*", default=[512])
+    ap.add_argument("--tokens", type=int, default=1_200_000, help="training tokens (the schedule spans them)")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the imdb-cpu preset's)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--bptt", type=int, default=70)
+    ap.add_argument("--valid-tokens", type=int, default=60_000)
+    ap.add_argument("--evals", type=int, default=4, help="held-out evaluations over the run")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    corpus = TokenCorpus.open(args.corpus)
+    preset = get_lm_preset("imdb-cpu")
+    model_cfg = {**preset["model"], "num_words": corpus.info["num_words"], "embedding_dim": args.embedding_dim,
+                 "hidden_units": tuple(args.hidden_units)}
+    train_cfg = PretrainConfig(**{**preset["train"], "batch_size": args.batch_size, "bptt": args.bptt,
+                                  "max_tokens": args.tokens, "seed": args.seed,
+                                  **({"lr": args.lr} if args.lr else {})})
+    torch.manual_seed(args.seed)
+    model = LanguageModel(LMConfig(**model_cfg)).train()
+    optimizer = make_optimizer(model, train_cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    valid = np.asarray(corpus.valid[np.arange(min(args.valid_tokens, len(corpus.valid)))], dtype=np.int64)
+    sample = corpus.train[np.arange(min(len(corpus.train), 5_000_000))]
+    chance = unigram_perplexity(sample, valid, corpus.info["num_words"])
+    print(f"model {args.embedding_dim}-d embeddings, LSTMs {[*args.hidden_units, args.embedding_dim]}; "
+          f"{sum(p.numel() for p in params):,} parameters; lr {train_cfg.lr}; {args.tokens:,} tokens; "
+          f"unigram perplexity of the {len(valid):,} held-out tokens: {chance:.1f}", flush=True)
+    stream = BPTTStream(corpus.train, args.batch_size, args.bptt, seed=args.seed, name=args.corpus)
+    total = math.ceil(args.tokens / (args.batch_size * args.bptt))
+    marks = {round(total * (k + 1) / args.evals) for k in range(args.evals)}
+    schedule = get_schedule(train_cfg.schedule)
+    curve, seen, state, train_s = [], 0, None, 0.0
+    t0 = time.perf_counter()
+    for step, b in enumerate(stream.epoch(0)):
+        if step >= total:
+            break
+        ts = time.perf_counter()
+        for g in optimizer.param_groups:
+            g["lr"] = train_cfg.lr * schedule(step, total)
+        out = model(torch.from_numpy(b.x), torch.from_numpy(b.y), state)
+        (out.loss + out.penalty).backward()
+        torch.nn.utils.clip_grad_norm_(params, train_cfg.clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state = out.state
+        seen += b.tokens
+        train_s += time.perf_counter() - ts
+        if step + 1 in marks:
+            ppl = evaluate_perplexity(model, valid, batch_size=16, bptt=args.bptt)
+            model.train()
+            curve.append({"tokens": seen, "seconds": round(time.perf_counter() - t0, 1),
+                          "train_tokens_per_s": round(seen / train_s), "val_perplexity": round(ppl, 1)})
+            print(f"  {seen:>10,} tokens  {curve[-1]['seconds']:>7.0f} s  {curve[-1]['train_tokens_per_s']:>6,} "
+                  f"tokens/s  held-out perplexity {ppl:.1f}", flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"args": vars(args), "unigram_perplexity": chance, "curve": curve,
+                       "torch_threads": torch.get_num_threads()}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
