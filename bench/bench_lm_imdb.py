@@ -8,7 +8,9 @@ One resumable script for the whole comparison, on the aclImdb archive only:
    25,000 labelled training reviews, then the test reviews read once for the score;
 3. ``tfidf``: scikit-learn TfidfVectorizer (1-2 grams, sublinear tf, min_df 2) + LogisticRegression,
    same split (scikit-learn lives only in the bench environment: ``pip install scikit-learn``);
-4. ``tutorial``: ``lstmtext train --preset keras-imdb --seed 1`` (the Keras tutorial model).
+4. ``tutorial``: ``lstmtext train --preset keras-imdb --seed 1`` (the Keras tutorial model);
+5. with ``--control``: ``clf-random-seed<N>``, the same classifier, vocabulary and fine-tuning from random
+   initial weights (nothing copied from the language model): what the pretraining adds.
 
 Every stage's checkpoints and a ``state.json`` (done stages, their accuracy and seconds, summed over
 resumed parts) live in ``--work`` (outside the repository). Run the same command again to continue: a
@@ -87,11 +89,12 @@ def stage_pretrain(args: argparse.Namespace, work: Path, state: dict[str, Any], 
     return result.finished
 
 
-def stage_classifier(args: argparse.Namespace, work: Path, state: dict[str, Any], seed: int) -> None:
+def stage_classifier(args: argparse.Namespace, work: Path, state: dict[str, Any], seed: int, *,
+                     transfer: bool = True) -> None:
     from lstmtext.run.config import resolve_run_config
     from lstmtext.run.finetune import finetune_from_config
 
-    name = f"clf-seed{seed}"
+    name = f"clf-seed{seed}" if transfer else f"clf-random-seed{seed}"
     st = state["stages"].setdefault(name, {"done": False, "seconds": 0.0})
     if st["done"]:
         return
@@ -100,7 +103,8 @@ def stage_classifier(args: argparse.Namespace, work: Path, state: dict[str, Any]
                  "run": {"out": str(work / name), "overwrite": True, "verbose": args.verbose}}
     cfg = resolve_run_config("imdb-pretrained", None, overrides)
     t0 = time.time()
-    result = finetune_from_config(cfg, str(work / "lm"), stages=args.stages, schedule=args.schedule, argv=sys.argv)
+    result = finetune_from_config(cfg, str(work / "lm"), stages=args.stages, schedule=args.schedule, argv=sys.argv,
+                                  transfer=transfer, decay=args.decay)
     st.update(done=True, seconds=st["seconds"] + time.time() - t0, accuracy=result.test_metrics["accuracy"],
               history=result.history)
     save_state(work, state)
@@ -154,6 +158,12 @@ def report(args: argparse.Namespace, state: dict[str, Any]) -> None:
         lm_time = s["pretrain"]["seconds"] + sum(x["seconds"] for x in seeds)
         rows.append((f"LSTM LM pretraining + ULMFiT fine-tuning (median of {len(accs)} seeds: "
                      + ", ".join(f"{100 * a:.2f}" for a in accs) + ")", statistics.median(accs), lm_time))
+    control = [s[f"clf-random-seed{k}"] for k in args.seeds if s.get(f"clf-random-seed{k}", {}).get("done")]
+    if control:
+        accs = [x["accuracy"] for x in control]
+        rows.append((f"same classifier and fine-tuning, random initial weights (median of {len(accs)} seeds: "
+                     + ", ".join(f"{100 * a:.2f}" for a in accs) + ")", statistics.median(accs),
+                     sum(x["seconds"] for x in control)))
     for key, label in (("tfidf", "TF-IDF 1-2 grams + logistic regression"), ("tutorial", "Keras tutorial LSTM")):
         if s.get(key, {}).get("done"):
             rows.append((label, s[key]["accuracy"], s[key]["seconds"]))
@@ -187,6 +197,9 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--stages", default="-1:1:0.02,-2:1:0.01,0:2:0.002", help="freeze_to:epochs:lr,...")
     ap.add_argument("--schedule", default="one_cycle")
+    ap.add_argument("--decay", type=float, default=2.6, help="discriminative learning-rate factor between groups")
+    ap.add_argument("--control", action="store_true",
+                    help="also fine-tune the same classifier from random initial weights (per seed)")
     ap.add_argument("--max-seconds", type=float, default=None, help="stop this invocation after about this long")
     ap.add_argument("--probe", action="store_true", help="reduced sizes for an end-to-end check in minutes")
     ap.add_argument("--subset", type=int, default=None, metavar="N",
@@ -213,6 +226,10 @@ def main() -> int:
         if time.time() > deadline:
             break
         stage_classifier(args, work, state, seed)
+    for seed in args.seeds if args.control else ():
+        if time.time() > deadline:
+            break
+        stage_classifier(args, work, state, seed, transfer=False)
     if not args.skip_baselines and time.time() <= deadline:
         stage_tfidf(args, work, state)
         stage_tutorial(args, work, state)

@@ -39,7 +39,7 @@ def main() -> None:
         if name == "lstmtext":
             model = LanguageModel(LMConfig(num_words=corpus.num_words, embedding_dim=args.embedding_dim,
                                            hidden_units=tuple(args.hidden_units), cutoffs=tuple(args.cutoffs),
-                                           tie_weights=False, **none), ar_alpha=0, tar_beta=0)
+                                           tie_weights=False, output_bias=False, **none), ar_alpha=0, tar_beta=0)
             state = None
         else:
             model = PlainLM(corpus.num_words, args.embedding_dim, units, list(args.cutoffs))

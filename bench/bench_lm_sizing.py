@@ -54,7 +54,15 @@ def main() -> None:
     ap.add_argument("--evals", type=int, default=4, help="held-out evaluations over the run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--fine-tune-cost", type=int, default=0, metavar="N",
+                    help="instead: time LM steps and the fine-tuning stages and prediction of the classifier of "
+                         "this size on N labelled training reviews (needs --archive)")
+    ap.add_argument("--archive", default=None, help="the aclImdb archive (for --fine-tune-cost)")
+    ap.add_argument("--maxlen", type=int, default=400)
     args = ap.parse_args()
+    if args.fine_tune_cost:
+        fine_tune_cost(args)
+        return
 
     corpus = TokenCorpus.open(args.corpus)
     preset = get_lm_preset("imdb-cpu")
@@ -104,6 +112,62 @@ def main() -> None:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"args": vars(args), "unigram_perplexity": chance, "curve": curve,
                        "torch_threads": torch.get_num_threads()}, f, indent=1)
+
+
+def fine_tune_cost(args: argparse.Namespace) -> None:
+    """Tokens/s of LM training steps and of each fine-tuning stage and prediction, in one process.
+
+    The ratios (not the absolute figures, which depend on the machine's load) size the pipeline: a
+    fine-tuning epoch costs ``tokens / (LM tokens/s * ratio)`` on a machine whose LM rate is known.
+    """
+    from lstmtext.data.archive import read_archive
+    from lstmtext.lm.finetune import FineTuneConfig, build_classifier, fine_tune_classifier, predict_chunked
+    from lstmtext.preprocessing.sequence import pad_sequences
+
+    corpus = TokenCorpus.open(args.corpus)
+    cfg = LMConfig(**{**get_lm_preset("imdb-cpu")["model"], "num_words": corpus.info["num_words"],
+                      "embedding_dim": args.embedding_dim, "hidden_units": tuple(args.hidden_units)})
+    train = read_archive(args.archive)["train"]
+    rows = np.random.default_rng(0).choice(len(train.texts), args.fine_tune_cost, replace=False)
+    seqs = corpus.tokenizer.texts_to_sequences([train.texts[i] for i in rows])
+    x = pad_sequences(seqs, maxlen=args.maxlen, dtype="int64", padding="pre", truncating="pre")
+    y = train.labels[rows]
+    tokens = int((x != 0).sum())
+    torch.manual_seed(0)
+    lm = LanguageModel(cfg).train()
+    opt = make_optimizer(lm, PretrainConfig())
+    stream = BPTTStream(corpus.train, args.batch_size, args.bptt, seed=0, name=args.corpus)
+    lm_tokens, state, t0 = 0, None, time.perf_counter()
+    for step, b in enumerate(stream.epoch(0)):
+        if step == 8:
+            break
+        if step == 2:
+            lm_tokens, t0 = 0, time.perf_counter()
+        out = lm(torch.from_numpy(b.x), torch.from_numpy(b.y), state)
+        (out.loss + out.penalty).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state, lm_tokens = out.state, lm_tokens + b.tokens
+    lm_rate = lm_tokens / (time.perf_counter() - t0)
+    print(f"LM training: {lm_rate:,.0f} tokens/s; {len(x)} reviews, maxlen {args.maxlen}: {tokens:,} tokens "
+          f"({tokens / len(x):.0f} per review)", flush=True)
+    clf = build_classifier(cfg)
+    result = {"lm_tokens_per_s": lm_rate, "reviews": len(x), "tokens": tokens}
+    for freeze in (-1, -2, 0):
+        t0 = time.perf_counter()
+        fine_tune_classifier(clf, x, y, FineTuneConfig(stages=((freeze, 1, 1e-3),), seed=0), verbose=0,
+                             print_fn=lambda _s: None)
+        rate = tokens / (time.perf_counter() - t0)
+        result[f"freeze_to_{freeze}"] = rate
+        print(f"fine-tuning, freeze_to {freeze:>2}: {rate:,.0f} tokens/s ({rate / lm_rate:.2f}x the LM's)", flush=True)
+    t0 = time.perf_counter()
+    predict_chunked(clf, x)
+    rate = tokens / (time.perf_counter() - t0)
+    result["predict"] = rate
+    print(f"prediction: {rate:,.0f} tokens/s ({rate / lm_rate:.2f}x the LM's)", flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Language-model training throughput: lstmtext's LanguageModel vs the same model in plain PyTorch.
 
 Both models: Embedding(V, E) -> LSTM stack (the same units) -> adaptive softmax with the same cutoffs and
-``div_value`` 4, untied, no dropout, no AR/TAR; the same batch, BPTT length and token windows; the LSTM state
-carried between windows (detached); gradient-norm clipping; AdamW. The plain model is what a PyTorch user
+``div_value`` 4, untied, no head bias, no dropout, no AR/TAR; the same batch, BPTT length and token windows;
+the LSTM state carried between windows (detached); gradient-norm clipping; AdamW. The plain model is what a PyTorch user
 writes: ``nn.Embedding`` + one ``nn.LSTM`` per layer + ``nn.AdaptiveLogSoftmaxWithLoss`` +
 ``torch.optim.AdamW(model.parameters())``. lstmtext's is ``lstmtext.lm.LanguageModel`` trained by the step of
 ``fit_language_model`` (its fused LSTM kernel, its AdamW choice). The two run in alternating rounds in one
@@ -103,7 +103,8 @@ def main() -> None:
     no_dropout = dict(embed_dropout=0.0, input_dropout=0.0, hidden_dropout=0.0, weight_dropout=0.0,
                       output_dropout=0.0)
     cfg = LMConfig(num_words=args.num_words, embedding_dim=args.embedding_dim,
-                   hidden_units=tuple(args.hidden_units), cutoffs=tuple(args.cutoffs), tie_weights=False, **no_dropout)
+                   hidden_units=tuple(args.hidden_units), cutoffs=tuple(args.cutoffs), tie_weights=False,
+                   output_bias=False, **no_dropout)
     pcfg = PretrainConfig(batch_size=args.batch_size, bptt=args.bptt)
     ours = LanguageModel(cfg, ar_alpha=0.0, tar_beta=0.0).train()
     ours_opt = make_optimizer(ours, pcfg)

@@ -125,6 +125,35 @@ def test_adaptive_softmax_equals_torch_untied():
         torch.testing.assert_close(g, r)
 
 
+def test_adaptive_softmax_head_bias_equals_torch_head_bias():
+    torch.manual_seed(0)
+    ours = LanguageModel(small_config(num_words=30, embedding_dim=32, cutoffs=(5, 12), tie_weights=False,
+                                      output_bias=True)).softmax
+    ref = torch.nn.AdaptiveLogSoftmaxWithLoss(32, 30, [5, 12], div_value=4.0, head_bias=True)
+    with torch.no_grad():
+        ours.head_bias.uniform_(-1, 1)
+        ref.head.weight.copy_(ours.head)
+        ref.head.bias.copy_(ours.head_bias)
+        for r, o in zip(ref.tail, ours.tails):
+            r[0].weight.copy_(o[0].weight)
+            r[1].weight.copy_(o[1].weight)
+    h, t = torch.randn(40, 32, requires_grad=True), torch.randint(0, 30, (40,))
+    loss = ours(h, t).mean()
+    torch.testing.assert_close(loss, ref(h, t).loss)
+    torch.testing.assert_close(ours.log_prob(h), ref.log_prob(h))
+    grads = torch.autograd.grad(loss, [h, ours.head, ours.head_bias])
+    ref_grads = torch.autograd.grad(ref(h, t).loss, [h, ref.head.weight, ref.head.bias])
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r)
+
+
+def test_language_model_config_without_output_bias_still_loads():
+    config = LanguageModel(small_config()).get_config()
+    assert config["output_bias"] is True
+    del config["output_bias"]  # a model saved before the field existed had no head bias
+    assert LanguageModel.from_config(config).softmax.head_bias is None
+
+
 def test_linear_nll_matches_cross_entropy_and_refuses_a_second_backward():
     torch.manual_seed(0)
     h, w = torch.randn(6, 5, requires_grad=True), torch.randn(11, 5, requires_grad=True)
@@ -317,6 +346,48 @@ def test_fine_tuning_learns_and_saves_an_ordinary_checkpoint(tmp_path):
     clf.eval()
     torch.testing.assert_close(again(ids), clf(ids))
     assert math.isfinite(float(again.evaluate(x, y.astype(np.float32), verbose=0)[0]))
+
+
+def direction_docs(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Documents that walk the word cycle forwards (label 1) or backwards (label 0) from a random word."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    docs = []
+    for label in labels:
+        length, start, step = int(rng.integers(15, 40)), int(rng.integers(len(WORDS))), 1 if label else -1
+        docs.append(" ".join(WORDS[(start + step * j) % len(WORDS)] for j in range(length)))
+    return docs, labels
+
+
+def test_fine_tuning_from_a_pretrained_lm_separates_the_classes(tmp_path):
+    """The whole ULMFiT path on generated documents: pretraining on unlabelled ones, transfer by name,
+    encoding with the LM's tokenizer, gradual unfreezing with discriminative learning rates, chunked
+    prediction of unseen documents. A language model must learn the direction of the walk to predict the
+    next word; with its encoder the classifier separates the directions after a few steps. A wrong label
+    order, a lost mask or reversed reading, a transfer that copies nothing, or a head whose inference
+    statistics lag its training ones (Keras's BatchNormalization momentum 0.99 over a few dozen steps)
+    leaves it at chance."""
+    from lstmtext.lm.finetune import accuracy, predict_chunked
+    from lstmtext.preprocessing.sequence import pad_sequences
+
+    unlabelled, _ = direction_docs(150, seed=1)
+    corpus = build_corpus(lambda: unlabelled, tmp_path / "corpus", num_words=20, valid_every=10, source="generated")
+    torch.manual_seed(0)
+    lm = LanguageModel(small_config(embed_dropout=0.0, weight_dropout=0.0, input_dropout=0.1))
+    fit_language_model(lm, corpus.train, corpus.valid, PretrainConfig(batch_size=8, bptt=12, epochs=3, lr=3e-2,
+                                                                      seed=0, checkpoint_every=0),
+                       verbose=0, print_fn=lambda s: None)
+    clf = build_classifier(lm.config)
+    assert transfer_weights(lm.encoder_layers(), clf) == ["embedding", "lstm_1", "lstm_2"]
+    (train_docs, y_train), (test_docs, y_test) = direction_docs(96, seed=2), direction_docs(200, seed=3)
+
+    def encode(docs: list[str]) -> np.ndarray:
+        return pad_sequences(corpus.tokenizer.texts_to_sequences(docs), maxlen=40, dtype="int64", padding="pre")
+
+    cfg = FineTuneConfig(stages=((-1, 2, 2e-2), (0, 2, 1e-2)), batch_size=16, bptt=16, seed=0)
+    fine_tune_classifier(clf, encode(train_docs), y_train, cfg, verbose=0, print_fn=lambda s: None)
+    acc = accuracy(predict_chunked(clf, encode(test_docs), bptt=16), y_test)
+    assert acc >= 0.9, acc
 
 
 def test_fine_tuned_classifier_exports_to_onnx(tmp_path):

@@ -57,7 +57,7 @@ def build_classifier(lm_config: LMConfig, num_classes: int = 2, *, head_units: i
     layers += [LSTM(u, return_sequences=True, name=f"lstm_{i + 1}") for i, u in enumerate(lm_config.layer_units)]
     out_units, act = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
     def bn(i: int) -> list[Any]:
-        return [BatchNormalization(name=f"head_batch_norm_{i}")] if batch_norm else []
+        return [BatchNormalization(momentum=0.9, name=f"head_batch_norm_{i}")] if batch_norm else []
 
     layers += [ConcatPooling(name="concat_pooling"), *bn(1), Dropout(head_dropout[0], name="head_dropout_1"),
                Dense(head_units, activation="relu", name="head_dense"), *bn(2),
@@ -267,6 +267,9 @@ class FineTuneConfig:
                               f"got {self.stages}")
         if self.batch_size <= 0 or self.bptt <= 0:
             raise ConfigError("FineTuneConfig: batch_size and bptt must be positive")
+        if not self.decay > 0:
+            raise ConfigError(f"FineTuneConfig.decay must be positive (1: one learning rate for all), "
+                              f"got {self.decay!r}")
         get_schedule(self.schedule)
         if self.dropout is None:
             self.dropout = EncoderDropout()

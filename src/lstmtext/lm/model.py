@@ -50,6 +50,10 @@ class LMConfig:
     """Each tail cluster projects to ``embedding_dim / div_value**(i + 1)`` features (torch's default 4)."""
     tie_weights: bool = True
     """The shortlist's output vectors are the embedding rows (AWD-LSTM ties all of them)."""
+    output_bias: bool = True
+    """A bias on the adaptive softmax's head (AWD-LSTM's decoder has one). Without it the unigram
+    distribution must come from a constant LSTM output aligned with the (tied) embedding rows: the model
+    sits on that plateau for hundreds of steps and its encoder outputs carry nothing about the input."""
     embed_dropout: float = 0.1
     """Fraction of the vocabulary dropped per batch (whole words)."""
     input_dropout: float = 0.25
@@ -101,14 +105,16 @@ class _LinearNLL(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logp = hidden.matmul(weight.t())
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+        logp = hidden.matmul(weight.t()) if bias is None else torch.addmm(bias, hidden, weight.t())
         torch.log_softmax(logp, dim=1, out=logp)  # row by row, each element read before it is written
         ctx.save_for_backward(hidden, weight, logp, target)
+        ctx.has_bias = bias is not None
         return logp.gather(1, target.unsqueeze(1)).squeeze(1).neg_()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         hidden, weight, logp, target = ctx.saved_tensors
         # In place on the saved buffer: a second backward through this graph fails on the version check.
         g = logp.exp_()
@@ -117,18 +123,20 @@ class _LinearNLL(torch.autograd.Function):
         g.view(-1).index_add_(0, flat, grad.neg())
         d_hidden = g.matmul(weight) if ctx.needs_input_grad[0] else None
         d_weight = g.t().matmul(hidden) if ctx.needs_input_grad[1] else None
-        return d_hidden, d_weight, None
+        d_bias = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return d_hidden, d_weight, None, d_bias
 
 
-def linear_nll(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-row negative log-likelihood of ``target (N,)`` under ``softmax(hidden @ weight.T)``: ``(N,)``.
+def linear_nll(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-row negative log-likelihood of ``target (N,)`` under ``softmax(hidden @ weight.T + bias)``: ``(N,)``.
 
-    The value and gradients of ``F.cross_entropy(F.linear(hidden, weight), target, reduction="none")``,
+    The value and gradients of ``F.cross_entropy(F.linear(hidden, weight, bias), target, reduction="none")``,
     computed with one ``(N, C)`` buffer (see :class:`_LinearNLL`).
     """
-    if hidden.dtype != weight.dtype or hidden.dim() != 2:
-        return F.cross_entropy(F.linear(hidden, weight), target, reduction="none")
-    return _LinearNLL.apply(hidden, weight, target)
+    if hidden.dtype != weight.dtype or hidden.dim() != 2 or (bias is not None and bias.dtype != weight.dtype):
+        return F.cross_entropy(F.linear(hidden, weight, bias), target, reduction="none")
+    return _LinearNLL.apply(hidden, weight, target, bias)
 
 
 def locked_dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -152,10 +160,11 @@ class AdaptiveSoftmax(nn.Module):
         cutoffs: increasing cluster bounds below ``n_classes``.
         div_value: the projection shrink factor.
         tied: an embedding table ``(n_classes, in_features)`` to share, or None.
+        head_bias: a bias on the head's logits (``AdaptiveLogSoftmaxWithLoss``'s ``head_bias``).
     """
 
     def __init__(self, in_features: int, n_classes: int, cutoffs: tuple[int, ...], div_value: float = 4.0,
-                 tied: nn.Parameter | None = None) -> None:
+                 tied: nn.Parameter | None = None, head_bias: bool = False) -> None:
         super().__init__()
         self.in_features, self.n_classes = in_features, n_classes
         self.cutoffs = [*cutoffs, n_classes]
@@ -166,6 +175,7 @@ class AdaptiveSoftmax(nn.Module):
         bound = 1 / math.sqrt(in_features)
         rows = n_clusters if self.tied else self.shortlist + n_clusters
         self.head = nn.Parameter(torch.empty(rows, in_features).uniform_(-bound, bound))
+        self.head_bias = nn.Parameter(torch.zeros(self.shortlist + n_clusters)) if head_bias else None
         self.tails = nn.ModuleList()
         for i in range(n_clusters):
             hsz = max(1, int(in_features // (div_value ** (i + 1))))
@@ -191,14 +201,14 @@ class AdaptiveSoftmax(nn.Module):
             gather[rows] = self.shortlist + i
             nll = linear_nll(tail[0](hidden.index_select(0, rows)), tail[1].weight, target[rows] - low)
             tail_nll.append((rows, nll))
-        out = linear_nll(hidden, self.head_weight(), gather)  # (N,)
+        out = linear_nll(hidden, self.head_weight(), gather, self.head_bias)  # (N,)
         for rows, nll in tail_nll:
             out = out.index_add(0, rows, nll)
         return out
 
     def log_prob(self, hidden: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of every id ``(N, n_classes)`` (for sampling and tests)."""
-        head_logprob = F.log_softmax(F.linear(hidden, self.head_weight()), dim=1)
+        head_logprob = F.log_softmax(F.linear(hidden, self.head_weight(), self.head_bias), dim=1)
         parts = [head_logprob[:, : self.shortlist]]
         for i, tail in enumerate(self.tails):
             parts.append(F.log_softmax(tail(hidden), dim=1) + head_logprob[:, self.shortlist + i, None])
@@ -248,7 +258,8 @@ class LanguageModel(nn.Module):
             self.lstms.append(layer)
             in_dim = units
         self.softmax = AdaptiveSoftmax(c.embedding_dim, c.num_words, c.cutoffs, c.div_value,
-                                       tied=self.embedding.embeddings if c.tie_weights else None)
+                                       tied=self.embedding.embeddings if c.tie_weights else None,
+                                       head_bias=c.output_bias)
 
     # -- the encoder ---------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
@@ -317,6 +328,7 @@ class LanguageModel(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> LanguageModel:
         cfg = dict(config)
         ar, tar = cfg.pop("ar_alpha", 2.0), cfg.pop("tar_beta", 1.0)
+        cfg.setdefault("output_bias", False)  # written before the field existed: a model without one
         try:
             return cls(LMConfig(**cfg), ar_alpha=ar, tar_beta=tar)
         except TypeError as e:

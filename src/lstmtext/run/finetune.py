@@ -75,12 +75,16 @@ def _encode(tokenizer: Tokenizer, texts: Sequence[str], maxlen: int, ops: Any) -
 
 def finetune_from_config(cfg: RunConfig, init_from: str, *, lm_epochs: int = 0, stages: str | None = None,
                          schedule: str = "one_cycle", argv: Sequence[str] | None = None,
-                         print_fn: Callable[[str], Any] = print) -> FineTuneResult:
+                         print_fn: Callable[[str], Any] = print, transfer: bool = True,
+                         decay: float = 2.6) -> FineTuneResult:
     """Fine-tune a classifier from the language model in ``init_from`` on the data of ``cfg``.
 
     ``cfg.experiment.data`` gives the source and ``maxlen`` (reviews longer than it keep their last
     ``maxlen`` words; read in chunks, so it can be large), ``cfg.experiment.train`` the batch size, epochs
-    and seed; the vocabulary is the language model's.
+    and seed; the vocabulary is the language model's. ``transfer=False`` keeps the classifier's random
+    initial weights (the same architecture, vocabulary and fine-tuning without the pretrained weights: the
+    control that measures what pretraining adds). ``decay`` is the discriminative learning-rate factor
+    between consecutive layer groups (ULMFiT's 2.6; 1: one learning rate for all).
 
     Raises:
         CheckpointError: ``init_from`` is missing or not a language model.
@@ -90,11 +94,12 @@ def finetune_from_config(cfg: RunConfig, init_from: str, *, lm_epochs: int = 0, 
     # One run at a time per folder, as ``lstmtext train`` (the OS releases the lock if this process dies).
     with FolderLock(cfg.out, what=f"--out {str(cfg.out)!r}"):
         return _finetune_locked(cfg, init_from, lm_epochs=lm_epochs, stages=stages, schedule=schedule, argv=argv,
-                                print_fn=print_fn)
+                                print_fn=print_fn, transfer=transfer, decay=decay)
 
 
 def _finetune_locked(cfg: RunConfig, init_from: str, *, lm_epochs: int, stages: str | None, schedule: str,
-                     argv: Sequence[str] | None, print_fn: Callable[[str], Any]) -> FineTuneResult:
+                     argv: Sequence[str] | None, print_fn: Callable[[str], Any], transfer: bool,
+                     decay: float) -> FineTuneResult:
     """:func:`finetune_from_config`'s steps, with the output folder locked."""
     from lstmtext.checkpoint import make_run_info
     from lstmtext.models.saving import save_model
@@ -110,7 +115,7 @@ def _finetune_locked(cfg: RunConfig, init_from: str, *, lm_epochs: int, stages: 
     exp = cfg.experiment
     seed = exp.train.seed if exp.train.seed is not None else 0
     ft = FineTuneConfig(stages=parse_stages(stages, exp.train.epochs), batch_size=exp.train.batch_size,
-                        schedule=schedule, seed=seed)
+                        schedule=schedule, seed=seed, decay=decay)
     print_fn(cfg.format())
     print_fn(f"init-from: {init_from} ({lm.config.num_words:,} ids, LSTMs {lm.config.layer_units}); fine-tuning "
              f"stages (freeze_to, epochs, lr): {list(ft.stages)}, schedule {schedule}, LM epochs {lm_epochs}")
@@ -120,7 +125,7 @@ def _finetune_locked(cfg: RunConfig, init_from: str, *, lm_epochs: int, stages: 
     x_test = _encode(tokenizer, data.test_texts, exp.data.maxlen, ops)
     print_fn(f"data: {len(x_train):,} train / {len(x_test):,} test examples, classes {data.class_names} from "
              f"{data.source}; encoded with the language model's tokenizer, maxlen {exp.data.maxlen}")
-    if lm_epochs > 0:
+    if lm_epochs > 0 and transfer:
         ids, _ = tokenizer.texts_to_flat(data.train_texts, ops=ops)
         lm_cfg = PretrainConfig(epochs=lm_epochs, batch_size=32, bptt=ft.bptt, lr=1e-3, seed=seed,
                                 checkpoint_every=0)
@@ -131,8 +136,9 @@ def _finetune_locked(cfg: RunConfig, init_from: str, *, lm_epochs: int, stages: 
     torch.manual_seed(seed)
     model = build_classifier(lm.config, max(2, len(data.class_names)))
     check_vocabulary(tokenizer, tokenizer)
-    copied = transfer_weights(lm.encoder_layers(), model)
-    print_fn(f"classifier: {model.count_params():,} parameters; copied from the language model: {', '.join(copied)}")
+    copied = transfer_weights(lm.encoder_layers(), model) if transfer else []
+    print_fn(f"classifier: {model.count_params():,} parameters; copied from the language model: "
+             + (", ".join(copied) if copied else "nothing (random initial weights)"))
     history = fine_tune_classifier(model, x_train, data.y_train, ft, verbose=cfg.output.verbose, print_fn=print_fn)
     probs = predict_chunked(model, x_test, bptt=ft.bptt)
     test = {"accuracy": accuracy(probs, data.y_test)}
@@ -144,8 +150,9 @@ def _finetune_locked(cfg: RunConfig, init_from: str, *, lm_epochs: int, stages: 
     seconds = time.perf_counter() - t0
     info = make_run_info(seed=seed)
     info.update(command=list(sys.argv if argv is None else argv), config=json.loads(json.dumps(cfg.to_dict())),
-                init_from=str(Path(init_from).resolve()), finetune={"stages": [list(s) for s in ft.stages],
-                                                                   "schedule": schedule, "lm_epochs": lm_epochs},
+                init_from=str(Path(init_from).resolve()),
+                finetune={"stages": [list(s) for s in ft.stages], "schedule": schedule, "lm_epochs": lm_epochs,
+                          "decay": decay, "transferred": copied},
                 data={"source": data.source, "kind": data.kind, "classes": data.class_names,
                       "train_examples": len(x_train), "test_examples": len(x_test)},
                 metrics=history, test_metrics=test, seconds=round(seconds, 3))
