@@ -1,6 +1,6 @@
 """Distributed training throughput on one machine: 1 process x 2 threads vs 2 processes x 1 thread (torchrun).
 
-    PATH=/work/venv/bin:$PATH PYTHONPATH=src python bench/bench_distributed.py --rounds 3 --epochs 5
+    PATH=$PWD/.venv/bin:$PATH PYTHONPATH=src python bench/bench_distributed.py --rounds 3 --epochs 5
 
 The Keras IMDB tutorial model (Embedding(5000, 15) -> LSTM(10) -> Dense(1, sigmoid), Adam, reviews padded
 to 300 tokens, global batch 128, validation_split 0.2) on ``../shared/datasets/aclImdb_v1.tar.gz``. The

@@ -1,6 +1,6 @@
 """Load runs of the HTTP service on loopback, and `lstmtext predict` on the 25,000 raw IMDB test reviews.
 
-    PATH=/work/venv/bin:$PATH PYTHONPATH=src python bench/bench_service.py \
+    PATH=$PWD/.venv/bin:$PATH PYTHONPATH=src python bench/bench_service.py \
         --archive ../shared/datasets/aclImdb_v1.tar.gz --model tutorial --out bench/service_results.json
 
 Steps (every run bounded in time; the server listens on 127.0.0.1 only):

@@ -8,7 +8,8 @@ Model: Embedding(5000, 15) -> LSTM(10) -> Dense(1, sigmoid), Adam, binary cross-
 machine barely disturb) of each part of the model's LSTM step on the same shape, called directly: the
 vocabulary projection, the recurrence forward with and without the tensors kept for the backward, the
 recurrence backward, the recurrent-kernel gradient, the embedding-gradient scatter, and the whole
-autograd forward+backward of the Embedding -> LSTM pair; medians over ``--rounds`` interleaved rounds.
+autograd forward+backward of the Embedding -> LSTM pair (all outputs, and the last output only as the model
+uses it); medians over ``--rounds`` interleaved rounds.
 
 Run from the repository root (under the benchmark lock on a shared machine):
     PYTHONPATH=src python bench/profile_tutorial_step.py [--steps 20] [--rounds 3] [--parts]
@@ -30,7 +31,7 @@ from lstmtext.models import Sequential
 
 def parts(rounds: int) -> None:
     """Single-thread CPU time of each part of the tutorial LSTM step (see the module docstring)."""
-    from lstmtext.kernels import lstm_sequence_from_embedding, strategy_names
+    from lstmtext.kernels import lstm_sequence_from_embedding, lstm_sequence_from_embedding_fused, strategy_names
     from lstmtext.kernels.build import load_ops
     from lstmtext.kernels.embedding_lstm import project_table
     from lstmtext.kernels.strategies import resolved_strategy
@@ -57,6 +58,11 @@ def parts(rounds: int) -> None:
         o, _, _ = lstm_sequence_from_embedding(table, ids, kernel, rec, bias, h0, h0)
         (o[:, -1] * dout[:, -1]).sum().backward()
 
+    def whole_last():  # return_sequences=False, as in the model: the last output only
+        last, _, _, _ = lstm_sequence_from_embedding_fused(table, ids, kernel, rec, bias, h0, h0,
+                                                           return_sequences=False)
+        (last * dout[:, -1]).sum().backward()
+
     rec_d = rec.detach()
     fused = {}
     if hasattr(ops, "lstm_backward_ids") and resolved_strategy(u) == "vector":
@@ -82,6 +88,7 @@ def parts(rounds: int) -> None:
         "dz scattered into the projected table's gradient": lambda: ops.embedding_backward(dz, ids, v),
         **fused,
         "whole Embedding -> LSTM forward+backward (autograd)": whole,
+        "whole, last output only (return_sequences=False, as in the model)": whole_last,
     }
     times = {k: [] for k in cases}
     for fn in cases.values():

@@ -13,6 +13,7 @@ from lstmtext.kernels import (
     embedding_lstm,
     force_impl,
     lstm_sequence_from_embedding,
+    lstm_sequence_from_embedding_fused,
     lstm_sequence_reference,
 )
 from lstmtext.kernels.build import load_ops
@@ -53,14 +54,27 @@ def _reference(table, ids, kernel, recurrent, bias, h0, c0, **kw):
     ids=["u10", "u33", "u70", "rows", "gemm", "vector", "lanes"],
 )
 @pytest.mark.parametrize("case", ["plain", "left_mask", "holes_mask", "rec_dropout", "shared_dropout", "no_bias"])
-def test_matches_the_reference_loop_on_embedded_tokens(units, impl, batch, case):
+@pytest.mark.parametrize("last_only", [False, True], ids=["sequences", "last_output"])
+def test_matches_the_reference_loop_on_embedded_tokens(units, impl, batch, case, last_only):
     if load_ops() is None or impl not in ["auto", *available_strategies()]:
         pytest.skip(f"strategy {impl} is not available here")
     with force_impl(impl):
-        _embedded_tokens_case(units, batch, case)
+        _embedded_tokens_case(units, batch, case, last_only)
 
 
-def _embedded_tokens_case(units, batch, case):
+def _last_output_only(table, ids, kernel, recurrent, bias, h0, c0, **kw):
+    # return_sequences=False: the kernels give the last output (B, u); no (B, T, u) outputs on the vector path.
+    out, h, c, _ = lstm_sequence_from_embedding_fused(table, ids, kernel, recurrent, bias, h0, c0, **kw,
+                                                      return_sequences=False)
+    return out, h, c
+
+
+def _reference_last(table, ids, kernel, recurrent, bias, h0, c0, **kw):
+    out, h, c = _reference(table, ids, kernel, recurrent, bias, h0, c0, **kw)
+    return out[:, -1], h, c
+
+
+def _embedded_tokens_case(units, batch, case, last_only=False):
     gen = torch.Generator().manual_seed(units)
     vocab, feat, steps = 40, 7, 9
 
@@ -83,8 +97,9 @@ def _embedded_tokens_case(units, batch, case):
         kw["recurrent_dropout_mask"] = (torch.rand(4, batch, units, generator=gen) > 0.3).float() / 0.7
     if case == "shared_dropout":
         kw["recurrent_dropout_mask"] = (torch.rand(batch, units, generator=gen) > 0.3).float() / 0.7
-    got = _grads(lstm_sequence_from_embedding, table, ids, kernel, recurrent, bias, h0, c0, **kw)
-    want = _grads(_reference, table, ids, kernel, recurrent, bias, h0, c0, **kw)
+    fn, ref = (_last_output_only, _reference_last) if last_only else (lstm_sequence_from_embedding, _reference)
+    got = _grads(fn, table, ids, kernel, recurrent, bias, h0, c0, **kw)
+    want = _grads(ref, table, ids, kernel, recurrent, bias, h0, c0, **kw)
     names = ["outputs", "h_T", "c_T", "d_table", "d_kernel", "d_recurrent", "d_h0", "d_c0", "d_bias"]
     for name, g, w in zip(names, got, want):
         torch.testing.assert_close(g, w, atol=ATOL, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}")

@@ -92,13 +92,16 @@ class _RecurrenceFromTable(torch.autograd.Function):
     backward scatters the step gradients into ``d proj``."""
 
     @staticmethod
-    def forward(ctx, proj, recurrent_kernel, h0, c0, ids, mask, rdmask, zero_output):
+    def forward(ctx, proj, recurrent_kernel, h0, c0, ids, mask, rdmask, zero_output, keep_out):
         ops = load_ops()
         ctx.impl, ctx.zero_output, ctx.vocab = forced_impl(), zero_output, proj.shape[0]
         # The fused table backward recomputes h_{t-1} from the saved gates and c: no h_{t-1} is stored.
         ctx.fused = fuse_table_grads(ctx.vocab, recurrent_kernel.shape[0], ctx.impl)
+        # Without keep_out (only h_T is used) the fused path writes no (B, T, u) outputs and its backward
+        # reads no dout: `out` is then an empty tensor whose gradient autograd fills with nothing.
         out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward_ids(
-            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, ctx.impl, not ctx.fused
+            proj, ids, recurrent_kernel, h0, c0, mask, rdmask, zero_output, True, ctx.impl, not ctx.fused,
+            keep_out or not ctx.fused
         )
         ctx.save_for_backward(recurrent_kernel, gates, cseq, hprev, h0, c0, ids, mask, rdmask)
         return out, h_t, c_t
@@ -107,13 +110,14 @@ class _RecurrenceFromTable(torch.autograd.Function):
     def backward(ctx, dout, dh_t, dc_t):
         recurrent_kernel, gates, cseq, hprev, h0, c0, ids, mask, rdmask = ctx.saved_tensors
         ops = load_ops()
-        args = (dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq)
         units = recurrent_kernel.shape[0]
         if ctx.fused:
             d_proj, d_recurrent, dh0, dc0 = ops.lstm_backward_ids(
-                *args, h0, c0, ids, ctx.vocab, mask, rdmask, ctx.zero_output, ctx.impl
+                dout.contiguous() if dout.numel() else None, dh_t.contiguous(), dc_t.contiguous(),
+                recurrent_kernel, gates, cseq, h0, c0, ids, ctx.vocab, mask, rdmask, ctx.zero_output, ctx.impl
             )
-            return d_proj, d_recurrent, dh0, dc0, None, None, None, None
+            return d_proj, d_recurrent, dh0, dc0, None, None, None, None, None
+        args = (dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq)
         if resolved_strategy(units, ctx.impl) == "gemm" and fuse_weight_grads(0, units):
             dz, d_recurrent, _, dh0, dc0 = ops.lstm_backward_dz(
                 *args, hprev, c0, mask, rdmask, ctx.zero_output, ctx.impl
@@ -122,7 +126,7 @@ class _RecurrenceFromTable(torch.autograd.Function):
             dz, dh0, dc0 = ops.lstm_backward(*args, c0, mask, rdmask, ctx.zero_output, ctx.impl)
             d_recurrent = _recurrent_grad(hprev, dz, rdmask) if ctx.needs_input_grad[1] else None
         d_proj = ops.embedding_backward(dz, ids, ctx.vocab) if ctx.needs_input_grad[0] else None
-        return d_proj, d_recurrent, dh0, dc0, None, None, None, None
+        return d_proj, d_recurrent, dh0, dc0, None, None, None, None, None
 
 
 def lstm_sequence_from_embedding(
@@ -173,11 +177,16 @@ def lstm_sequence_from_embedding_fused(
     mask: torch.Tensor | None = None,
     recurrent_dropout_mask: torch.Tensor | None = None,
     zero_output_for_mask: bool = False,
+    return_sequences: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """:func:`lstm_sequence_from_embedding` on a fused path only, with the path that ran.
 
     The vocabulary projection needs the compiled CPU kernel; elsewhere the embedded sequence goes to
     :func:`~lstmtext.kernels.dispatch.lstm_sequence_fused` (cuDNN on CUDA).
+
+    With ``return_sequences=False`` the first result is the last step's output ``(B, u)`` only (Keras's
+    ``return_sequences=False``), formed from ``h_T``; the per-row vector strategy then neither writes the
+    ``(B, T, u)`` outputs nor reads their gradient.
 
     Raises:
         NotImplementedError: no fused path serves this call.
@@ -186,8 +195,9 @@ def lstm_sequence_from_embedding_fused(
     cpu_f32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
     ops = load_ops() if cpu_f32 and ids.device.type == "cpu" else None
     if ops is None:
-        return lstm_sequence_fused(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0, mask,
-                                   recurrent_dropout_mask, zero_output_for_mask)
+        out, h_t, c_t, path = lstm_sequence_fused(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0,
+                                                  mask, recurrent_dropout_mask, zero_output_for_mask)
+        return (out if return_sequences else out[:, -1]), h_t, c_t, path
     path = "cpu:" + resolved_strategy(recurrent_kernel.shape[0]) + "+vocabulary projection"
     rd = compiled_dropout_mask(recurrent_dropout_mask)
     if mask is not None and mask.dtype != torch.bool:
@@ -198,6 +208,20 @@ def lstm_sequence_from_embedding_fused(
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (proj, *args))):
         # Inference: nothing is kept for a backward (autograd.Function would see the weights' requires_grad).
         out, h_t, c_t, *_ = ops.lstm_forward_ids(proj, ids, *args, mask, rd, bool(zero_output_for_mask), False,
-                                                 forced_impl())
+                                                 forced_impl(), True, return_sequences)
+    else:
+        out, h_t, c_t = _RecurrenceFromTable.apply(proj, *args, ids, mask, rd, bool(zero_output_for_mask),
+                                                   return_sequences)
+    if return_sequences:
         return out, h_t, c_t, path
-    return (*_RecurrenceFromTable.apply(proj, *args, ids, mask, rd, bool(zero_output_for_mask)), path)
+    return _last_output(h_t, mask, zero_output_for_mask), h_t, c_t, path
+
+
+def _last_output(h_t: torch.Tensor, mask: torch.Tensor | None, zero_output_for_mask: bool) -> torch.Tensor:
+    """``outputs[:, -1]`` from ``h_T``: a masked step repeats the last real step's output (``h_T``, since h is
+    carried), or outputs zeros with ``zero_output_for_mask``; a row with no real step outputs the zeros Keras
+    starts from (its ``h_T`` is ``h0``)."""
+    if mask is None:
+        return h_t
+    keep = mask[:, -1:] if zero_output_for_mask else mask.any(1, keepdim=True)
+    return h_t * keep.to(h_t.dtype)

@@ -234,7 +234,7 @@ inline bool begin_step(const FwdArgs& a, int64_t b, int64_t t) {
   const int64_t u = a.k.u, bt = b * a.k.T + t;
   if (a.hprev != nullptr) copy_floats(a.hprev + bt * u, a.h + b * u, u);
   if (is_real(a.k, bt)) return true;
-  masked_output(a.k, a.out + bt * u, t);
+  if (a.out != nullptr) masked_output(a.k, a.out + bt * u, t);
   if (a.save) std::memcpy(a.cseq + bt * u, a.c + b * u, u * sizeof(float));
   return false;
 }
@@ -500,6 +500,10 @@ inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L,
     for (int g = 0; g < 4; ++g)
       for (int v = 0; v < NV; ++v) z[r][g][v] = L.load(v, xrow + g * u + W * v);
   }
+  // The next step of these rows reads its token's table row: fetched while this step computes.
+  if (a.ids != nullptr && t + 1 < k.T) {
+    for (int r = 0; r < RB; ++r) prefetch_floats(xz_row(a, (b + r) * k.T + t + 1), G);
+  }
   // z += (h * mask) @ R. The dropout mode is resolved outside the l loop: with one multiplier per unit
   // (none or shared) each h[l] is broadcast once for the four gates.
   if (k.mode != DropMode::kPerGate) {
@@ -549,7 +553,7 @@ inline void forward_group(const FwdArgs& a, const float* Rp, const Lanes<NV>& L,
       const int64_t br = b + r, bt = br * k.T + t, o = W * v;
       L.store(v, a.c + br * u + o, cn[r]);
       L.store(v, a.h + br * u + o, hn[r]);
-      L.store(v, a.out + bt * u + o, hn[r]);
+      if (a.out != nullptr) L.store(v, a.out + bt * u + o, hn[r]);
       if (a.save) {
         float* gr = a.gates + bt * G + o;
         L.store(v, gr, gi[r]);
@@ -632,14 +636,22 @@ inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& 
     if (!real[r]) {
       // Masked step: its output gradient is owed to the last real step; dz is zero, dh and dc pass through.
       float* ac = acc + r * u;
-      const float* dout = a.dout + bt * u;
-      if (!k.zero_output) {
+      if (!k.zero_output && a.dout != nullptr) {
+        const float* dout = a.dout + bt * u;
         for (int64_t j = 0; j < u; ++j) ac[j] += dout[j];
       }
       if (!kIds) std::fill(a.dz + bt * G, a.dz + (bt + 1) * G, 0.0f);
     }
   }
   if (!any) return;
+  if (t > 0) {
+    // The saved gates and c of these rows' previous step (read next, in reverse time): fetched meanwhile.
+    for (int r = 0; r < RB; ++r) {
+      const int64_t bp = (b + r) * k.T + t - 1;
+      prefetch_floats(a.gates + bp * G, G);
+      prefetch_floats(a.cseq + (t > 1 ? bp - 1 : bp) * u, t > 1 ? 2 * u : u);
+    }
+  }
   alignas(64) float dzl[RB][4][P];
   alignas(64) float hl[RB][kIds ? P : 1];  // h after step t (o_t * tanh(c_t)), for the pending dz
   const V one = set1(1.0f);
@@ -654,7 +666,9 @@ inline void backward_group(const BwdArgs& a, const float* RTp, const Lanes<NV>& 
       float* ac = acc + r * u;
       const float* gr = a.gates + bt * G;
       const float* cprev = t > 0 ? a.cseq + (bt - 1) * u : a.c0 + br * u;
-      const V dht = add(add(L.load(v, a.dh + br * u + o), L.load(v, a.dout + bt * u + o)), L.load(v, ac + o));
+      V dht = L.load(v, a.dh + br * u + o);
+      if (!kIds || a.dout != nullptr) dht = add(dht, L.load(v, a.dout + bt * u + o));
+      dht = add(dht, L.load(v, ac + o));
       L.store(v, ac + o, zero());
       const V gi = L.load(v, gr + o);
       const V gf = L.load(v, gr + u + o);
@@ -893,7 +907,8 @@ Common make_common(int64_t B, int64_t T, int64_t u, const std::optional<at::Tens
 std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids, int64_t B, int64_t T,
                                      const at::Tensor& R, const at::Tensor& h0, const at::Tensor& c0,
                                      const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& rdmask,
-                                     bool zero_output, bool save, int64_t impl, bool save_hprev = true) {
+                                     bool zero_output, bool save, int64_t impl, bool save_hprev = true,
+                                     bool keep_out = true) {
   TORCH_CHECK(xz.device().is_cpu() && xz.scalar_type() == at::kFloat && xz.is_contiguous(),
               "lstm kernel: xz must be a contiguous CPU float32 tensor");
   TORCH_CHECK(R.dim() == 2 && R.size(1) == 4 * R.size(0) && R.is_contiguous() && R.scalar_type() == at::kFloat,
@@ -904,7 +919,11 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
   const int64_t u = R.size(0);
   at::Tensor mask_keep, rdm_keep;
   FwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
-  auto out = lstmtext_workspace::empty({B, T, u});
+  const int64_t how = resolve_impl(impl, u);
+  // Without keep_out (a caller that needs only the last output, which is h_T) kVector writes no (B, T, u)
+  // outputs and returns an empty tensor; the other strategies write them regardless.
+  const bool no_out = !keep_out && how == kVector;
+  auto out = no_out ? at::empty({0}, xz.options()) : lstmtext_workspace::empty({B, T, u});
   auto hT = h0.to(at::kFloat).contiguous().clone();
   auto cT = c0.to(at::kFloat).contiguous().clone();
   // Without autograd nothing is kept for the backward (empty tensors, not undefined ones, cross to Python).
@@ -917,14 +936,13 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
   a.xz = xz.data_ptr<float>();
   if (ids != nullptr) a.ids = ids->data_ptr<int64_t>();
   a.R = R.data_ptr<float>();
-  a.out = out.data_ptr<float>();
+  a.out = no_out ? nullptr : out.data_ptr<float>();
   a.h = hT.data_ptr<float>();
   a.c = cT.data_ptr<float>();
   a.save = save;
   a.gates = save ? gates.data_ptr<float>() : nullptr;
   a.cseq = save ? cseq.data_ptr<float>() : nullptr;
   a.hprev = save && save_hprev ? hprev.data_ptr<float>() : nullptr;
-  const int64_t how = resolve_impl(impl, u);
 #ifdef LSTMTEXT_SIMD
   const int64_t nv = (u + W - 1) / W;
   std::vector<float> Rp;
@@ -967,7 +985,7 @@ std::vector<at::Tensor> lstm_forward_ids(const at::Tensor& table, const at::Tens
                                          const at::Tensor& h0, const at::Tensor& c0,
                                          const std::optional<at::Tensor>& mask,
                                          const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
-                                         int64_t impl, bool save_hprev) {
+                                         int64_t impl, bool save_hprev, bool keep_out) {
   TORCH_CHECK(table.dim() == 2, "lstm kernel: table must be (V, 4u)");
   TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.is_contiguous(),
               "lstm kernel: ids must be a contiguous int64 (B, T) tensor");
@@ -977,7 +995,7 @@ std::vector<at::Tensor> lstm_forward_ids(const at::Tensor& table, const at::Tens
     TORCH_CHECK_INDEX(p[i] >= 0 && p[i] < V, "embedding: id ", p[i], " is out of range [0, ", V, ")");
   }
   return forward_impl(table, &ids, ids.size(0), ids.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl,
-                      save_hprev);
+                      save_hprev, keep_out);
 }
 
 // The shared backward; with `fused` (kGemm only) the weight gradients are computed per step in the time loop
@@ -1121,7 +1139,8 @@ std::vector<at::Tensor> lstm_backward_dz(const at::Tensor& dout, const at::Tenso
 // with the embedding backward fused in (kVector only; see IdsState): {d_table (V, 4u), dR, dh0, dc0}.
 // Each thread adds into its own partial table gradient; the partials are summed in row order afterwards, so
 // the result does not depend on which thread ran which rows.
-std::vector<at::Tensor> lstm_backward_ids(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
+std::vector<at::Tensor> lstm_backward_ids(const std::optional<at::Tensor>& dout, const at::Tensor& dhT,
+                                          const at::Tensor& dcT,
                                           const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq,
                                           const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& ids,
                                           int64_t vocab, const std::optional<at::Tensor>& mask,
@@ -1135,14 +1154,17 @@ std::vector<at::Tensor> lstm_backward_ids(const at::Tensor& dout, const at::Tens
 #ifdef LSTMTEXT_SIMD
   at::Tensor mask_keep, rdm_keep;
   BwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
-  auto dout_c = dout.contiguous();
+  // No dout: only h_T was used (the last output), so the step outputs carry no gradient.
+  const bool has_dout = dout.has_value() && dout->numel() > 0;
+  TORCH_CHECK(!has_dout || dout->numel() == B * T * u, "lstm kernel: dout must be (B, T, u)");
+  auto dout_c = has_dout ? dout->contiguous() : at::Tensor();
   auto c0_c = c0.contiguous();
   auto h0_c = h0.to(at::kFloat).contiguous();
   auto R_c = R.contiguous();
   auto RT = R_c.t().contiguous();
   auto dh0 = dhT.contiguous().clone();
   auto dc0 = dcT.contiguous().clone();
-  a.dout = dout_c.data_ptr<float>();
+  a.dout = has_dout ? dout_c.data_ptr<float>() : nullptr;
   a.R = R_c.data_ptr<float>();
   a.RT = RT.data_ptr<float>();
   a.gates = gates.data_ptr<float>();
@@ -1228,9 +1250,10 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
       "int impl=0) -> Tensor[]");
   m.def(
       "lstm_forward_ids(Tensor table, Tensor ids, Tensor recurrent_kernel, Tensor h0, Tensor c0, Tensor? mask, "
-      "Tensor? rdmask, bool zero_output, bool save, int impl=0, bool save_hprev=True) -> Tensor[]");
+      "Tensor? rdmask, bool zero_output, bool save, int impl=0, bool save_hprev=True, bool keep_out=True) "
+      "-> Tensor[]");
   m.def(
-      "lstm_backward_ids(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
+      "lstm_backward_ids(Tensor? dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
       "Tensor h0, Tensor c0, Tensor ids, int vocab, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) "
       "-> Tensor[]");
   m.def(

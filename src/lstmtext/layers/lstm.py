@@ -501,14 +501,18 @@ class LSTM(Layer):
         why = self.fused_impediment(x.device, training=bool(training))
         weights = (x, self.cell.kernel, self.cell.recurrent_kernel, self.cell.bias, h0, c0)
         outputs = None
+        last_only = False  # outputs is already the last step's output (B, u)
         if why is None:
             # The kernels decide the fast path: they run one and name it, or decline (NotImplementedError).
             kernels, _ = fused_kernels()
             try:
                 if _embedding is not None:
+                    # Without return_sequences the kernels return the last output only: no (B, T, u) outputs
+                    # written and no gradient of them to fill and read back.
                     outputs, h, c, path = kernels.lstm_sequence_from_embedding_fused(
                         table, ids, *weights[1:], mask=mask, recurrent_dropout_mask=rdp,
-                        zero_output_for_mask=self.zero_output_for_mask)
+                        zero_output_for_mask=self.zero_output_for_mask, return_sequences=self.return_sequences)
+                    last_only = not self.return_sequences
                 else:
                     outputs, h, c, path = lstm_fused(
                         kernels, *weights, mask=mask, input_masks=dp, recurrent_masks=rdp,
@@ -533,7 +537,7 @@ class LSTM(Layer):
         if self.return_sequences:
             output = outputs.transpose(0, 1) if self.time_major else outputs
         else:
-            output = outputs[:, -1]
+            output = outputs if last_only else outputs[:, -1]
         return [output, h, c] if self.return_state else output
 
     def _check_mask(self, mask: Any, inputs: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
