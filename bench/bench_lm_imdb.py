@@ -79,12 +79,15 @@ def stage_pretrain(args: argparse.Namespace, work: Path, state: dict[str, Any], 
              "checkpoint_every": 200, "seed": 0, "batch_size": args.lm_batch_size}
     cfg = PretrainRunConfig(data=args.archive, out=str(out), preset=args.preset, model=model, train=train,
                             resume=resume, overwrite=not resume, verbose=args.verbose)
-    t0 = time.time()
     result = pretrain_run(cfg, argv=sys.argv)
-    st["seconds"] += time.time() - t0
+    # The training seconds of every part (the checkpoint carries them over a stop, a kill included) plus the
+    # corpus build: a part stopped between checkpoints does not count its lost steps.
+    corpus_info = json.loads((work / "lm-corpus" / "corpus.json").read_text())
+    st["seconds"] = result.seconds + float(corpus_info.get("seconds", 0.0))
     st["done"] = result.finished
     st["val_perplexity"] = (result.history.get("val_perplexity") or [None])[-1]
     st["tokens"] = int(json.loads((out / "run.json").read_text())["data"]["tokens"]["train"])
+    st["tokens_seen"] = int(json.loads((out / "trainer.json").read_text())["state"]["tokens_seen"])
     save_state(work, state)
     return result.finished
 
@@ -176,8 +179,9 @@ def report(args: argparse.Namespace, state: dict[str, Any]) -> None:
         p = s["pretrain"]
         tuned = ", ".join(f"seed {k} {s[f'clf-seed{k}']['seconds'] / 60:.1f} min" for k in args.seeds
                           if f"clf-seed{k}" in s)
-        print(f"pretraining: {p['seconds'] / 60:.1f} min, {p.get('tokens', 0):,} corpus tokens, held-out perplexity "
-              f"{p.get('val_perplexity')}; fine-tuning: {tuned}")
+        print(f"pretraining: {p['seconds'] / 60:.1f} min, {p.get('tokens_seen', 0):,} tokens seen of a "
+              f"{p.get('tokens', 0):,}-token corpus, held-out perplexity {p.get('val_perplexity')}; "
+              f"fine-tuning: {tuned}")
 
 
 def main() -> int:
@@ -195,9 +199,14 @@ def main() -> int:
     ap.add_argument("--maxlen", type=int, default=400, help="words kept per review (the last ones)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--stages", default="-1:1:0.02,-2:1:0.01,0:2:0.002", help="freeze_to:epochs:lr,...")
+    ap.add_argument("--stages", default=None,
+                    help="freeze_to:epochs:lr,... (default -1:1:0.02,-2:1:0.01,0:2:0.003: the head, then the last "
+                         "LSTM too, then everything)")
     ap.add_argument("--schedule", default="one_cycle")
-    ap.add_argument("--decay", type=float, default=2.6, help="discriminative learning-rate factor between groups")
+    ap.add_argument("--decay", type=float, default=1.0,
+                    help="discriminative learning-rate factor between layer groups (ULMFiT: 2.6; default 1: at "
+                         "the pretraining this script affords, the embedding and lower LSTM must adapt; see "
+                         "bench/RESULTS.md)")
     ap.add_argument("--control", action="store_true",
                     help="also fine-tune the same classifier from random initial weights (per seed)")
     ap.add_argument("--max-seconds", type=float, default=None, help="stop this invocation after about this long")
@@ -211,7 +220,8 @@ def main() -> int:
     if args.probe:
         args.pretrain_tokens = args.pretrain_tokens or 1_500_000
         args.embedding_dim, args.hidden_units, args.num_words = 64, [128], 20000
-        args.maxlen, args.stages, args.seeds = 200, "-1:1:0.02,0:1:0.005", args.seeds[:2]
+        args.maxlen, args.seeds = 200, args.seeds[:2]
+    args.stages = args.stages or "-1:1:0.02,-2:1:0.01,0:2:0.003"
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     args.labelled = make_subset(args.archive, work / "subset", args.subset) if args.subset else args.archive

@@ -118,7 +118,8 @@ def _finetune_locked(cfg: RunConfig, init_from: str, *, lm_epochs: int, stages: 
                         schedule=schedule, seed=seed, decay=decay)
     print_fn(cfg.format())
     print_fn(f"init-from: {init_from} ({lm.config.num_words:,} ids, LSTMs {lm.config.layer_units}); fine-tuning "
-             f"stages (freeze_to, epochs, lr): {list(ft.stages)}, schedule {schedule}, LM epochs {lm_epochs}")
+             f"stages (freeze_to, epochs, lr): {list(ft.stages)}, schedule {schedule}, learning-rate decay per group "
+             f"{ft.decay:g}, LM epochs {lm_epochs}")
     data = read_labelled_splits(exp.data)
     ops = load_ops()  # the fine-tuning runs on the kernel; its word lookups encode the texts (None: Python's)
     x_train = _encode(tokenizer, data.train_texts, exp.data.maxlen, ops)
