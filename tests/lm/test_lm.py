@@ -105,15 +105,20 @@ def test_adaptive_softmax_is_a_distribution_and_matches_its_loss():
     torch.testing.assert_close(lm.softmax(h, target), -logp.gather(1, target[:, None])[:, 0])
 
 
+def _copy_softmax_weights(ours, ref: torch.nn.AdaptiveLogSoftmaxWithLoss) -> None:
+    """Give torch's adaptive softmax the head and tail weights of ours (the same layout)."""
+    with torch.no_grad():
+        ref.head.weight.copy_(ours.head)
+        for r, o in zip(ref.tail, ours.tails, strict=True):
+            r[0].weight.copy_(o[0].weight)
+            r[1].weight.copy_(o[1].weight)
+
+
 def test_adaptive_softmax_equals_torch_untied():
     torch.manual_seed(0)
     ours = LanguageModel(small_config(num_words=30, embedding_dim=32, cutoffs=(5, 12), tie_weights=False)).softmax
     ref = torch.nn.AdaptiveLogSoftmaxWithLoss(32, 30, [5, 12], div_value=4.0)
-    with torch.no_grad():
-        ref.head.weight.copy_(ours.head)
-        for r, o in zip(ref.tail, ours.tails):
-            r[0].weight.copy_(o[0].weight)
-            r[1].weight.copy_(o[1].weight)
+    _copy_softmax_weights(ours, ref)
     h, t = torch.randn(40, 32, requires_grad=True), torch.randint(0, 30, (40,))
     loss = ours(h, t).mean()
     torch.testing.assert_close(loss, ref(h, t).loss)
@@ -132,11 +137,8 @@ def test_adaptive_softmax_head_bias_equals_torch_head_bias():
     ref = torch.nn.AdaptiveLogSoftmaxWithLoss(32, 30, [5, 12], div_value=4.0, head_bias=True)
     with torch.no_grad():
         ours.head_bias.uniform_(-1, 1)
-        ref.head.weight.copy_(ours.head)
         ref.head.bias.copy_(ours.head_bias)
-        for r, o in zip(ref.tail, ours.tails):
-            r[0].weight.copy_(o[0].weight)
-            r[1].weight.copy_(o[1].weight)
+    _copy_softmax_weights(ours, ref)
     h, t = torch.randn(40, 32, requires_grad=True), torch.randint(0, 30, (40,))
     loss = ours(h, t).mean()
     torch.testing.assert_close(loss, ref(h, t).loss)
