@@ -390,6 +390,10 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
                         "-1:1:0.02,-2:1:0.01,-3:1:0.005,0:E-3:0.001 for --epochs E)")
     g.add_argument("--schedule", choices=("one_cycle", "slanted_triangular"), default="one_cycle",
                    help="with --init-from: learning-rate schedule of each stage (default: one_cycle)")
+    g.add_argument("--decay", type=float, default=2.6, metavar="F",
+                   help="with --init-from: discriminative learning rates, each layer group F times slower than the "
+                        "one above it (default: ULMFiT's 2.6; 1: one rate for all, better from a weakly trained "
+                        "language model)")
     p.set_defaults(func=cmd_train)
 
 
@@ -411,7 +415,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from lstmtext.run.finetune import finetune_from_config
 
         finetune_from_config(cfg, args.init_from, lm_epochs=args.lm_epochs, stages=args.stages,
-                             schedule=args.schedule, argv=args.command_line)
+                             schedule=args.schedule, decay=args.decay, argv=args.command_line)
         return 0
     callbacks = []
     if args.tensorboard is not None:

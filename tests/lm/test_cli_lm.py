@@ -45,11 +45,13 @@ def test_pretrain_uses_test_texts_only_when_asked_and_records_it(tmp_path, tiny_
 def test_train_init_from_gives_an_ordinary_checkpoint(pretrained, tiny_imdb_archive, tmp_path, capsys):
     out = tmp_path / "clf"
     assert main(["train", "--data", str(tiny_imdb_archive), "--out", str(out), "--init-from", str(pretrained),
-                 "--epochs", "4", "--batch-size", "8", "--maxlen", "400", "--seed", "1", "--verbose", "0"]) == 0
+                 "--epochs", "4", "--batch-size", "8", "--maxlen", "400", "--seed", "1", "--verbose", "0",
+                 "--decay", "1.5"]) == 0
     text = capsys.readouterr().out
     assert "copied from the language model: embedding, lstm_1, lstm_2" in text
     run = json.loads((out / "run.json").read_text())
     assert run["init_from"] == str(pretrained.resolve()) and 0 <= run["test_metrics"]["accuracy"] <= 1
+    assert run["finetune"]["decay"] == 1.5
     predictions = Predictor.from_checkpoint(out).predict(["A wonderful film.", "Dull and far too long."])
     assert [p.label in ("neg", "pos") for p in predictions] == [True, True]
     assert main(["evaluate", str(out)]) == 0
@@ -79,3 +81,9 @@ def test_pretrain_bad_corpora_fail_naming_the_file(tmp_path, capsys):
     assert main(["pretrain", "--data", str(words), "--out", str(tmp_path / "b"), "--preset", "tiny"]) == 1
     err = capsys.readouterr().err
     assert "shorter than one BPTT window" in err and "--bptt" in err
+
+
+def test_init_from_with_a_non_positive_decay_fails_naming_it(pretrained, tiny_imdb_archive, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_imdb_archive), "--out", str(tmp_path / "clf"), "--init-from",
+                 str(pretrained), "--decay", "0", "--verbose", "0"]) == 1
+    assert "decay must be positive" in capsys.readouterr().err
