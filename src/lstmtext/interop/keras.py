@@ -19,7 +19,7 @@ import os
 import stat
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -617,13 +617,20 @@ def _text_vectorization_assets(layer: Any, group: Any, inner: str) -> dict[str, 
 def _load_functional(config: dict[str, Any], weights: bytes, path: Path,
                      assets: dict[str, bytes] | None = None) -> Functional:
     spec = functional_from_keras(config, file=path)
+    return _build_with_weights(lambda: deserialize(spec), "Functional", weights, path, assets)
+
+
+def _build_with_weights(build: Callable[[], Any], kind: str, weights: bytes, path: Path,
+                        assets: dict[str, bytes] | None) -> Any:
+    """``build()`` the model within a weight budget of the file's size, then set its weights from ``weights``
+    (the Keras ``model.weights.h5``) and ``assets``, every failure raised as a typed error naming ``path``."""
     try:
         with weight_budget(len(weights) + (1 << 20)):  # a config asking for more weights than the file holds
-            model = deserialize(spec)
+            model = build()
     except (CheckpointConfigError, CorruptFileError):
         raise
     except Exception as e:
-        raise CheckpointConfigError(path, f"cannot build the Functional model: {e}") from None
+        raise CheckpointConfigError(path, f"cannot build the {kind} model: {e}") from None
     h5py = _h5py()
     try:
         with h5py.File(io.BytesIO(weights), "r") as h5:
@@ -632,7 +639,7 @@ def _load_functional(config: dict[str, Any], weights: bytes, path: Path,
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise CorruptFileError(f"{path}:{WEIGHTS}", f"not a readable HDF5 weights file: {e}") from None
-    return model  # type: ignore[return-value]
+    return model
 
 
 def _needs_graph_layers(config: dict[str, Any]) -> bool:
@@ -665,23 +672,10 @@ def _load_sequential_of_graph_layers(config: dict[str, Any], weights: bytes, pat
         raise CheckpointConfigError(path, f"the Sequential model has no valid input shape (got {shape!r})")
     if dtype is None:
         dtype = "string" if specs and specs[0]["class_name"] == "TextVectorization" else "float32"
-    try:
-        with weight_budget(len(weights) + (1 << 20)):
-            model = Sequential([Input(shape=tuple(shape[1:]), dtype=dtype), *(deserialize(sp) for sp in specs)],
-                               name=cfg.get("name") or None)
-    except (CheckpointConfigError, CorruptFileError):
-        raise
-    except Exception as e:
-        raise CheckpointConfigError(path, f"cannot build the Sequential model: {e}") from None
-    h5py = _h5py()
-    try:
-        with h5py.File(io.BytesIO(weights), "r") as h5:
-            _set_functional_weights(model, h5.get("layers"), f"{path}:{WEIGHTS}", assets)  # type: ignore[arg-type]
-    except (CorruptFileError, CheckpointConfigError):
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise CorruptFileError(f"{path}:{WEIGHTS}", f"not a readable HDF5 weights file: {e}") from None
-    return model
+    return _build_with_weights(
+        lambda: Sequential([Input(shape=tuple(shape[1:]), dtype=dtype), *(deserialize(sp) for sp in specs)],
+                           name=cfg.get("name") or None),
+        "Sequential", weights, path, assets)
 
 
 def functional_to_keras(model: Functional) -> dict[str, Any]:

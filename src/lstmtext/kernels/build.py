@@ -36,7 +36,8 @@ from lstmtext.utils.cache import cache_root  # the per-user folder; kernels live
 
 SOURCES = [Path(__file__).with_name(n) for n in ("lstm_cpu.cpp", "ops_cpu.cpp", "text_cpu.cpp")]
 HEADERS = [Path(__file__).with_name(n)
-           for n in ("small_gemm.h", "simd.h", "vector_math.h", "lstm_args.h", "lstm_lanes.h", "workspace.h")]
+           for n in ("small_gemm.h", "simd.h", "simd_lanes.h", "vector_math.h", "lstm_args.h", "lstm_lanes.h",
+                     "workspace.h")]
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _LDFLAGS = ["-fopenmp"]
 

@@ -66,28 +66,7 @@ inline V select_lt(V a, V b, V if_lt, V otherwise) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), otherwise, if_lt);
 }
 
-// The lanes of a row of u floats cut into NV vectors: vector v holds floats [W*v, W*v + W) of the row, the
-// last one possibly partial. Full vectors use plain loads and stores (masked stores are slow on some CPUs).
-template <int NV>
-struct Lanes {
-  Mask m[NV];
-  bool full[NV];
-  explicit Lanes(int64_t u) {
-    for (int v = 0; v < NV; ++v) {
-      m[v] = first_lanes(u - int64_t{W} * v);
-      full[v] = u - int64_t{W} * v >= W;
-    }
-  }
-  V load(int v, const float* p) const { return full[v] ? loadu(p) : load_first(m[v], p); }
-  void store(int v, float* p, V x) const {
-    if (full[v]) {
-      storeu(p, x);
-    } else {
-      store_first(p, m[v], x);
-    }
-  }
-};
-
+#include "simd_lanes.h"
 #include "vector_math.h"
 }  // namespace lstmtext_simd512
 #endif
@@ -133,28 +112,7 @@ inline V select_lt(V a, V b, V if_lt, V otherwise) {
   return _mm256_blendv_ps(otherwise, if_lt, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
 }
 
-// The lanes of a row of u floats cut into NV vectors: vector v holds floats [W*v, W*v + W) of the row, the
-// last one possibly partial. Full vectors use plain loads and stores (masked stores are slow on some CPUs).
-template <int NV>
-struct Lanes {
-  Mask m[NV];
-  bool full[NV];
-  explicit Lanes(int64_t u) {
-    for (int v = 0; v < NV; ++v) {
-      m[v] = first_lanes(u - int64_t{W} * v);
-      full[v] = u - int64_t{W} * v >= W;
-    }
-  }
-  V load(int v, const float* p) const { return full[v] ? loadu(p) : load_first(m[v], p); }
-  void store(int v, float* p, V x) const {
-    if (full[v]) {
-      storeu(p, x);
-    } else {
-      store_first(p, m[v], x);
-    }
-  }
-};
-
+#include "simd_lanes.h"
 #include "vector_math.h"
 }  // namespace lstmtext_simd256
 #endif
