@@ -35,7 +35,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import torch
 
-from lstmtext.kernels import lstm_sequence, lstm_sequence_reference
+from lstmtext.kernels import LSTMCall, lstm_sequence, lstm_sequence_reference
 
 SHAPES = {
     "seed1 LSTM(10)": dict(batch=128, steps=300, features=15, units=10, return_sequences=False),
@@ -79,7 +79,7 @@ def make_runners(shape: dict, condition: str, with_keras: bool) -> dict:
 
     def kernel_runner(fn):
         def run():
-            out, _, _ = fn(x, kernel, recurrent, bias, h0, h0, mask=mask, recurrent_dropout_mask=gate_masks())
+            out, _, _ = fn(LSTMCall(x, kernel, recurrent, bias, h0, h0, mask=mask, recurrent_dropout_mask=gate_masks()))
             _loss(out, seq).backward()
 
         return run
@@ -174,7 +174,7 @@ def large_runners(batch: int, steps: int, features: int, units: int, layers: int
         with torch.set_grad_enabled(train):
             y = x
             for k, r, b in weights:
-                y = lstm_sequence(y, k, r, b, h0, h0)[0]
+                y = lstm_sequence(LSTMCall(y, k, r, b, h0, h0))[0]
             if train:
                 y.sum().backward()
 

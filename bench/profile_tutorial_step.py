@@ -31,7 +31,7 @@ from lstmtext.models import Sequential
 
 def parts(rounds: int) -> None:
     """Single-thread CPU time of each part of the tutorial LSTM step (see the module docstring)."""
-    from lstmtext.kernels import lstm_sequence_from_embedding, lstm_sequence_from_embedding_fused, strategy_names
+    from lstmtext.kernels import LSTMCall, lstm_sequence, lstm_sequence_fused, strategy_names
     from lstmtext.kernels.build import load_ops
     from lstmtext.kernels.embedding_lstm import project_table
     from lstmtext.kernels.strategies import resolved_strategy
@@ -55,12 +55,12 @@ def parts(rounds: int) -> None:
     dz = ops.lstm_backward(dout, h0, h0, rec.detach(), gates, cseq, h0, None, None, False, 0)[0]
 
     def whole():
-        o, _, _ = lstm_sequence_from_embedding(table, ids, kernel, rec, bias, h0, h0)
+        o, _, _ = lstm_sequence(LSTMCall(table, kernel, rec, bias, h0, h0, ids=ids))
         (o[:, -1] * dout[:, -1]).sum().backward()
 
     def whole_last():  # return_sequences=False, as in the model: the last output only
-        last, _, _, _ = lstm_sequence_from_embedding_fused(table, ids, kernel, rec, bias, h0, h0,
-                                                           return_sequences=False)
+        last, _, _, _ = lstm_sequence_fused(LSTMCall(table, kernel, rec, bias, h0, h0, ids=ids),
+                                            return_sequences=False)
         (last * dout[:, -1]).sum().backward()
 
     rec_d = rec.detach()

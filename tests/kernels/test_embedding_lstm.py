@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from lstmtext.kernels import (
+    LSTMCall,
     available_strategies,
     build,
     embedding_lstm,
     force_impl,
-    lstm_sequence_from_embedding,
-    lstm_sequence_from_embedding_fused,
+    lstm_sequence_fused,
     lstm_sequence_reference,
 )
 from lstmtext.kernels.build import load_ops
@@ -41,8 +41,16 @@ def _grads(fn, table, ids, kernel, recurrent, bias, h0, c0, **kw):
     return [out, h, c, *torch.autograd.grad(loss, wrt)]
 
 
+def _from_table(table, ids, kernel, recurrent, bias, h0, c0, return_sequences=True, **kw):
+    # A call with token ids: the compiled path with the input projection on the vocabulary must take it.
+    out, h, c, path = lstm_sequence_fused(LSTMCall(table, kernel, recurrent, bias, h0, c0, ids=ids, **kw),
+                                          return_sequences=return_sequences)
+    assert path.endswith("+vocabulary projection"), path
+    return out, h, c
+
+
 def _reference(table, ids, kernel, recurrent, bias, h0, c0, **kw):
-    return lstm_sequence_reference(table[ids], kernel, recurrent, bias, h0, c0, **kw)
+    return lstm_sequence_reference(LSTMCall(table[ids], kernel, recurrent, bias, h0, c0, **kw))
 
 
 # units 10 (lanes on AVX2, vector rows on AVX-512), 33 (two vectors, remainder lanes), 70 (per-step GEMM with fused
@@ -64,9 +72,7 @@ def test_matches_the_reference_loop_on_embedded_tokens(units, impl, batch, case,
 
 def _last_output_only(table, ids, kernel, recurrent, bias, h0, c0, **kw):
     # return_sequences=False: the kernels give the last output (B, u); no (B, T, u) outputs on the vector path.
-    out, h, c, _ = lstm_sequence_from_embedding_fused(table, ids, kernel, recurrent, bias, h0, c0, **kw,
-                                                      return_sequences=False)
-    return out, h, c
+    return _from_table(table, ids, kernel, recurrent, bias, h0, c0, return_sequences=False, **kw)
 
 
 def _reference_last(table, ids, kernel, recurrent, bias, h0, c0, **kw):
@@ -97,7 +103,7 @@ def _embedded_tokens_case(units, batch, case, last_only=False):
         kw["recurrent_dropout_mask"] = (torch.rand(4, batch, units, generator=gen) > 0.3).float() / 0.7
     if case == "shared_dropout":
         kw["recurrent_dropout_mask"] = (torch.rand(batch, units, generator=gen) > 0.3).float() / 0.7
-    fn, ref = (_last_output_only, _reference_last) if last_only else (lstm_sequence_from_embedding, _reference)
+    fn, ref = (_last_output_only, _reference_last) if last_only else (_from_table, _reference)
     got = _grads(fn, table, ids, kernel, recurrent, bias, h0, c0, **kw)
     want = _grads(ref, table, ids, kernel, recurrent, bias, h0, c0, **kw)
     names = ["outputs", "h_T", "c_T", "d_table", "d_kernel", "d_recurrent", "d_h0", "d_c0", "d_bias"]

@@ -9,6 +9,7 @@ import torch
 
 from lstmtext.errors import ConfigError
 from lstmtext.kernels import (
+    LSTMCall,
     available_strategies,
     build,
     force_impl,
@@ -67,7 +68,7 @@ def _inputs(batch, steps, features, units, *, bias=True, states=True, dtype=torc
 
 
 def _outputs_and_grads(fn, x, kernel, recurrent, b, h0, c0, **kw):
-    out, h, c = fn(x, kernel, recurrent, b, h0, c0, **kw)
+    out, h, c = fn(LSTMCall(x, kernel, recurrent, b, h0, c0, **kw))
     wrt = [x, kernel, recurrent, h0, c0] + ([b] if b is not None else [])
     # Distinct weights per output element so that every gradient path is exercised.
     w = torch.linspace(-1.0, 1.0, out.numel(), dtype=out.dtype).view_as(out)
@@ -118,7 +119,7 @@ def test_compiled_zero_output_for_mask(shape, mask_kind):
     *args, gen = _inputs(*shape, seed=5)
     mask = _mask(mask_kind, shape[0], shape[1], gen)
     _assert_same(lstm_sequence, args, mask=mask, zero_output_for_mask=True)
-    out, _, _ = lstm_sequence(*args, mask=mask, zero_output_for_mask=True)
+    out, _, _ = lstm_sequence(LSTMCall(*args, mask=mask, zero_output_for_mask=True))
     assert torch.all(out[~mask] == 0)
 
 
@@ -207,7 +208,7 @@ def test_compiled_without_bias_and_zero_states(units):
 def test_compiled_path_is_taken_for_cpu_float32():
     _compiled_or_skip()
     *args, _ = _inputs(2, 3, 4, 5)
-    out, _, _ = lstm_sequence(*args)
+    out, _, _ = lstm_sequence(LSTMCall(*args))
     assert "FusedLSTM" in type(out.grad_fn).__name__
     assert fused_available("cpu")
 
@@ -218,7 +219,7 @@ def test_masked_steps_follow_keras_rnn_loop():
     *args, _ = _inputs(2, 4, 3, 5)
     mask = torch.tensor([[False, True, False, True], [True, True, False, False]])
     for fn in (lstm_sequence, lstm_sequence_reference):
-        out, h, c = fn(*args, mask=mask)
+        out, h, c = fn(LSTMCall(*args, mask=mask))
         assert torch.all(out[0, 0] == 0)
         torch.testing.assert_close(out[0, 2], out[0, 1])
         torch.testing.assert_close(out[1, 3], out[1, 1])
@@ -231,7 +232,7 @@ def test_fully_masked_row_returns_initial_states_and_zero_outputs():
     mask = torch.ones(3, 5, dtype=torch.bool)
     mask[1] = False
     for fn in (lstm_sequence, lstm_sequence_reference):
-        out, h, c = fn(x, kernel, recurrent, b, h0, c0, mask=mask)
+        out, h, c = fn(LSTMCall(x, kernel, recurrent, b, h0, c0, mask=mask))
         assert torch.all(out[1] == 0)
         torch.testing.assert_close(h[1], h0[1])
         torch.testing.assert_close(c[1], c0[1])
@@ -252,8 +253,7 @@ def test_packed_torch_lstm_matches_reference(mask_kind, zero_output):
 def test_packed_refuses_masks_with_holes():
     *args, _ = _inputs(2, 4, 3, 5)
     with pytest.raises(ValueError, match="contiguous block"):
-        lstm_sequence_packed(*args, mask=torch.tensor([[True, False, True, True], [True] * 4]),
-                             zero_output_for_mask=False)
+        lstm_sequence_packed(LSTMCall(*args, mask=torch.tensor([[True, False, True, True], [True] * 4])))
 
 
 def test_reference_gradcheck_float64():
@@ -262,7 +262,7 @@ def test_reference_gradcheck_float64():
     keep = (torch.rand(4, 3, 3, generator=gen) > 0.3).double() / 0.7
 
     def fn(*t):
-        return lstm_sequence(*t, mask=mask, recurrent_dropout_mask=keep)
+        return lstm_sequence(LSTMCall(*t, mask=mask, recurrent_dropout_mask=keep))
 
     assert torch.autograd.gradcheck(fn, (x, kernel, recurrent, b, h0, c0))
 
@@ -270,10 +270,10 @@ def test_reference_gradcheck_float64():
 def test_disable_env_forces_reference_loop(monkeypatch):
     monkeypatch.setenv("LSTMTEXT_DISABLE_KERNEL", "1")
     *args, _ = _inputs(2, 3, 4, 5)
-    out, _, _ = lstm_sequence(*args)
+    out, _, _ = lstm_sequence(LSTMCall(*args))
     assert "FusedLSTM" not in type(out.grad_fn).__name__
     assert not fused_available("cpu")
-    torch.testing.assert_close(out, lstm_sequence_reference(*args)[0])
+    torch.testing.assert_close(out, lstm_sequence_reference(LSTMCall(*args))[0])
 
 
 def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path):
@@ -286,20 +286,38 @@ def test_build_failure_warns_once_and_falls_back(monkeypatch, tmp_path):
         assert build.load_ops() is None
     assert build.load_ops() is None  # no second attempt, no second warning
     *args, _ = _inputs(2, 3, 4, 5)
-    out, _, _ = lstm_sequence(*args)
-    torch.testing.assert_close(out, lstm_sequence_reference(*args)[0])
+    out, _, _ = lstm_sequence(LSTMCall(*args))
+    torch.testing.assert_close(out, lstm_sequence_reference(LSTMCall(*args))[0])
 
 
 def test_bad_shapes_raise_config_error():
     x, kernel, recurrent, b, h0, c0, _ = _inputs(2, 3, 4, 5)
     with pytest.raises(ConfigError, match=r"kernel must have shape \(4, 20\), got \(3, 20\)"):
-        lstm_sequence(x, kernel[:3], recurrent, b, h0, c0)
+        LSTMCall(x, kernel[:3], recurrent, b, h0, c0)
     with pytest.raises(ConfigError, match=r"mask must have shape \(2, 3\), got \(2, 4\)"):
-        lstm_sequence(x, kernel, recurrent, b, h0, c0, mask=torch.ones(2, 4, dtype=torch.bool))
+        LSTMCall(x, kernel, recurrent, b, h0, c0, mask=torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ConfigError, match="recurrent_dropout_mask must have shape"):
-        lstm_sequence(x, kernel, recurrent, b, h0, c0, recurrent_dropout_mask=torch.ones(3, 5))
+        LSTMCall(x, kernel, recurrent, b, h0, c0, recurrent_dropout_mask=torch.ones(3, 5))
     with pytest.raises(ConfigError, match="x must be 3-D"):
-        lstm_sequence(x[0], kernel, recurrent, b, h0, c0)
+        LSTMCall(x[0], kernel, recurrent, b, h0, c0)
+    with pytest.raises(ConfigError, match=r"h0 must have shape \(2, 5\), got \(3, 5\)"):
+        LSTMCall(x, kernel, recurrent, b, torch.zeros(3, 5), c0)
+    ids = torch.zeros(2, 3, dtype=torch.int64)
+    with pytest.raises(ConfigError, match="with ids, x must be the 2-D embedding table"):
+        LSTMCall(x, kernel, recurrent, b, h0, c0, ids=ids)
+    with pytest.raises(ConfigError, match="ids must be 2-D .* integer token ids"):
+        LSTMCall(torch.zeros(9, 4), kernel, recurrent, b, h0, c0, ids=ids.float())
+    with pytest.raises(ConfigError, match=r"kernel must have shape \(6, 20\)"):
+        LSTMCall(torch.zeros(9, 6), kernel, recurrent, b, h0, c0, ids=ids)
+    # A float mask is stored as bool; the call is frozen.
+    call = LSTMCall(x, kernel, recurrent, b, h0, c0, mask=torch.ones(2, 3))
+    assert call.mask.dtype == torch.bool and (call.batch, call.steps, call.units) == (2, 3, 5)
+
+
+def test_packed_refuses_recurrent_dropout():
+    *args, _ = _inputs(2, 4, 3, 5)
+    with pytest.raises(ValueError, match="no recurrent dropout"):
+        lstm_sequence_packed(LSTMCall(*args, recurrent_dropout_mask=torch.ones(2, 5)))
 
 
 @pytest.mark.gpu
@@ -335,10 +353,11 @@ def test_concurrent_first_builds_share_one_cache_entry(tmp_path):
     import sys
 
     code = (
-        "import torch; from lstmtext.kernels import build, lstm_sequence; assert build.load_ops() is not None; "
-        "g = torch.Generator().manual_seed(0); x = torch.randn(3, 4, 2, generator=g); "
-        "out, _, _ = lstm_sequence(x, torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g), None, "
-        "torch.zeros(3, 2), torch.zeros(3, 2)); print(repr(out.sum().item()))"
+        "import torch; from lstmtext.kernels import LSTMCall, build, lstm_sequence; "
+        "assert build.load_ops() is not None; g = torch.Generator().manual_seed(0); "
+        "x = torch.randn(3, 4, 2, generator=g); "
+        "out, _, _ = lstm_sequence(LSTMCall(x, torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g), "
+        "None, torch.zeros(3, 2), torch.zeros(3, 2))); print(repr(out.sum().item()))"
     )
     env = {**os.environ, "LSTMTEXT_KERNEL_DIR": str(tmp_path / "kernels"), "LSTMTEXT_DISABLE_KERNEL": ""}
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -378,7 +397,7 @@ def test_bfloat16_matmuls_stay_close_to_float32(rd):
         rdm = (torch.rand(4, b, u, generator=gen) > 0.2).float() / 0.8
 
     def run():
-        out, h, c = lstm_sequence(x, k, r, bias, h0, h0, recurrent_dropout_mask=rdm)
+        out, h, c = lstm_sequence(LSTMCall(x, k, r, bias, h0, h0, recurrent_dropout_mask=rdm))
         w = torch.linspace(-1, 1, out.numel()).view_as(out)
         return [out, h, c, *torch.autograd.grad((out * w).sum() + h.sum(), (x, k, r, bias))]
 

@@ -63,11 +63,14 @@ def reference_kernels(monkeypatch):
     mod = types.ModuleType("lstmtext.kernels")
     mod.calls = []
 
-    def lstm_sequence_fused(x, *args, **kwargs):
-        mod.calls.append((tuple(x.shape), kwargs))
+    def lstm_sequence_fused(call, *, return_sequences=True):
+        call = call.embedded()
+        mod.calls.append((tuple(call.x.shape), call))
         if mod.decline:
             raise NotImplementedError(mod.decline)
-        return (*reference_lstm_sequence(x, *args, **kwargs), "test:reference")
+        out, h, c = reference_lstm_sequence(call.x, call.kernel, call.recurrent_kernel, call.bias, call.h0, call.c0,
+                                            call.mask, call.recurrent_dropout_mask, call.zero_output_for_mask)
+        return (out if return_sequences else out[:, -1]), h, c, "test:reference"
 
     mod.decline = None
     mod.lstm_sequence_fused = lstm_sequence_fused
@@ -161,19 +164,19 @@ def test_fused_matches_loop_with_dropout(device, dropout, recurrent_dropout):
 @pytest.mark.parametrize(("args", "mask_kind"), CASES)
 def test_layer_passes_the_contract_to_the_kernel(reference_kernels, args, mask_kind):
     _check_fused_matches_loop(ARG_SETS[args], MASKS[mask_kind], "cpu", initial_state=args % 2 == 1)
-    shape, kwargs = reference_kernels.calls[0]
+    shape, call = reference_kernels.calls[0]
     assert shape == (B, T, F)  # batch-major, whatever time_major says
-    assert (kwargs["mask"] is None) == (MASKS[mask_kind] is None)
+    assert (call.mask is None) == (MASKS[mask_kind] is None)
 
 
 @pytest.mark.parametrize(("dropout", "recurrent_dropout"), [(0.3, 0.0), (0.3, 0.4), (0.0, 0.4)])
 def test_dropout_reaches_the_kernel_as_keras_applies_it(reference_kernels, dropout, recurrent_dropout):
     _check_fused_matches_loop({"return_sequences": True}, MASKS["left_padded"], "cpu", training=True,
                               dropout=dropout, recurrent_dropout=recurrent_dropout)
-    shape, kwargs = reference_kernels.calls[0]
+    shape, call = reference_kernels.calls[0]
     # Per-gate input masks (with recurrent dropout) widen the input to [x*m_i, x*m_f, x*m_c, x*m_o].
     assert shape == (B, T, 4 * F if recurrent_dropout and dropout else F)
-    rdm = kwargs["recurrent_dropout_mask"]
+    rdm = call.recurrent_dropout_mask
     assert (rdm is None) == (recurrent_dropout == 0) and (rdm is None or rdm.shape == (4, B, U))
 
 

@@ -8,7 +8,7 @@ import torch
 
 from lstmtext.layers import LSTM
 from lstmtext.layers.initializers import Constant
-from lstmtext.layers.lstm_ops import draw_dropout_masks, lstm_cell_loop
+from lstmtext.layers.lstm_ops import LSTMCall, draw_dropout_masks, lstm_cell_loop
 
 B, T, F, U = 4, 6, 3, 5
 
@@ -80,8 +80,8 @@ def test_seeded_training_run_equals_one_fixed_mask_set(dropout, recurrent_dropou
     dp = draw_dropout_masks((B, F), dropout, count, x, g) if dropout else None
     rdp = draw_dropout_masks((B, U), recurrent_dropout, count, x, g) if recurrent_dropout else None
     c = layer.cell
-    expected, _, _ = lstm_cell_loop(x, c.kernel, c.recurrent_kernel, c.bias, torch.zeros(B, U), torch.zeros(B, U),
-                                    input_masks=dp, recurrent_masks=rdp)
+    expected, _, _ = lstm_cell_loop(LSTMCall(x, c.kernel, c.recurrent_kernel, c.bias, torch.zeros(B, U),
+                                             torch.zeros(B, U), recurrent_dropout_mask=rdp), input_masks=dp)
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
 
 

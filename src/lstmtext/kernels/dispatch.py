@@ -2,11 +2,12 @@
 
 ``lstm_sequence_fused`` makes the decision (the one place it is made) and says which path ran, or raises
 ``NotImplementedError`` when no fused path serves the call; ``lstm_sequence`` then runs the reference loop.
-Paths, in order:
+Both take one :class:`~lstmtext.kernels.args.LSTMCall`. Paths, in order:
 
 * **CPU, float32, compiled kernel loaded** (``fused_available``): the C++ recurrence of ``lstm_cpu.cpp``
-  with the input projection and weight gradients as big GEMMs. Serves every mask (left-/right-padded,
-  holes, fully masked rows), ``zero_output_for_mask`` and recurrent dropout.
+  with the input projection and weight gradients as big GEMMs (``fused.py``), or, for a call with token
+  ``ids``, with the input projection taken once per vocabulary row (``embedding_lstm.py``). Serves every
+  mask (left-/right-padded, holes, fully masked rows), ``zero_output_for_mask`` and recurrent dropout.
 * **CUDA, no recurrent dropout, mask ``None`` or one contiguous block of real steps per row**
   (right-padded, left-padded, fully masked rows): cuDNN through ``torch._VF.lstm`` (packed sequences for
   masks; see ``packed.py``).
@@ -15,6 +16,7 @@ Paths, in order:
   time loop of ``reference.py`` in ``lstm_sequence``.
 
 All paths compute the same function and are differentiable w.r.t. ``x``, the weights and the initial states.
+A new compiled strategy or ISA is chosen inside the compiled kernel (``strategies.py``), not here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 
 from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.build import load_ops
+from lstmtext.kernels.embedding_lstm import lstm_sequence_ids_compiled
 from lstmtext.kernels.fused import lstm_sequence_compiled
 from lstmtext.kernels.packed import contiguous_block_bounds, lstm_sequence_packed
 from lstmtext.kernels.reference import lstm_sequence_reference
@@ -45,17 +48,7 @@ def fused_available(device: torch.device | str | None = None) -> bool:
     return False
 
 
-def lstm_sequence(
-    x: torch.Tensor,
-    kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor,
-    bias: torch.Tensor | None,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    recurrent_dropout_mask: torch.Tensor | None = None,
-    zero_output_for_mask: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def lstm_sequence(call: LSTMCall) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Runs a Keras LSTM (tanh / sigmoid) over a batch-major sequence on the fastest exact path.
 
     Each step computes ``z = x_t @ kernel + (h_{t-1} * rdmask) @ recurrent_kernel + bias``, splits it into
@@ -65,75 +58,60 @@ def lstm_sequence(
     is zeros when ``zero_output_for_mask``.
 
     Args:
-        x: ``(B, T, F)`` inputs, input dropout already applied.
-        kernel: ``(F, 4u)`` Keras kernel.
-        recurrent_kernel: ``(u, 4u)`` Keras recurrent kernel.
-        bias: ``(4u,)`` or ``None``.
-        h0, c0: ``(B, u)`` initial states.
-        mask: ``(B, T)`` bool, True where the step is real, or ``None``.
-        recurrent_dropout_mask: multiplier of ``h_{t-1}`` before the recurrent product (already scaled by
-            ``1 / (1 - rate)``; the carried h itself is not dropped): ``(B, u)`` shared by the four gates,
-            or ``(4, B, u)`` one mask per gate as Keras's ``LSTMCell`` draws it; ``None`` for none.
-        zero_output_for_mask: output zeros at masked steps. Defaults to False.
+        call: the inputs, weights, initial states, mask and recurrent dropout (:class:`LSTMCall`, whose
+            construction checks the shapes); with ``call.ids`` the inputs are rows of the table ``call.x``.
 
     Returns:
         ``(outputs, h_T, c_T)``: ``(B, T, u)`` outputs and the final carried ``(B, u)`` states.
 
-    Raises:
-        ConfigError: a tensor has the wrong shape.
-
     >>> B, T, F, u = 2, 4, 3, 5
-    >>> out, h, c = lstm_sequence(torch.randn(B, T, F), torch.randn(F, 4 * u), torch.randn(u, 4 * u),
-    ...                           torch.zeros(4 * u), torch.zeros(B, u), torch.zeros(B, u),
-    ...                           mask=torch.tensor([[False, True, True, True], [True, True, False, False]]))
+    >>> out, h, c = lstm_sequence(LSTMCall(
+    ...     torch.randn(B, T, F), torch.randn(F, 4 * u), torch.randn(u, 4 * u), torch.zeros(4 * u),
+    ...     torch.zeros(B, u), torch.zeros(B, u), mask=torch.tensor([[False, True, True, True],
+    ...                                                              [True, True, False, False]])))
     >>> tuple(out.shape), bool(out[0, 0].eq(0).all())
     ((2, 4, 5), True)
     """
-    call = LSTMCall(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask,
-                    zero_output_for_mask).checked()
     try:
-        return run_fused(call)[:3]
+        return lstm_sequence_fused(call)[:3]
     except NotImplementedError:
-        return lstm_sequence_reference(call.x, call.kernel, call.recurrent_kernel, call.bias, call.h0, call.c0,
-                                       call.mask, call.recurrent_dropout_mask, call.zero_output_for_mask)
+        return lstm_sequence_reference(call)
 
 
 def lstm_sequence_fused(
-    x: torch.Tensor,
-    kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor,
-    bias: torch.Tensor | None,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    recurrent_dropout_mask: torch.Tensor | None = None,
-    zero_output_for_mask: bool = False,
+    call: LSTMCall, *, return_sequences: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """:func:`lstm_sequence` on a fused path only: the one place where the fast path is decided.
 
+    Args:
+        call: as :func:`lstm_sequence`.
+        return_sequences: when False the first result is the last step's output ``(B, u)`` only (Keras's
+            ``return_sequences=False``); the compiled kernel's per-row vector strategy then neither writes
+            the ``(B, T, u)`` outputs nor reads their gradient.
+
     Returns:
         ``(outputs, h_T, c_T, path)``, ``path`` naming what ran: ``"cpu:<strategy>"`` (the compiled
-        kernel and its strategy, see :mod:`~lstmtext.kernels.strategies`) or ``"cudnn"``.
+        kernel and its strategy, see :mod:`~lstmtext.kernels.strategies`; ``"+vocabulary projection"``
+        added for a call with ``ids``) or ``"cudnn"``.
 
     Raises:
         NotImplementedError: no fused path serves this call (the message says why); the caller runs its
             reference loop, as Keras's layers do when a backend's fused LSTM declines.
-        ConfigError: a tensor has the wrong shape.
     """
-    return run_fused(LSTMCall(x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask,
-                              zero_output_for_mask).checked())
-
-
-def run_fused(call: LSTMCall) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    """:func:`lstm_sequence_fused` for a checked :class:`~lstmtext.kernels.args.LSTMCall`."""
     dev = call.x.device
     if dev.type == "cpu":
         if not all(t.dtype == torch.float32 and t.device.type == "cpu" for t in call.weights_and_states()):
             raise NotImplementedError("the compiled CPU LSTM kernel takes float32 CPU tensors only")
+        if call.ids is not None and call.ids.device.type != "cpu":
+            raise NotImplementedError("the compiled CPU LSTM kernel takes CPU token ids only")
         if load_ops() is None:
             raise NotImplementedError("the compiled CPU LSTM kernel is not available (disabled or failed to build)")
+        strategy = "cpu:" + resolved_strategy(call.units)
+        if call.ids is not None:
+            out, h, c = lstm_sequence_ids_compiled(call, return_sequences)
+            return out, h, c, strategy + "+vocabulary projection"
         out, h, c = lstm_sequence_compiled(call)
-        return out, h, c, "cpu:" + resolved_strategy(call.units)
+        return (out if return_sequences else out[:, -1]), h, c, strategy
     if dev.type != "cuda" or not torch.backends.cudnn.is_available():
         raise NotImplementedError(f"no fused LSTM for device {dev}")
     if call.recurrent_dropout_mask is not None:
@@ -141,6 +119,5 @@ def run_fused(call: LSTMCall) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
     bounds = contiguous_block_bounds(call.mask) if call.mask is not None else None
     if call.mask is not None and bounds is None:
         raise NotImplementedError("cuDNN's LSTM needs one contiguous block of real steps per row (a mask with holes)")
-    out, h, c = lstm_sequence_packed(call.x, call.kernel, call.recurrent_kernel, call.bias, call.h0, call.c0,
-                                     call.mask, call.zero_output_for_mask, bounds)
-    return out, h, c, "cudnn"
+    out, h, c = lstm_sequence_packed(call, bounds)
+    return (out if return_sequences else out[:, -1]), h, c, "cudnn"

@@ -1,13 +1,14 @@
 """An Embedding followed by an LSTM, with the input projection moved onto the vocabulary.
 
-``lstm_sequence(table[ids], kernel, ...)`` first multiplies every embedded token by the LSTM kernel:
+``lstm_sequence(LSTMCall(table[ids], kernel, ...))`` first multiplies every embedded token by the LSTM kernel:
 ``B*T`` rows of ``F x 4u`` work, and the same again twice in the backward (``dx`` and ``dkernel``). Since
 ``table[ids] @ kernel == (table @ kernel)[ids]``, the product can be taken once per *vocabulary row*:
 ``V`` rows instead of ``B*T`` (20,000 instead of 51,200 for the stacked IMDB model; 5,000 instead of
 38,400 for the tutorial model), and the recurrence reads each step's row of the ``(V, 4u)`` table by
 token id (no ``(B, T, 4u)`` tensor). The backward scatters the step gradients into the table gradient and
 runs the two weight GEMMs on ``V`` rows. The result is the same function (the float32
-sums are taken in a different order, so values agree to rounding).
+sums are taken in a different order, so values agree to rounding). A call with token ids,
+``lstm_sequence(LSTMCall(table, kernel, ..., ids=ids))``, takes this path on the CPU.
 
 In inference (no autograd) the projected table is cached until the table, kernel or bias change, so
 ``predict`` over many batches multiplies the vocabulary once.
@@ -18,11 +19,9 @@ from __future__ import annotations
 import weakref
 
 import torch
-import torch.nn.functional as F
 
-from lstmtext.kernels.args import compiled_dropout_mask
+from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.build import load_ops
-from lstmtext.kernels.dispatch import lstm_sequence, lstm_sequence_fused
 from lstmtext.kernels.fused import _recurrent_grad, fuse_weight_grads, linear
 from lstmtext.kernels.strategies import forced_impl, resolved_strategy
 
@@ -129,92 +128,39 @@ class _RecurrenceFromTable(torch.autograd.Function):
         return d_proj, d_recurrent, dh0, dc0, None, None, None, None, None
 
 
-def lstm_sequence_from_embedding(
-    table: torch.Tensor,
-    ids: torch.Tensor,
-    kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor,
-    bias: torch.Tensor | None,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    recurrent_dropout_mask: torch.Tensor | None = None,
-    zero_output_for_mask: bool = False,
+def lstm_sequence_ids_compiled(
+    call: LSTMCall, return_sequences: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``lstm_sequence(table[ids], kernel, recurrent_kernel, bias, h0, c0, ...)``, projecting the vocabulary.
+    """The compiled CPU float32 path of ``lstm_sequence`` for a call with token ``ids``: the recurrence
+    reads each step's input projection from the projected table ``call.x @ kernel + bias`` ``(V, 4u)``.
 
-    Args:
-        table: ``(V, F)`` embedding table.
-        ids: ``(B, T)`` integer ids in ``[0, V)``.
-        kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_dropout_mask, zero_output_for_mask: as
-            :func:`~lstmtext.kernels.lstm_sequence` (no input dropout: the inputs are the table's rows).
+    The caller (:func:`~lstmtext.kernels.dispatch.lstm_sequence_fused`) has checked that the kernel is
+    loaded and every tensor is on the CPU, float32 but the ids. With ``return_sequences=False`` the first
+    result is the last step's output ``(B, u)``, formed from ``h_T``; the per-row vector strategy then
+    neither writes the ``(B, T, u)`` outputs nor reads their gradient.
 
-    Returns:
-        ``(outputs (B, T, u), h_T, c_T)``.
-
+    >>> from lstmtext.kernels import LSTMCall, lstm_sequence
     >>> table, ids = torch.randn(50, 4), torch.randint(0, 50, (2, 7))
     >>> k, r, h = torch.randn(4, 12), torch.randn(3, 12), torch.zeros(2, 3)
-    >>> out, _, _ = lstm_sequence_from_embedding(table, ids, k, r, None, h, h)
-    >>> bool(torch.allclose(out, lstm_sequence(table[ids], k, r, None, h, h)[0], atol=1e-5))
+    >>> out, _, _ = lstm_sequence(LSTMCall(table, k, r, None, h, h, ids=ids))
+    >>> bool(torch.allclose(out, lstm_sequence(LSTMCall(table[ids], k, r, None, h, h))[0], atol=1e-5))
     True
     """
-    try:
-        return lstm_sequence_from_embedding_fused(table, ids, kernel, recurrent_kernel, bias, h0, c0, mask,
-                                                  recurrent_dropout_mask, zero_output_for_mask)[:3]
-    except NotImplementedError:
-        return lstm_sequence(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0, mask,
-                             recurrent_dropout_mask, zero_output_for_mask)
-
-
-def lstm_sequence_from_embedding_fused(
-    table: torch.Tensor,
-    ids: torch.Tensor,
-    kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor,
-    bias: torch.Tensor | None,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    recurrent_dropout_mask: torch.Tensor | None = None,
-    zero_output_for_mask: bool = False,
-    return_sequences: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    """:func:`lstm_sequence_from_embedding` on a fused path only, with the path that ran.
-
-    The vocabulary projection needs the compiled CPU kernel; elsewhere the embedded sequence goes to
-    :func:`~lstmtext.kernels.dispatch.lstm_sequence_fused` (cuDNN on CUDA).
-
-    With ``return_sequences=False`` the first result is the last step's output ``(B, u)`` only (Keras's
-    ``return_sequences=False``), formed from ``h_T``; the per-row vector strategy then neither writes the
-    ``(B, T, u)`` outputs nor reads their gradient.
-
-    Raises:
-        NotImplementedError: no fused path serves this call.
-    """
-    tensors = [table, kernel, recurrent_kernel, h0, c0] + ([bias] if bias is not None else [])
-    cpu_f32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-    ops = load_ops() if cpu_f32 and ids.device.type == "cpu" else None
-    if ops is None:
-        out, h_t, c_t, path = lstm_sequence_fused(F.embedding(ids, table), kernel, recurrent_kernel, bias, h0, c0,
-                                                  mask, recurrent_dropout_mask, zero_output_for_mask)
-        return (out if return_sequences else out[:, -1]), h_t, c_t, path
-    path = "cpu:" + resolved_strategy(recurrent_kernel.shape[0]) + "+vocabulary projection"
-    rd = compiled_dropout_mask(recurrent_dropout_mask)
-    if mask is not None and mask.dtype != torch.bool:
-        mask = mask.to(torch.bool)
-    proj = project_table(table, kernel, bias)  # (V, 4u)
-    ids = ids.to(torch.int64).contiguous()
-    args = (recurrent_kernel.contiguous(), h0.contiguous(), c0.contiguous())
+    ops = load_ops()
+    zero_output = bool(call.zero_output_for_mask)
+    mask, rd = call.mask, call.compiled_dropout_mask()
+    proj = project_table(call.x, call.kernel, call.bias)  # (V, 4u)
+    ids = call.ids.to(torch.int64).contiguous()
+    args = (call.recurrent_kernel.contiguous(), call.h0.contiguous(), call.c0.contiguous())
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (proj, *args))):
         # Inference: nothing is kept for a backward (autograd.Function would see the weights' requires_grad).
-        out, h_t, c_t, *_ = ops.lstm_forward_ids(proj, ids, *args, mask, rd, bool(zero_output_for_mask), False,
+        out, h_t, c_t, *_ = ops.lstm_forward_ids(proj, ids, *args, mask, rd, zero_output, False,
                                                  forced_impl(), True, return_sequences)
     else:
-        out, h_t, c_t = _RecurrenceFromTable.apply(proj, *args, ids, mask, rd, bool(zero_output_for_mask),
-                                                   return_sequences)
+        out, h_t, c_t = _RecurrenceFromTable.apply(proj, *args, ids, mask, rd, zero_output, return_sequences)
     if return_sequences:
-        return out, h_t, c_t, path
-    return _last_output(h_t, mask, zero_output_for_mask), h_t, c_t, path
+        return out, h_t, c_t
+    return _last_output(h_t, mask, zero_output), h_t, c_t
 
 
 def _last_output(h_t: torch.Tensor, mask: torch.Tensor | None, zero_output_for_mask: bool) -> torch.Tensor:

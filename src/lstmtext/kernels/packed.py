@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lstmtext.kernels.args import LSTMCall
+
 
 def keras_to_torch_lstm_weights(
     kernel: torch.Tensor, recurrent_kernel: torch.Tensor, bias: torch.Tensor | None
@@ -70,22 +72,24 @@ def _vf_lstm(x, h0, c0, params, lengths=None):
 
 
 def lstm_sequence_packed(
-    x: torch.Tensor,
-    kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor,
-    bias: torch.Tensor | None,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    mask: torch.Tensor | None,
-    zero_output_for_mask: bool,
-    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    call: LSTMCall, bounds: tuple[torch.Tensor, torch.Tensor] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``lstm_sequence`` through ``torch._VF.lstm`` for no mask or a contiguous-block mask (no dropout).
 
     Args:
-        bounds: ``contiguous_block_bounds(mask)`` if already computed.
+        call: as :func:`~lstmtext.kernels.lstm_sequence`, without recurrent dropout (token ``ids`` are
+            looked up first).
+        bounds: ``contiguous_block_bounds(call.mask)`` if already computed.
+
+    Raises:
+        ValueError: the call has recurrent dropout, or a mask whose real steps are not one contiguous block
+            per row.
     """
-    params = keras_to_torch_lstm_weights(kernel, recurrent_kernel, bias)
+    if call.recurrent_dropout_mask is not None:
+        raise ValueError("lstm_sequence_packed: torch's fused LSTM has no recurrent dropout")
+    call = call.embedded()
+    x, h0, c0, mask = call.x, call.h0, call.c0, call.mask
+    params = keras_to_torch_lstm_weights(call.kernel, call.recurrent_kernel, call.bias)
     if mask is None:
         return _vf_lstm(x, h0, c0, params)
     if bounds is None:
@@ -94,7 +98,7 @@ def lstm_sequence_packed(
             raise ValueError("lstm_sequence_packed needs each row's real steps to be one contiguous block")
     start, length = bounds
     batch, steps, _ = x.shape
-    units = recurrent_kernel.shape[0]
+    units = call.units
     idx = torch.arange(steps, device=x.device)
     # Shift each row left by its start: shifted[b, s] = x[b, start_b + s]
     src = (idx.unsqueeze(0) + start.unsqueeze(1)).clamp(max=steps - 1)  # (B, T)
@@ -110,7 +114,7 @@ def lstm_sequence_packed(
     last = (length - 1).clamp(min=0)
     gather_idx = torch.where(inside, rel, last.unsqueeze(1).expand(batch, steps)).clamp(min=0)
     out = out_s.gather(1, gather_idx.unsqueeze(2).expand(batch, steps, units))
-    keep = inside if zero_output_for_mask else inside | (after & nonempty.unsqueeze(1))
+    keep = inside if call.zero_output_for_mask else inside | (after & nonempty.unsqueeze(1))
     out = torch.where(keep.unsqueeze(2), out, torch.zeros((), dtype=out.dtype, device=out.device))
     h = torch.where(nonempty.unsqueeze(1), h, h0)
     c = torch.where(nonempty.unsqueeze(1), c, c0)

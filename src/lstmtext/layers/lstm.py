@@ -6,6 +6,7 @@ when it runs the fused kernel (:mod:`lstmtext.kernels`) instead of the cell loop
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,14 @@ import torch.nn.functional as F
 from lstmtext.errors import ConfigError
 from lstmtext.layers import activations, initializers
 from lstmtext.layers.base import Layer, Shape, register_layer
-from lstmtext.layers.lstm_ops import draw_dropout_masks, fused_kernels, lstm_cell_loop, lstm_fused, project_inputs
+from lstmtext.layers.lstm_ops import (
+    LSTMCall,
+    draw_dropout_masks,
+    fused_kernels,
+    lstm_cell_loop,
+    lstm_fused,
+    project_inputs,
+)
 from lstmtext.layers.weight_options import resolve_constraint, resolve_regularizer, serialize_option
 
 _TANH = (torch.tanh, F.tanh)
@@ -450,7 +458,7 @@ class LSTM(Layer):
         if table.dtype != self.cell.torch_dtype or table.shape[1] != self.cell.kernel.shape[0]:
             return False
         kernels, _ = fused_kernels()
-        return (kernels is not None and hasattr(kernels, "lstm_sequence_from_embedding")
+        return (kernels is not None
                 and self.fused_impediment(table.device, training=bool(training)) is None)
 
     def call_embedding(self, embedding: Layer, ids: torch.Tensor, mask: torch.Tensor | None = None,
@@ -499,24 +507,20 @@ class LSTM(Layer):
             if _embedding is not None:
                 ids = ids.flip(1)
         why = self.fused_impediment(x.device, training=bool(training))
-        weights = (x, self.cell.kernel, self.cell.recurrent_kernel, self.cell.bias, h0, c0)
+        cell = self.cell
+        # With an embedding the kernels take its table and the token ids (the input projection on the vocabulary).
+        source, token_ids = (table, ids) if _embedding is not None else (x, None)
+        call = LSTMCall(source, cell.kernel, cell.recurrent_kernel, cell.bias, h0, c0, mask=mask,
+                        recurrent_dropout_mask=rdp, zero_output_for_mask=self.zero_output_for_mask, ids=token_ids)
         outputs = None
-        last_only = False  # outputs is already the last step's output (B, u)
         if why is None:
             # The kernels decide the fast path: they run one and name it, or decline (NotImplementedError).
+            # Without return_sequences they return the last output only: with token ids no (B, T, u) outputs
+            # are written and no gradient of them is filled and read back.
             kernels, _ = fused_kernels()
             try:
-                if _embedding is not None:
-                    # Without return_sequences the kernels return the last output only: no (B, T, u) outputs
-                    # written and no gradient of them to fill and read back.
-                    outputs, h, c, path = kernels.lstm_sequence_from_embedding_fused(
-                        table, ids, *weights[1:], mask=mask, recurrent_dropout_mask=rdp,
-                        zero_output_for_mask=self.zero_output_for_mask, return_sequences=self.return_sequences)
-                    last_only = not self.return_sequences
-                else:
-                    outputs, h, c, path = lstm_fused(
-                        kernels, *weights, mask=mask, input_masks=dp, recurrent_masks=rdp,
-                        zero_output_for_mask=self.zero_output_for_mask)
+                outputs, h, c, path = lstm_fused(kernels, call, input_masks=dp,
+                                                 return_sequences=self.return_sequences)
                 self.last_path, self.last_kernel = "fused", path
             except NotImplementedError as declined:
                 why = str(declined)
@@ -524,20 +528,16 @@ class LSTM(Layer):
             if self.use_cudnn is True:
                 raise ConfigError(f"{self.name}: use_cudnn=True but the fused path is impossible: {why}")
             if _embedding is not None:
-                x = _embedding(ids)
-                weights = (x, *weights[1:])
+                call = replace(call, x=_embedding(ids), ids=None)
             outputs, h, c = lstm_cell_loop(
-                *weights, activation=self.cell.activation, recurrent_activation=self.cell.recurrent_activation,
-                mask=mask, input_masks=dp, recurrent_masks=rdp, zero_output_for_mask=self.zero_output_for_mask,
-                return_sequences=self.return_sequences)
+                call, activation=cell.activation, recurrent_activation=cell.recurrent_activation,
+                input_masks=dp, return_sequences=self.return_sequences)
+            outputs = outputs if self.return_sequences else outputs[:, -1]
             self.last_path, self.last_kernel = "loop", None
         if self.stateful:
             # Carry values, not the graph: the next batch starts from them (truncated backpropagation).
             self._state_h, self._state_c = h.detach(), c.detach()
-        if self.return_sequences:
-            output = outputs.transpose(0, 1) if self.time_major else outputs
-        else:
-            output = outputs if last_only else outputs[:, -1]
+        output = outputs.transpose(0, 1) if self.time_major and self.return_sequences else outputs
         return [output, h, c] if self.return_state else output
 
     def _check_mask(self, mask: Any, inputs: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:

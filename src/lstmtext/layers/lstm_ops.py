@@ -5,7 +5,8 @@ Three pieces, each matching Keras 3 (``keras/src/backend/torch/rnn.py`` and ``la
 * :func:`keras_to_torch_lstm_weights` / :func:`torch_to_keras_lstm_weights`: the one mapping between
   Keras's LSTM weights and PyTorch's fused layout (``torch.nn.LSTM``, oneDNN, cuDNN);
 * :func:`lstm_cell_loop`: the reference sequence loop, with Keras's masking rules (it lives in
-  :mod:`lstmtext.kernels.reference`, the one loop every fused path is tested against);
+  :mod:`lstmtext.kernels.reference`, the one loop every fused path is tested against); it and
+  :func:`lstm_fused` take one :class:`~lstmtext.kernels.args.LSTMCall`;
 * :func:`draw_dropout_masks`: Keras's variational dropout masks (one per call, fixed over time).
 
 Keras's masking rules, checked against Keras 3.15: at a masked step the state ``(h, c)`` is carried
@@ -17,14 +18,16 @@ so it follows the same rule.
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from types import ModuleType
 
 import torch
 
+from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.reference import Activation, lstm_cell_loop, project_inputs
 
-__all__ = ["Activation", "draw_dropout_masks", "fused_kernels", "keras_to_torch_lstm_weights", "lstm_cell_loop",
-           "lstm_fused", "project_inputs", "torch_to_keras_lstm_weights"]
+__all__ = ["Activation", "LSTMCall", "draw_dropout_masks", "fused_kernels", "keras_to_torch_lstm_weights",
+           "lstm_cell_loop", "lstm_fused", "project_inputs", "torch_to_keras_lstm_weights"]
 
 
 def keras_to_torch_lstm_weights(
@@ -107,34 +110,23 @@ def fused_kernels() -> tuple[ModuleType | None, str | None]:
 
 
 def lstm_fused(
-    kernels: ModuleType,
-    x: torch.Tensor,
-    kernel: torch.Tensor,
-    recurrent_kernel: torch.Tensor,
-    bias: torch.Tensor | None,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    *,
-    mask: torch.Tensor | None = None,
-    input_masks: torch.Tensor | None = None,
-    recurrent_masks: torch.Tensor | None = None,
-    zero_output_for_mask: bool = False,
+    kernels: ModuleType, call: LSTMCall, *, input_masks: torch.Tensor | None = None, return_sequences: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """:func:`lstm_cell_loop`'s result from ``kernels.lstm_sequence_fused`` (tanh/sigmoid LSTMs only), and
     the path that ran; ``NotImplementedError`` when no fused path serves the call.
 
     Input dropout is applied here: one shared mask multiplies ``x``; four per-gate masks (Keras's
     implementation 1) become one wider input ``[x*m_i, x*m_f, x*m_c, x*m_o]`` against the block-diagonal
-    kernel, which gives each gate's projection its own mask in one matmul. ``recurrent_masks`` ``(4, B, u)``
-    are passed through (only to a kernel module with ``SUPPORTS_GATE_DROPOUT_MASKS``).
+    kernel, which gives each gate's projection its own mask in one matmul. ``call.recurrent_dropout_mask``
+    ``(4, B, u)`` is passed through (only to a kernel module with ``SUPPORTS_GATE_DROPOUT_MASKS``). With
+    ``return_sequences=False`` the first result is the last output ``(B, u)``.
     """
     if input_masks is not None:
+        x, kernel = call.x, call.kernel
         if input_masks.shape[0] == 1:
             x = x * input_masks[0].unsqueeze(1)
         else:
             x = torch.cat([x * input_masks[g].unsqueeze(1) for g in range(4)], dim=-1)  # (B, T, 4F)
             kernel = torch.block_diag(*kernel.chunk(4, dim=1))  # (4F, 4u)
-    return kernels.lstm_sequence_fused(
-        x, kernel, recurrent_kernel, bias, h0, c0, mask=mask, recurrent_dropout_mask=recurrent_masks,
-        zero_output_for_mask=zero_output_for_mask,
-    )
+        call = replace(call, x=x, kernel=kernel)
+    return kernels.lstm_sequence_fused(call, return_sequences=return_sequences)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from lstmtext.errors import ConfigError
-from lstmtext.kernels import lstm_sequence
+from lstmtext.kernels import LSTMCall, lstm_sequence
 from lstmtext.layers import LSTM, BatchNormalization, ConcatPooling, Dense, Dropout, Embedding
 from lstmtext.lm.model import LMConfig
 from lstmtext.lm.schedule import get_schedule
@@ -215,7 +215,7 @@ def encode_chunks(model: Sequential, ids: torch.Tensor, *, bptt: int = 70, max_g
                     x = x * masks[i]
                 rk = kernels[i] if dp is not None else layer.cell.recurrent_kernel
                 h0, c0 = states[i]
-                x, h, c = lstm_sequence(x, layer.cell.kernel, rk, layer.cell.bias, h0, c0, mask=m)
+                x, h, c = lstm_sequence(LSTMCall(x, layer.cell.kernel, rk, layer.cell.bias, h0, c0, mask=m))
                 states[i] = (h.detach(), c.detach()) if not grad else (h, c)
             outputs.append(x)
         if grad and max_grad_len is not None:

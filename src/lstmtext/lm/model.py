@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstmtext.errors import ConfigError
-from lstmtext.kernels import lstm_sequence
+from lstmtext.kernels import LSTMCall, lstm_sequence
 from lstmtext.kernels.training_ops import dropout
 from lstmtext.layers import LSTM, Embedding
 
@@ -297,7 +297,7 @@ class LanguageModel(nn.Module):
                 # The compiled dropout recomputes its mask in the backward from a seed (no mask tensor);
                 # F.dropout draws a Bernoulli tensor, divides and multiplies: several passes per step.
                 rk = dropout(rk, c.weight_dropout)
-            out, h, cc = lstm_sequence(x, cell.kernel, rk, cell.bias, h0, c0)
+            out, h, cc = lstm_sequence(LSTMCall(x, cell.kernel, rk, cell.bias, h0, c0))
             new_state.append((h, cc))
             raw.append(out)
             x = out if i == len(self.lstms) - 1 else locked_dropout(out, c.hidden_dropout, training)
