@@ -21,7 +21,7 @@ def _shape(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LSTMCall:
     """One Keras LSTM (tanh / sigmoid) over a batch-major sequence: what every LSTM sequence path takes.
 
@@ -81,23 +81,24 @@ class LSTMCall:
                 raise ConfigError(f"LSTMCall: ids must be 2-D (batch, timesteps) integer token ids, got shape "
                                   f"{_shape(ids)} of {ids.dtype}")
             (batch, steps), features = ids.shape, x.shape[1]
+        # torch.Size is a tuple: shapes compare with tuples directly (tuple() only for the messages).
         if rk.dim() != 2 or rk.shape[1] != 4 * rk.shape[0]:
             raise ConfigError(f"LSTMCall: recurrent_kernel must have shape (units, 4*units), got {_shape(rk)}")
         units = rk.shape[0]
-        if _shape(self.kernel) != (features, 4 * units):
+        if self.kernel.shape != (features, 4 * units):
             raise ConfigError(f"LSTMCall: kernel must have shape {(features, 4 * units)}, got {_shape(self.kernel)}")
-        if self.bias is not None and _shape(self.bias) != (4 * units,):
+        if self.bias is not None and self.bias.shape != (4 * units,):
             raise ConfigError(f"LSTMCall: bias must have shape {(4 * units,)}, got {_shape(self.bias)}")
         for name, s in (("h0", self.h0), ("c0", self.c0)):
-            if _shape(s) != (batch, units):
+            if s.shape != (batch, units):
                 raise ConfigError(f"LSTMCall: {name} must have shape {(batch, units)}, got {_shape(s)}")
         if self.mask is not None:
-            if _shape(self.mask) != (batch, steps):
+            if self.mask.shape != (batch, steps):
                 raise ConfigError(f"LSTMCall: mask must have shape {(batch, steps)}, got {_shape(self.mask)}")
             if self.mask.dtype != torch.bool:
                 object.__setattr__(self, "mask", self.mask.to(torch.bool))
         rd = self.recurrent_dropout_mask
-        if rd is not None and _shape(rd) not in ((batch, units), (4, batch, units)):
+        if rd is not None and rd.shape != (batch, units) and rd.shape != (4, batch, units):
             raise ConfigError(
                 "LSTMCall: recurrent_dropout_mask must have shape "
                 f"{(batch, units)} (shared by the gates) or {(4, batch, units)} (one per gate i, f, c, o), "
