@@ -314,6 +314,20 @@ def test_bad_shapes_raise_config_error():
     assert call.mask.dtype == torch.bool and (call.batch, call.steps, call.units) == (2, 3, 5)
 
 
+def test_token_ids_on_the_loop_and_packed_paths():
+    # A call with ids that no compiled path serves (float64) runs the reference loop on table[ids]; the packed
+    # (cuDNN) route looks the ids up too. Both equal the call on the embedded inputs.
+    gen = torch.Generator().manual_seed(4)
+    table, ids = torch.randn(30, 4, generator=gen, dtype=torch.float64), torch.randint(0, 30, (3, 6), generator=gen)
+    x, kernel, recurrent, b, h0, c0, _ = _inputs(3, 6, 4, 5, dtype=torch.float64)
+    mask = _mask("left", 3, 6, gen)
+    want = lstm_sequence_reference(LSTMCall(table[ids], kernel, recurrent, b, h0, c0, mask=mask))
+    for fn in (lstm_sequence, lstm_sequence_packed):
+        got = fn(LSTMCall(table, kernel, recurrent, b, h0, c0, mask=mask, ids=ids))
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w)
+
+
 def test_packed_refuses_recurrent_dropout():
     *args, _ = _inputs(2, 4, 3, 5)
     with pytest.raises(ValueError, match="no recurrent dropout"):

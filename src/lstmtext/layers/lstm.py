@@ -249,9 +249,10 @@ class LSTM(Layer):
     ``(h, c)`` unchanged and outputs the previous output (zeros before the first real step), or zeros with
     ``zero_output_for_mask=True``; the mask flows on only with ``return_sequences``.
 
-    **Fast path.** The layer asks the fused implementation ``lstmtext.kernels.lstm_sequence_fused`` (a
-    compiled CPU kernel or cuDNN; the kernel module decides which, and declines with ``NotImplementedError``
-    where none serves the call, e.g. float64) when all of these hold, else it runs the cell loop
+    **Fast path.** The layer asks the fused implementation ``lstmtext.kernels.lstm_sequence_fused``, passing
+    one :class:`~lstmtext.kernels.args.LSTMCall` (a compiled CPU kernel or cuDNN; the kernel module decides
+    which, and declines with ``NotImplementedError`` where none serves the call, e.g. float64) when all of
+    these hold, else it runs the cell loop
     (:func:`~lstmtext.layers.lstm_ops.lstm_cell_loop`), which gives the same numbers:
 
     1. ``use_cudnn`` is ``"auto"`` or True (False forces the cell loop);
