@@ -28,6 +28,7 @@ from torch import nn
 
 from lstmtext.errors import ConfigError
 from lstmtext.kernels import lstm_sequence
+from lstmtext.kernels.fused import linear
 from lstmtext.kernels.training_ops import dropout
 from lstmtext.layers import LSTM, Embedding
 
@@ -107,7 +108,7 @@ class _LinearNLL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
-        logp = hidden.matmul(weight.t()) if bias is None else torch.addmm(bias, hidden, weight.t())
+        logp = _times_transposed(hidden, weight, bias)
         torch.log_softmax(logp, dim=1, out=logp)  # row by row, each element read before it is written
         ctx.save_for_backward(hidden, weight, logp, target)
         ctx.has_bias = bias is not None
@@ -121,10 +122,23 @@ class _LinearNLL(torch.autograd.Function):
         g.mul_(grad.unsqueeze(1))
         flat = torch.arange(g.shape[0], device=g.device) * g.shape[1] + target
         g.view(-1).index_add_(0, flat, grad.neg())
-        d_hidden = g.matmul(weight) if ctx.needs_input_grad[0] else None
+        d_hidden = _times_transposed(g, weight.t()) if ctx.needs_input_grad[0] else None
+        # (C, N) @ (N, F): a long reduction into a small output, where MKL's sgemm beats oneDNN's matmul
+        # (147 vs 70 GFLOP/s at N 4480, F 200, C 2002; the other two products the other way round).
         d_weight = g.t().matmul(hidden) if ctx.needs_input_grad[1] else None
         d_bias = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
         return d_hidden, d_weight, None, d_bias
+
+
+def _times_transposed(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b.T (+ bias)``; on the CPU through oneDNN's matmul (:func:`lstmtext.kernels.fused.linear`).
+
+    On the head's shapes (N 4480, F 200, C 2002; Zen 4, 2 threads) oneDNN gives 110-139 GFLOP/s for the logits
+    and 185-190 for the input gradient, against MKL's 60-73 and 144-153 through ``torch.mm``.
+    """
+    if a.device.type == "cpu" and a.dtype == torch.float32:
+        return linear(a, b, bias)
+    return a.matmul(b.t()) if bias is None else torch.addmm(bias, a, b.t())
 
 
 def linear_nll(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
