@@ -29,7 +29,7 @@ from torch import nn
 from lstmtext.errors import ConfigError
 from lstmtext.kernels import lstm_sequence
 from lstmtext.kernels.fused import linear
-from lstmtext.kernels.training_ops import dropout
+from lstmtext.kernels.training_ops import dropout, softmax_nll, softmax_nll_grad_
 from lstmtext.layers import LSTM, Embedding
 
 State = list[tuple[torch.Tensor, torch.Tensor]]
@@ -98,30 +98,27 @@ class LMConfig:
 class _LinearNLL(torch.autograd.Function):
     """``cross_entropy(hidden @ weight.T, target, reduction="none")`` with one ``(N, C)`` buffer in all.
 
-    The logits are turned into log-probabilities in place and kept; the backward turns the same buffer
-    into ``softmax - one_hot`` (scaled by the incoming gradient) in place and multiplies it out. Autograd's
-    composition allocates the logits, the log-probabilities, a zero-filled gradient and the log-softmax
-    gradient: four ``(N, C)`` tensors per step (36 MB each for the imdb-cpu head), each one above glibc's
-    largest reuse threshold, so each one is fresh pages to fault in and zero.
+    The logits are kept with one log-sum-exp per row (:func:`lstmtext.kernels.training_ops.softmax_nll`);
+    the backward turns the same buffer into ``softmax - one_hot`` (scaled by the incoming gradient) in place
+    and multiplies it out. Autograd's composition allocates the logits, the log-probabilities, a zero-filled
+    gradient and the log-softmax gradient: four ``(N, C)`` tensors per step (36 MB each for the imdb-cpu
+    head), each one above glibc's largest reuse threshold, so each one is fresh pages to fault in and zero.
     """
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
-        logp = _times_transposed(hidden, weight, bias)
-        torch.log_softmax(logp, dim=1, out=logp)  # row by row, each element read before it is written
-        ctx.save_for_backward(hidden, weight, logp, target)
+        logits = _times_transposed(hidden, weight, bias)
+        nll, lse = softmax_nll(logits, target)
+        ctx.save_for_backward(hidden, weight, logits, lse, target)
         ctx.has_bias = bias is not None
-        return logp.gather(1, target.unsqueeze(1)).squeeze(1).neg_()
+        return nll
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        hidden, weight, logp, target = ctx.saved_tensors
+        hidden, weight, logits, lse, target = ctx.saved_tensors
         # In place on the saved buffer: a second backward through this graph fails on the version check.
-        g = logp.exp_()
-        g.mul_(grad.unsqueeze(1))
-        flat = torch.arange(g.shape[0], device=g.device) * g.shape[1] + target
-        g.view(-1).index_add_(0, flat, grad.neg())
+        g = softmax_nll_grad_(logits, lse, grad.contiguous(), target)
         d_hidden = _times_transposed(g, weight.t()) if ctx.needs_input_grad[0] else None
         # (C, N) @ (N, F): a long reduction into a small output, where MKL's sgemm beats oneDNN's matmul
         # (147 vs 70 GFLOP/s at N 4480, F 200, C 2002; the other two products the other way round).
