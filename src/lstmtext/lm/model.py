@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,6 +66,9 @@ class LMConfig:
     """DropConnect on each LSTM's recurrent kernel."""
     output_dropout: float = 0.1
     """Locked dropout on the last LSTM's output, before the softmax."""
+    backwards: bool = False
+    """Read every text right to left: trained on the reversed token stream (ULMFiT's backward model, the
+    other half of a forward + backward ensemble); a classifier built from it reverses its inputs."""
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(self.hidden_units)
@@ -77,11 +81,18 @@ class LMConfig:
             raise ConfigError(f"LMConfig.hidden_units must be positive integers, got {self.hidden_units!r}")
         if list(self.cutoffs) != sorted(set(self.cutoffs)) or any(c <= 0 for c in self.cutoffs):
             raise ConfigError(f"LMConfig.cutoffs must be increasing positive integers, got {self.cutoffs!r}")
+        if not isinstance(self.backwards, bool):
+            raise ConfigError(f"LMConfig.backwards must be true or false, got {self.backwards!r}")
         if self.div_value < 1:
             raise ConfigError(f"LMConfig.div_value must be >= 1, got {self.div_value!r}")
         for f in fields(self):
             if f.name.endswith("_dropout") and not 0.0 <= getattr(self, f.name) < 1.0:
                 raise ConfigError(f"LMConfig.{f.name} must be in [0, 1), got {getattr(self, f.name)!r}")
+
+    def reading_order(self, tokens: Any) -> Any:
+        """``tokens`` (a 1-D id array or memmap) in the order this model reads them: reversed when
+        ``backwards`` (a view: nothing is copied)."""
+        return np.asarray(tokens)[::-1] if self.backwards else tokens
 
     @property
     def layer_units(self) -> list[int]:
