@@ -460,6 +460,9 @@ def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--embedding-dim", type=int, default=None, help="embedding size = last LSTM's units")
     m.add_argument("--hidden-units", type=int, nargs="+", default=None, help="units of the other LSTMs")
     m.add_argument("--cutoffs", type=int, nargs="+", default=None, help="adaptive softmax cluster bounds")
+    m.add_argument("--backwards", action="store_true", default=None,
+                   help="train on the texts read right to left (a backward model for a forward + backward "
+                        "ensemble; its classifiers reverse their inputs)")
     t = p.add_argument_group("training (overrides of the preset)")
     for flag, kind, text in (("--epochs", int, "passes over the corpus"), ("--batch-size", int, "parallel rows"),
                              ("--bptt", int, "BPTT window"), ("--max-tokens", int, "stop after this many tokens"),
@@ -476,7 +479,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from lstmtext.run.pretrain import PretrainRunConfig, format_config, pretrain_run
 
     model = {"num_words": args.num_words, "embedding_dim": args.embedding_dim, "hidden_units": args.hidden_units,
-             "cutoffs": args.cutoffs}
+             "cutoffs": args.cutoffs, "backwards": args.backwards}
     train = {"epochs": args.epochs, "batch_size": args.batch_size, "bptt": args.bptt, "max_tokens": args.max_tokens,
              "lr": args.lr, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
              "time_budget_s": args.time_budget, "schedule": args.schedule}

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lstmtext.kernels import build
-from lstmtext.kernels.training_ops import adam_update_, dropout, embedding_lookup
+from lstmtext.kernels.training_ops import adam_update_, dropout, embedding_lookup, softmax_nll, softmax_nll_grad_
 from lstmtext.layers import Dropout, Embedding
 from lstmtext.training.optimizers import Adam
 
@@ -164,3 +164,31 @@ def test_fused_adam_declines_other_dtypes_and_optimizer_uses_it():
     opt.step()
     # First Adam step: m = 0.1 g, v = 0.001 g^2, alpha = lr * sqrt(0.001) / 0.1 -> w -= lr * g / (|g| + eps').
     torch.testing.assert_close(w.detach(), torch.tensor([0.9, -1.9]), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("rows, classes", [(7, 3), (33, 17), (40, 2002), (3, 16), (5, 1)])
+def test_softmax_nll_and_its_gradient_match_cross_entropy(monkeypatch, compiled, rows, classes):
+    # Widths below, at and above one vector (16 lanes), with a remainder; large logits; the fallback too.
+    if not compiled:
+        monkeypatch.setenv("LSTMTEXT_DISABLE_KERNEL", "1")
+    torch.manual_seed(rows * classes)
+    x = torch.randn(rows, classes, dtype=torch.float32) * 8
+    x[0, 0] = 80.0  # exp would overflow without the max subtracted first
+    target = torch.randint(0, classes, (rows,))
+    grad = torch.rand(rows)
+    nll, lse = softmax_nll(x, target)
+    ref = x.clone().requires_grad_()
+    expected = F.cross_entropy(ref, target, reduction="none")
+    expected.backward(grad)
+    torch.testing.assert_close(nll, expected.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(lse, torch.logsumexp(x, dim=1), atol=1e-5, rtol=1e-5)
+    buf = x.clone()
+    out = softmax_nll_grad_(buf, lse, grad, target)
+    assert out.data_ptr() == buf.data_ptr()  # in place: no second (N, C) buffer
+    torch.testing.assert_close(out, ref.grad, atol=1e-6, rtol=1e-5)
+
+
+def test_softmax_nll_refuses_a_target_out_of_range():
+    with pytest.raises(IndexError, match="out of range"):
+        softmax_nll(torch.zeros(2, 5), torch.tensor([1, 5]))

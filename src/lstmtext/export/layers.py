@@ -159,6 +159,16 @@ def _sequential(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
     return f  # the mask its last layer computed leaves a nested model, as in Keras (Model.compute_mask)
 
 
+def _reverse_sequence(g: GraphBuilder, layer: Any, f: Flow) -> Flow:
+    """Axis 1 reversed (a Slice with step -1), the mask with it."""
+    def flip(name: str, base: str) -> str:
+        return g.op("Slice", [name, g.const(np.array([-1], np.int64)),
+                              g.const(np.array([np.iinfo(np.int64).min], np.int64)), g.const(np.array([1], np.int64)),
+                              g.const(np.array([-1], np.int64))], base=base)
+    mask = flip(f.mask, f"{layer.name}_mask") if f.mask is not None else None
+    return Flow(flip(f.x, layer.name), mask, f.rank, f.cache)
+
+
 def _check_rank(layer: Any, f: Flow, rank: int) -> None:
     if f.rank != rank:
         raise ExportError(f"layer {layer.name!r} ({type(layer).__name__}) expects a rank-{rank} input, "
@@ -173,6 +183,7 @@ _LOWERINGS: dict[str, Callable[[GraphBuilder, Any, Flow], Flow]] = {
     "SpatialDropout1D": _identity,
     "Activation": _activation,
     "RepeatVector": _repeat_vector,
+    "ReverseSequence": _reverse_sequence,
     "TimeDistributed": _time_distributed,
     "LSTM": _lstm,
     "Bidirectional": _bidirectional,

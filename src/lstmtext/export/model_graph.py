@@ -72,12 +72,15 @@ def _consumers(graph: Any, tensor: KerasTensor) -> list[Any]:
 
 
 def _first_users(graph: Any, tensor: KerasTensor) -> list[Any]:
-    """The layers that ``tensor`` reaches first, looking through nested models to their own first layers."""
+    """The layers that ``tensor`` reaches first, looking through nested models to their own first layers and
+    through layers that only reorder their input (``reorders_only``: ReverseSequence)."""
     out = []
     for node in _consumers(graph, tensor):
         inner = getattr(node.layer, "_graph", None)
         if inner is not None and isinstance(node.args[0], KerasTensor) and len(inner.inputs) == 1:
             out += _first_users(inner, inner.inputs[0])
+        elif getattr(node.layer, "reorders_only", False) and isinstance(node.outputs, KerasTensor):
+            out += _first_users(graph, node.outputs)
         else:
             out.append(node.layer)
     return out

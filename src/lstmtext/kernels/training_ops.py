@@ -1,4 +1,5 @@
-"""Compiled CPU versions of the non-LSTM parts of a training step: embedding, dropout, Adam (``ops_cpu.cpp``).
+"""Compiled CPU versions of the non-LSTM parts of a training step: embedding, dropout, Adam and the softmax
+cross-entropy of a logits buffer (``ops_cpu.cpp``).
 
 Each function takes the compiled path for CPU float32 tensors when the kernel library is loaded and falls
 back to plain PyTorch otherwise (other dtypes, CUDA, ``LSTMTEXT_DISABLE_KERNEL=1``, no compiler). Both paths
@@ -119,3 +120,49 @@ def adam_update_(params: list[torch.Tensor], grads: list[torch.Tensor], momentum
         # caches keyed on it (the projected embedding table of inference) see the new values.
         torch.autograd.graph.increment_version(p)
     return True
+
+
+def softmax_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row negative log-likelihood of ``target`` under ``softmax(logits)``, without writing ``logits``.
+
+    Args:
+        logits: ``(N, C)``.
+        target: ``(N,)`` int64 classes in ``[0, C)``.
+
+    Returns:
+        ``(nll, lse)``, both ``(N,)``: ``lse[i] = logsumexp(logits[i])`` and ``nll[i] = lse[i] -
+        logits[i, target[i]]``. ``lse`` is what :func:`softmax_nll_grad_` needs beside the logits.
+
+    The compiled path reads the buffer once per row (twice from L1); torch's ``logsumexp`` makes a
+    temporary of the buffer's size.
+
+    >>> nll, lse = softmax_nll(torch.zeros(1, 4), torch.tensor([2]))
+    >>> round(nll.item(), 4) == round(lse.item(), 4) == 1.3863
+    True
+    """
+    ops = _compiled(logits)
+    if ops is not None and logits.is_contiguous() and logits.dim() == 2:
+        nll, lse = ops.softmax_nll_forward(logits, target.to(torch.int64).contiguous())
+        return nll, lse
+    lse = torch.logsumexp(logits, dim=1)
+    return lse - logits.gather(1, target.unsqueeze(1)).squeeze(1), lse
+
+
+def softmax_nll_grad_(logits: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor,
+                      target: torch.Tensor) -> torch.Tensor:
+    """The gradient of :func:`softmax_nll` with respect to the logits, written over ``logits`` and returned.
+
+    ``logits[i, j] <- (softmax(logits[i])[j] - [j == target[i]]) * grad[i]``, in one read-write pass on the
+    compiled path (torch's ``sub_``, ``exp_`` and ``mul_`` make three).
+    """
+    ops = _compiled(logits, lse, grad)
+    if ops is not None and logits.is_contiguous() and logits.dim() == 2:
+        out = ops.softmax_nll_backward_(logits, lse, grad, target.to(torch.int64).contiguous())
+        # A custom op does not bump the version counter itself: without this a graph holding ``logits``
+        # would not notice that they were overwritten.
+        torch.autograd.graph.increment_version(logits)
+        return out
+    g = logits.sub_(lse.unsqueeze(1)).exp_().mul_(grad.unsqueeze(1))
+    flat = torch.arange(g.shape[0], device=g.device) * g.shape[1] + target
+    g.view(-1).index_add_(0, flat, grad.neg())
+    return g

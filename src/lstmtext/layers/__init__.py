@@ -34,6 +34,7 @@ from lstmtext.layers.merging import (
 )
 from lstmtext.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from lstmtext.layers.repeat_vector import RepeatVector
+from lstmtext.layers.reverse_sequence import ReverseSequence
 from lstmtext.layers.spatial_dropout import SpatialDropout1D
 from lstmtext.layers.symbolic import InputSpec, KerasTensor
 from lstmtext.layers.text_vectorization import TextVectorization
@@ -68,6 +69,7 @@ __all__ = [
     "Minimum",
     "Multiply",
     "RepeatVector",
+    "ReverseSequence",
     "SpatialDropout1D",
     "Subtract",
     "TextVectorization",

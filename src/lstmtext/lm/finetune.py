@@ -11,6 +11,7 @@
 * :func:`classifier_forward`: a document read in BPTT chunks with the LSTM states carried, gradients kept
   only for the last ``max_grad_len`` steps (fastai's ``SentenceEncoder``): long reviews are not cut, and
   memory stays bounded. Without dropout it computes exactly what the Sequential's one pass computes;
+* :func:`predict_ensemble`: the mean output of several classifiers (a forward and a backward one);
 * :func:`fine_tune_classifier`: the schedule of stages (freeze_to, epochs, learning rate), each with a
   slanted triangular or one-cycle learning rate, sortish batches trimmed to their longest review.
 """
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 
 from lstmtext.errors import ConfigError
 from lstmtext.kernels import LSTMCall, lstm_sequence
-from lstmtext.layers import LSTM, BatchNormalization, ConcatPooling, Dense, Dropout, Embedding
+from lstmtext.layers import LSTM, BatchNormalization, ConcatPooling, Dense, Dropout, Embedding, ReverseSequence
 from lstmtext.lm.model import LMConfig
 from lstmtext.lm.schedule import get_schedule
 from lstmtext.models import Sequential
@@ -53,7 +54,10 @@ def build_classifier(lm_config: LMConfig, num_classes: int = 2, *, head_units: i
     """
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ConfigError(f"build_classifier: num_classes must be an integer >= 2, got {num_classes!r}")
-    layers: list[Any] = [Embedding(lm_config.num_words, lm_config.embedding_dim, mask_zero=True, name="embedding")]
+    # A backward language model read texts right to left: so does its classifier, inside the model, so that
+    # predict, evaluate, the service and ONNX need to know nothing about it.
+    layers: list[Any] = [ReverseSequence(name="reverse_sequence")] if lm_config.backwards else []
+    layers += [Embedding(lm_config.num_words, lm_config.embedding_dim, mask_zero=True, name="embedding")]
     layers += [LSTM(u, return_sequences=True, name=f"lstm_{i + 1}") for i, u in enumerate(lm_config.layer_units)]
     out_units, act = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
     def bn(i: int) -> list[Any]:
@@ -121,12 +125,16 @@ def transfer_weights(source: Sequence[Any], model: Sequential, *, skip_mismatch:
 
 # -- gradual unfreezing and discriminative learning rates ------------------------------------------------
 def layer_groups(model: Sequential) -> list[list[Any]]:
-    """ULMFiT's layer groups: ``[embedding], [lstm_1], ..., [lstm_n], [everything after]``."""
+    """ULMFiT's layer groups: ``[embedding], [lstm_1], ..., [lstm_n], [everything after]`` (a leading
+    ``ReverseSequence``, which has no weights, joins the embedding's group)."""
     groups: list[list[Any]] = []
     head: list[Any] = []
+    pre: list[Any] = []
     for layer in model.layers:
-        if isinstance(layer, (Embedding, LSTM)) and not head:
-            groups.append([layer])
+        if isinstance(layer, ReverseSequence) and not groups and not head:
+            pre.append(layer)
+        elif isinstance(layer, (Embedding, LSTM)) and not head:
+            groups.append([*pre, layer] if not groups else [layer])
         else:
             head.append(layer)
     return [*groups, head]
@@ -170,12 +178,13 @@ class EncoderDropout:
     weight: float = 0.25
 
 
-def _encoder_parts(model: Sequential) -> tuple[Embedding, list[LSTM], list[Any]]:
+def _encoder_parts(model: Sequential) -> tuple[list[Any], Embedding, list[LSTM], list[Any]]:
+    """``(layers before the embedding, embedding, LSTMs, head)``."""
     groups = layer_groups(model)
-    emb, lstms = groups[0][0], [g[0] for g in groups[1:-1]]
+    pre, emb, lstms = groups[0][:-1], groups[0][-1], [g[0] for g in groups[1:-1]]
     if not isinstance(emb, Embedding) or not lstms or not all(isinstance(x, LSTM) for x in lstms):
-        raise ConfigError(f"{model.name}: expected Embedding -> LSTM ... -> head layers")
-    return emb, lstms, groups[-1]
+        raise ConfigError(f"{model.name}: expected [ReverseSequence ->] Embedding -> LSTM ... -> head layers")
+    return pre, emb, lstms, groups[-1]
 
 
 def encode_chunks(model: Sequential, ids: torch.Tensor, *, bptt: int = 70, max_grad_len: int | None = None,
@@ -186,7 +195,9 @@ def encode_chunks(model: Sequential, ids: torch.Tensor, *, bptt: int = 70, max_g
     end more than ``max_grad_len`` steps before the end run without gradients (None: all keep them).
     ``dropout`` applies only when ``training``.
     """
-    emb_layer, lstms, _ = _encoder_parts(model)
+    pre, emb_layer, lstms, _ = _encoder_parts(model)
+    for layer in pre:
+        ids = layer(ids)
     mask = ids != 0
     batch, steps = ids.shape
     dp = dropout if (training and dropout is not None) else None
@@ -227,7 +238,7 @@ def classifier_forward(model: Sequential, ids: torch.Tensor, *, bptt: int = 70, 
                        training: bool = False, dropout: EncoderDropout | None = None) -> torch.Tensor:
     """The classifier's output for ``ids (B, T)`` with the encoder read in chunks (see :func:`encode_chunks`)."""
     seq, mask = encode_chunks(model, ids, bptt=bptt, max_grad_len=max_grad_len, training=training, dropout=dropout)
-    _, _, head = _encoder_parts(model)
+    *_, head = _encoder_parts(model)
     x: Any = seq
     for layer in head:
         out = layer(x, mask=mask, training=training)
@@ -319,6 +330,24 @@ def predict_chunked(model: Sequential, x: np.ndarray, *, batch_size: int = 64, b
             out[rows] = classifier_forward(model, _trim(x, rows, lengths), bptt=bptt).numpy()
     model.train(was)
     return out
+
+
+def predict_ensemble(models: Sequence[Sequential], x: np.ndarray, *, batch_size: int = 64,
+                     bptt: int = 70) -> np.ndarray:
+    """The mean of several classifiers' outputs on pre-padded ids ``x`` (ULMFiT's forward + backward ensemble).
+
+    Each model reads ``x`` its own way (a backward model's ``ReverseSequence`` reverses it), so the models
+    must share one vocabulary: build them from language models with the same tokenizer.
+
+    Raises:
+        ConfigError: no model, or models with different output widths.
+    """
+    if not models:
+        raise ConfigError("predict_ensemble: no model given")
+    widths = {m.layers[-1].units for m in models}
+    if len(widths) != 1:
+        raise ConfigError(f"predict_ensemble: the models give different numbers of outputs {sorted(widths)}")
+    return np.mean([predict_chunked(m, x, batch_size=batch_size, bptt=bptt) for m in models], axis=0)
 
 
 def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:

@@ -113,7 +113,7 @@ def evaluate_perplexity(model: LanguageModel, tokens: Any, *, batch_size: int = 
     """
     n = len(tokens)
     batch_size = max(1, min(batch_size, (n - 1) // (bptt + 1)))
-    stream = BPTTStream(tokens, batch_size, bptt, vary=False, name="held-out tokens")
+    stream = BPTTStream(model.config.reading_order(tokens), batch_size, bptt, vary=False, name="held-out tokens")
     was_training = model.training
     model.eval()
     total, count, state = 0.0, 0, None
@@ -219,7 +219,8 @@ def fit_language_model(
     """
     from lstmtext.training.progress import Progbar
 
-    stream = BPTTStream(train_tokens, cfg.batch_size, cfg.bptt, vary=cfg.vary_bptt, seed=cfg.seed, name=corpus_name)
+    stream = BPTTStream(model.config.reading_order(train_tokens), cfg.batch_size, cfg.bptt, vary=cfg.vary_bptt,
+                        seed=cfg.seed, name=corpus_name)
     total, per_epoch = _total_steps(stream, cfg)
     schedule = get_schedule(cfg.schedule)
     model.train()

@@ -112,7 +112,8 @@ class Sequential(Model):
         if self._input_layer is not None:
             inputs = self._input_layer.tensor
         else:
-            first = self.layers[0] if len(self.layers) else None
+            # A leading layer that only reorders its input (ReverseSequence) takes what the next one takes.
+            first = next((layer for layer in self.layers if not getattr(layer, "reorders_only", False)), None)
             dtype = ("string" if first is not None and first.string_input else self._input_dtype
                      or ("int64" if getattr(first, "input_dim", None) is not None else "float32"))
             inputs = InputLayer(batch_shape=self.build_input_shape, dtype=dtype, name=f"{self.name}_input").tensor
