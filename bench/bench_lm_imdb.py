@@ -274,28 +274,24 @@ def main() -> int:
     state = load_state(work)
     state["args"] = {k: v for k, v in vars(args).items()}
     deadline = time.time() + (args.max_seconds if args.max_seconds is not None else 1e9)
-    if not stage_pretrain(args, work, state, deadline):
-        print("pretraining stopped at --max-seconds; run the same command again to continue")
-        report(args, state)
-        return 0
-    for seed in args.seeds:
-        if time.time() > deadline:
+    for backwards in (False, True) if args.backwards else (False,):
+        if backwards and time.time() > deadline:
             break
-        stage_classifier(args, work, state, seed)
-    for seed in args.seeds if args.control else ():
-        if time.time() > deadline:
-            break
-        stage_classifier(args, work, state, seed, transfer=False)
-    if args.backwards and time.time() <= deadline:
-        if not stage_pretrain(args, work, state, deadline, backwards=True):
-            print("backward pretraining stopped at --max-seconds; run the same command again to continue")
+        if not stage_pretrain(args, work, state, deadline, backwards=backwards):
+            print(f"{'backward ' * backwards}pretraining stopped at --max-seconds; run the same command again "
+                  "to continue")
             report(args, state)
             return 0
         for seed in args.seeds:
             if time.time() > deadline:
                 break
-            stage_classifier(args, work, state, seed, backwards=True)
-            stage_ensemble(args, work, state, seed)
+            stage_classifier(args, work, state, seed, backwards=backwards)
+            if backwards:
+                stage_ensemble(args, work, state, seed)
+        for seed in args.seeds if args.control and not backwards else ():
+            if time.time() > deadline:
+                break
+            stage_classifier(args, work, state, seed, transfer=False)
     if not args.skip_baselines and time.time() <= deadline:
         stage_tfidf(args, work, state)
         stage_tutorial(args, work, state)
