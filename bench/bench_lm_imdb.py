@@ -10,7 +10,10 @@ One resumable script for the whole comparison, on the aclImdb archive only:
    same split (scikit-learn lives only in the bench environment: ``pip install scikit-learn``);
 4. ``tutorial``: ``lstmtext train --preset keras-imdb --seed 1`` (the Keras tutorial model);
 5. with ``--control``: ``clf-random-seed<N>``, the same classifier, vocabulary and fine-tuning from random
-   initial weights (nothing copied from the language model): what the pretraining adds.
+   initial weights (nothing copied from the language model): what the pretraining adds;
+6. with ``--backwards``: ``pretrain-bwd`` (a backward language model on the same token shards, read right to
+   left), ``clf-bwd-seed<N>`` fine-tuned from it, and ``ensemble-seed<N>``: the mean of the forward and
+   backward classifiers' test probabilities (ULMFiT's forward + backward ensemble).
 
 Every stage's checkpoints and a ``state.json`` (done stages, their accuracy and seconds, summed over
 resumed parts) live in ``--work`` (outside the repository). Run the same command again to continue: a
@@ -65,25 +68,28 @@ def make_subset(archive: str, folder: Path, per_class: int) -> str:
     return str(root)
 
 
-def stage_pretrain(args: argparse.Namespace, work: Path, state: dict[str, Any], deadline: float) -> bool:
+def stage_pretrain(args: argparse.Namespace, work: Path, state: dict[str, Any], deadline: float, *,
+                   backwards: bool = False) -> bool:
     from lstmtext.run.pretrain import PretrainRunConfig, pretrain_run
 
-    st = state["stages"].setdefault("pretrain", {"done": False, "seconds": 0.0})
+    st = state["stages"].setdefault("pretrain-bwd" if backwards else "pretrain", {"done": False, "seconds": 0.0})
     if st["done"]:
         return True
-    out = work / "lm"
+    out = work / ("lm-bwd" if backwards else "lm")
     resume = (out / "trainer.json").is_file()
     budget = max(60.0, deadline - time.time())
-    model = {"embedding_dim": args.embedding_dim, "hidden_units": args.hidden_units, "num_words": args.num_words}
+    model = {"embedding_dim": args.embedding_dim, "hidden_units": args.hidden_units, "num_words": args.num_words,
+             "backwards": backwards}
     train = {"max_tokens": args.pretrain_tokens, "epochs": args.pretrain_epochs, "time_budget_s": budget,
              "checkpoint_every": 200, "seed": 0, "batch_size": args.lm_batch_size}
     cfg = PretrainRunConfig(data=args.archive, out=str(out), preset=args.preset, model=model, train=train,
-                            resume=resume, overwrite=not resume, verbose=args.verbose)
+                            corpus_dir=str(work / "lm-corpus"), resume=resume, overwrite=not resume,
+                            verbose=args.verbose)
     result = pretrain_run(cfg, argv=sys.argv)
     # The training seconds of every part (the checkpoint carries them over a stop, a kill included) plus the
-    # corpus build: a part stopped between checkpoints does not count its lost steps.
+    # corpus build (once, by the forward model): a part stopped between checkpoints does not count its lost steps.
     corpus_info = json.loads((work / "lm-corpus" / "corpus.json").read_text())
-    st["seconds"] = result.seconds + float(corpus_info.get("seconds", 0.0))
+    st["seconds"] = result.seconds + (0.0 if backwards else float(corpus_info.get("seconds", 0.0)))
     st["done"] = result.finished
     st["val_perplexity"] = (result.history.get("val_perplexity") or [None])[-1]
     st["tokens"] = int(json.loads((out / "run.json").read_text())["data"]["tokens"]["train"])
@@ -93,11 +99,11 @@ def stage_pretrain(args: argparse.Namespace, work: Path, state: dict[str, Any], 
 
 
 def stage_classifier(args: argparse.Namespace, work: Path, state: dict[str, Any], seed: int, *,
-                     transfer: bool = True) -> None:
+                     transfer: bool = True, backwards: bool = False) -> None:
     from lstmtext.run.config import resolve_run_config
     from lstmtext.run.finetune import finetune_from_config
 
-    name = f"clf-seed{seed}" if transfer else f"clf-random-seed{seed}"
+    name = f"clf-bwd-seed{seed}" if backwards else f"clf-seed{seed}" if transfer else f"clf-random-seed{seed}"
     st = state["stages"].setdefault(name, {"done": False, "seconds": 0.0})
     if st["done"]:
         return
@@ -106,10 +112,35 @@ def stage_classifier(args: argparse.Namespace, work: Path, state: dict[str, Any]
                  "run": {"out": str(work / name), "overwrite": True, "verbose": args.verbose}}
     cfg = resolve_run_config("imdb-pretrained", None, overrides)
     t0 = time.time()
-    result = finetune_from_config(cfg, str(work / "lm"), stages=args.stages, schedule=args.schedule, argv=sys.argv,
+    lm_dir = str(work / ("lm-bwd" if backwards else "lm"))
+    result = finetune_from_config(cfg, lm_dir, stages=args.stages, schedule=args.schedule, argv=sys.argv,
                                   transfer=transfer, decay=args.decay)
     st.update(done=True, seconds=st["seconds"] + time.time() - t0, accuracy=result.test_metrics["accuracy"],
               history=result.history)
+    save_state(work, state)
+
+
+def stage_ensemble(args: argparse.Namespace, work: Path, state: dict[str, Any], seed: int) -> None:
+    """The mean of the forward and backward classifiers' test probabilities (each saved classifier reads the
+    raw test reviews through its own checkpoint, as ``lstmtext predict`` would)."""
+    import numpy as np
+
+    from lstmtext.predictor import Predictor
+    from lstmtext.run.config import resolve_run_config
+    from lstmtext.run.data import read_labelled_splits
+
+    name, s = f"ensemble-seed{seed}", state["stages"]
+    parts = (f"clf-seed{seed}", f"clf-bwd-seed{seed}")
+    if s.get(name, {}).get("done") or not all(s.get(p, {}).get("done") for p in parts):
+        return
+    t0 = time.time()
+    data = read_labelled_splits(resolve_run_config("imdb-pretrained", None,
+                                                   {"data": {"archive": args.labelled}}).experiment.data)
+    probs = [Predictor.from_checkpoint(work / p, batch_size=64).predict_proba(data.test_texts)[:, -1] for p in parts]
+    mean = (probs[0] + probs[1]) / 2
+    acc = float(((mean > 0.5).astype(np.int64) == np.asarray(data.y_test)).mean())
+    single = [float(((p > 0.5).astype(np.int64) == np.asarray(data.y_test)).mean()) for p in probs]
+    s[name] = {"done": True, "seconds": time.time() - t0, "accuracy": acc, "parts": dict(zip(parts, single))}
     save_state(work, state)
 
 
@@ -161,6 +192,19 @@ def report(args: argparse.Namespace, state: dict[str, Any]) -> None:
         lm_time = s["pretrain"]["seconds"] + sum(x["seconds"] for x in seeds)
         rows.append((f"LSTM LM pretraining + ULMFiT fine-tuning (median of {len(accs)} seeds: "
                      + ", ".join(f"{100 * a:.2f}" for a in accs) + ")", statistics.median(accs), lm_time))
+    backward = [s[f"clf-bwd-seed{k}"] for k in args.seeds if s.get(f"clf-bwd-seed{k}", {}).get("done")]
+    if backward:
+        accs = [x["accuracy"] for x in backward]
+        lm_time = s["pretrain-bwd"]["seconds"] + sum(x["seconds"] for x in backward)
+        rows.append((f"backward LM + ULMFiT fine-tuning (median of {len(accs)} seeds: "
+                     + ", ".join(f"{100 * a:.2f}" for a in accs) + ")", statistics.median(accs), lm_time))
+    both = [k for k in args.seeds if s.get(f"ensemble-seed{k}", {}).get("done")]
+    if both:
+        accs = [s[f"ensemble-seed{k}"]["accuracy"] for k in both]
+        total = (s["pretrain"]["seconds"] + s["pretrain-bwd"]["seconds"]
+                 + sum(s[f"{p}{k}"]["seconds"] for k in both for p in ("clf-seed", "clf-bwd-seed", "ensemble-seed")))
+        rows.append((f"forward + backward ensemble (median of {len(accs)} seeds: "
+                     + ", ".join(f"{100 * a:.2f}" for a in accs) + ")", statistics.median(accs), total))
     control = [s[f"clf-random-seed{k}"] for k in args.seeds if s.get(f"clf-random-seed{k}", {}).get("done")]
     if control:
         accs = [x["accuracy"] for x in control]
@@ -172,7 +216,7 @@ def report(args: argparse.Namespace, state: dict[str, Any]) -> None:
             rows.append((label, s[key]["accuracy"], s[key]["seconds"]))
     print("\n" + ("PROBE (reduced sizes, not the full pipeline)\n" if args.probe else "")
           + (f"SUBSET: {args.subset} reviews per split and class\n" if args.subset else ""))
-    print(f"{'model':<90} {'test acc':>9} {'time':>10}")
+    print(f"{'model':<90} {'test acc':>9} {'time':>10}")  # the ensemble's time: both pipelines in all
     for label, acc, sec in rows:
         print(f"{label:<90} {100 * acc:8.2f}% {sec / 60:9.1f}m")
     if "pretrain" in s:
@@ -207,6 +251,8 @@ def main() -> int:
                     help="discriminative learning-rate factor between layer groups (ULMFiT: 2.6; default 1: at "
                          "the pretraining this script affords, the embedding and lower LSTM must adapt; see "
                          "bench/RESULTS.md)")
+    ap.add_argument("--backwards", action="store_true",
+                    help="also a backward language model, its classifiers and the forward + backward ensemble")
     ap.add_argument("--control", action="store_true",
                     help="also fine-tune the same classifier from random initial weights (per seed)")
     ap.add_argument("--max-seconds", type=float, default=None, help="stop this invocation after about this long")
@@ -228,18 +274,24 @@ def main() -> int:
     state = load_state(work)
     state["args"] = {k: v for k, v in vars(args).items()}
     deadline = time.time() + (args.max_seconds if args.max_seconds is not None else 1e9)
-    if not stage_pretrain(args, work, state, deadline):
-        print("pretraining stopped at --max-seconds; run the same command again to continue")
-        report(args, state)
-        return 0
-    for seed in args.seeds:
-        if time.time() > deadline:
+    for backwards in (False, True) if args.backwards else (False,):
+        if backwards and time.time() > deadline:
             break
-        stage_classifier(args, work, state, seed)
-    for seed in args.seeds if args.control else ():
-        if time.time() > deadline:
-            break
-        stage_classifier(args, work, state, seed, transfer=False)
+        if not stage_pretrain(args, work, state, deadline, backwards=backwards):
+            print(f"{'backward ' * backwards}pretraining stopped at --max-seconds; run the same command again "
+                  "to continue")
+            report(args, state)
+            return 0
+        for seed in args.seeds:
+            if time.time() > deadline:
+                break
+            stage_classifier(args, work, state, seed, backwards=backwards)
+            if backwards:
+                stage_ensemble(args, work, state, seed)
+        for seed in args.seeds if args.control and not backwards else ():
+            if time.time() > deadline:
+                break
+            stage_classifier(args, work, state, seed, transfer=False)
     if not args.skip_baselines and time.time() <= deadline:
         stage_tfidf(args, work, state)
         stage_tutorial(args, work, state)

@@ -26,6 +26,7 @@ import torch
 
 from lstmtext.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from lstmtext.errors import CheckpointError, ConfigError
+from lstmtext.lm.distributed import RowShards
 from lstmtext.lm.model import LanguageModel, State
 from lstmtext.lm.schedule import get_schedule
 from lstmtext.lm.stream import BPTTStream
@@ -194,6 +195,7 @@ def fit_language_model(
     verbose: int = 1,
     print_fn: Callable[[str], Any] = print,
     corpus_name: str = "corpus",
+    distributed: bool | None = None,
 ) -> PretrainResult:
     """Train ``model`` on ``train_tokens`` (see the module docstring).
 
@@ -209,6 +211,9 @@ def fit_language_model(
         verbose: 1 for a progress bar with tokens/s and ETA, 0 for none.
         print_fn: where per-epoch lines go.
         corpus_name: what the tokens are, for error messages.
+        distributed: train in all the processes torchrun started, each on its rows of every batch, with
+            DistributedDataParallel (True; None: when ``WORLD_SIZE > 1``; see :mod:`lstmtext.lm.distributed`).
+            Only rank 0 prints and writes checkpoints.
 
     Returns:
         A :class:`PretrainResult` (``finished`` False when the time budget stopped it).
@@ -219,6 +224,9 @@ def fit_language_model(
     """
     from lstmtext.training.progress import Progbar
 
+    shards = RowShards.start(distributed, cfg.batch_size)
+    main = shards is None or shards.main
+    verbose = verbose if main else 0
     stream = BPTTStream(model.config.reading_order(train_tokens), cfg.batch_size, cfg.bptt, vary=cfg.vary_bptt,
                         seed=cfg.seed, name=corpus_name)
     total, per_epoch = _total_steps(stream, cfg)
@@ -247,6 +255,13 @@ def fit_language_model(
         restore_rng_state(ts["rng_all"], file=Path(out) / "trainer.json")
     else:
         torch.manual_seed(cfg.seed)
+    forward: torch.nn.Module = model
+    if shards is not None:
+        state = shards.local_state(state)
+        forward = shards.wrap(model)  # after the RNG state: ranks > 0 derive theirs from it
+        if main:
+            print_fn(f"distributed: {shards.world_size} processes, {cfg.batch_size} rows per batch = "
+                     f"{shards.per_rank} per process")
     info = dict(run_info or {})
     t0 = time.perf_counter()
 
@@ -258,9 +273,12 @@ def fit_language_model(
     def save(done: bool) -> None:
         if out is None:
             return
+        full = shards.gather_state(state) if shards is not None else state  # a collective: every rank joins
+        if not main:
+            return
         info.update(metrics={k: v for k, v in history.items() if k != "train_curve"},
                     seconds=round(seconds_before + time.perf_counter() - t0, 3), finished=done)
-        save_lm_checkpoint(out, model, optimizer, position(), state, vocab=vocab, run_info=info)
+        save_lm_checkpoint(out, model, optimizer, position(), full, vocab=vocab, run_info=info)
 
     finished = False
     run_tokens, curve_sum, curve_n = 0, 0.0, 0
@@ -277,7 +295,8 @@ def fit_language_model(
             mult = schedule(global_step, total)
             for g in optimizer.param_groups:
                 g["lr"] = cfg.lr * mult
-            out_t = model(torch.from_numpy(b.x), torch.from_numpy(b.y), state)
+            x, y = (b.x, b.y) if shards is None else (shards.local(b.x), shards.local(b.y))
+            out_t = forward(torch.from_numpy(x), torch.from_numpy(y), state)
             (out_t.loss + out_t.penalty).backward()
             if cfg.clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.clip)
@@ -285,6 +304,8 @@ def fit_language_model(
             optimizer.zero_grad(set_to_none=True)
             state = out_t.state
             loss = float(out_t.loss.detach())
+            if shards is not None:
+                loss = shards.mean(loss)  # equal rows and tokens per rank: the global batch's mean
             step, global_step = step + 1, global_step + 1
             tokens_seen += b.tokens
             run_tokens += b.tokens
@@ -300,6 +321,8 @@ def fit_language_model(
                     "loss": loss, "ppl": math.exp(min(loss, 50)), "tokens/s": round(rate),
                     "lr": cfg.lr * mult})
             budget_hit = cfg.time_budget_s is not None and time.perf_counter() - t0 >= cfg.time_budget_s
+            if shards is not None:
+                budget_hit = shards.any(budget_hit)
             if budget_hit or (cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0
                               and step < steps_this_epoch):
                 save(False)
@@ -318,7 +341,8 @@ def fit_language_model(
             history["val_perplexity"].append(val_ppl)
             line += f" - held-out perplexity {val_ppl:.1f}"
         seconds = time.perf_counter() - t_epoch
-        print_fn(line + f" - {seconds:.0f} s, {epoch_tokens / max(seconds, 1e-9):,.0f} tokens/s")
+        if main:
+            print_fn(line + f" - {seconds:.0f} s, {epoch_tokens / max(seconds, 1e-9):,.0f} tokens/s")
         if epoch_done:
             epoch, step = epoch + 1, 0
         finished = global_step >= total or epoch >= cfg.epochs

@@ -18,6 +18,7 @@ the corpus is the labelled training reviews plus ``train/unsup``; the test revie
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -39,6 +40,7 @@ from lstmtext.lm.model import LanguageModel, LMConfig
 from lstmtext.lm.presets import get_lm_preset
 from lstmtext.lm.pretrain import LM_CLASS, PretrainConfig, PretrainResult, fit_language_model
 from lstmtext.text.tokenizer import TOKENIZER_VERSION
+from lstmtext.training.distributed import broadcast_int, init_distributed, is_main_process, launched_distributed
 from lstmtext.utils.lock import FolderLock
 
 
@@ -161,10 +163,19 @@ def pretrain_run(cfg: PretrainRunConfig, *, argv: Sequence[str] | None = None,
         FolderLockedError: another run is writing ``cfg.out`` (a :class:`CheckpointError`).
     """
     model_cfg, train_cfg = cfg.resolve()
+    # Under torchrun every process trains on its rows of each batch; rank 0 alone builds the corpus, prints,
+    # holds the folder lock and writes (lstmtext.lm.distributed).
+    if launched_distributed():
+        init_distributed(required=True)
+    main = is_main_process()
     # One run at a time per folder, as ``lstmtext train``: a second run on the same --out is refused at
     # once, before it reads or writes anything (the OS releases the lock if this process dies).
-    with FolderLock(cfg.out, what=f"--out {str(cfg.out)!r}"):
-        return _pretrain_locked(cfg, model_cfg, train_cfg, argv=argv, print_fn=print_fn)
+    with FolderLock(cfg.out, what=f"--out {str(cfg.out)!r}") if main else contextlib.nullcontext():
+        return _pretrain_locked(cfg, model_cfg, train_cfg, argv=argv, print_fn=print_fn if main else _quiet)
+
+
+def _quiet(*_: Any) -> None:
+    """The ``print_fn`` of ranks > 0 in a distributed run."""
 
 
 def _pretrain_locked(cfg: PretrainRunConfig, model_cfg: LMConfig, train_cfg: PretrainConfig, *,
@@ -175,7 +186,12 @@ def _pretrain_locked(cfg: PretrainRunConfig, model_cfg: LMConfig, train_cfg: Pre
 
     _check_out(cfg)
     print_fn(format_config(cfg, model_cfg, train_cfg))
+    distributed, main = launched_distributed(), is_main_process()
+    if distributed and not main:
+        broadcast_int(0, what="waiting for rank 0 to build the corpus")  # then it is there to reuse
     corpus = prepare_corpus(cfg, model_cfg.num_words, print_fn)
+    if distributed and main:
+        broadcast_int(0, what="handing the corpus to the other processes")
     import torch
 
     torch.manual_seed(train_cfg.seed)
@@ -194,7 +210,7 @@ def _pretrain_locked(cfg: PretrainRunConfig, model_cfg: LMConfig, train_cfg: Pre
     result = fit_language_model(model, corpus.train, corpus.valid if len(corpus.valid) else None, train_cfg,
                                 out=cfg.out, resume=cfg.resume, vocab=vocab, run_info=info, verbose=cfg.verbose,
                                 print_fn=print_fn, corpus_name=f"corpus {str(corpus.path)!r}")
-    page = write_pretrain_report(cfg.out, result)
+    page = write_pretrain_report(cfg.out, result) if main else None
     ppl = result.history.get("val_perplexity") or []
     state = "finished" if result.finished else "stopped (time budget); continue with --resume"
     print_fn(f"{state}: {result.global_step:,}/{result.total_steps:,} steps, {result.seconds:.0f} s in all"

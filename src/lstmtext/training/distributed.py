@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import hashlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -277,7 +279,7 @@ def all_reduce_sum(tensors: Sequence[torch.Tensor], what: str = "all_reduce") ->
     if not tensors:
         return []
     flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors])
-    _collective(lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM), what)
+    run_collective(lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM), what)
     out, at = [], 0
     for t in tensors:
         out.append(flat[at:at + t.numel()].reshape(t.shape).to(t.dtype))
@@ -288,22 +290,36 @@ def all_reduce_sum(tensors: Sequence[torch.Tensor], what: str = "all_reduce") ->
 def any_rank(flag: bool, device: torch.device | str = "cpu", what: str = "agreeing on a flag") -> bool:
     """True on every rank when ``flag`` is True on at least one (a MAX all-reduce)."""
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
-    _collective(lambda: dist.all_reduce(t, op=dist.ReduceOp.MAX), what)
+    run_collective(lambda: dist.all_reduce(t, op=dist.ReduceOp.MAX), what)
     return bool(t.item())
 
 
 def broadcast_int(value: int, device: torch.device | str = "cpu", src: int = 0, what: str = "broadcast") -> int:
     """Rank ``src``'s ``value`` on every rank."""
     t = torch.tensor([int(value)], dtype=torch.int64, device=device)
-    _collective(lambda: dist.broadcast(t, src=src), what)
+    run_collective(lambda: dist.broadcast(t, src=src), what)
     return int(t.item())
 
 
-def _collective(op, what: str) -> None:
+def run_collective(op: Callable[[], Any], what: str) -> None:
+    """Run a collective ``op``; a lost or silent peer raises :class:`DistributedError` saying ``what`` failed."""
     try:
         op()
     except (RuntimeError, dist.DistBackendError) as e:
         raise DistributedError(lost_peer_message(what, e)) from e
+
+
+
+def decorrelate_rng(rank_: int) -> None:
+    """Move rank ``rank_`` > 0 to a generator stream derived from the current state and the rank.
+
+    Every rank starts from rank 0's generator state (fresh seed or checkpoint); ranks > 0 then draw other
+    dropout masks than their peers, yet reproducibly from rank 0's state alone, whatever the world size.
+    """
+    if rank_ == 0:
+        return
+    digest = hashlib.sha256(torch.get_rng_state().numpy().tobytes() + rank_.to_bytes(4, "little")).digest()
+    torch.manual_seed(int.from_bytes(digest[:8], "little") % (2**63))
 
 
 def lost_peer_message(what: str, error: BaseException) -> str:

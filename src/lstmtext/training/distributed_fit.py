@@ -18,7 +18,6 @@ full weights and optimizer state, so they resume with any number of processes.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -112,13 +111,7 @@ class DistributedFit:
         return verbose, callbacks
 
     def _decorrelate_dropout(self) -> None:
-        # Every rank starts from rank 0's generator state (fresh seed or checkpoint); ranks > 0 move to a
-        # stream derived from it and their rank, so dropout masks differ between shards yet stay
-        # reproducible from rank 0's state alone, whatever the world size.
-        if self.rank == 0:
-            return
-        digest = hashlib.sha256(torch.get_rng_state().numpy().tobytes() + self.rank.to_bytes(4, "little")).digest()
-        torch.manual_seed(int.from_bytes(digest[:8], "little") % (2**63))
+        dist_env.decorrelate_rng(self.rank)
 
     @property
     def step(self) -> str:
