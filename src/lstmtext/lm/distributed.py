@@ -9,8 +9,6 @@ of rows and tokens). The carried LSTM states are per rank; a checkpoint gathers 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -98,7 +96,3 @@ class RowShards:
                               f"not --batch-size {self.per_rank * self.world_size}")
         return [(h[self.rows].clone(), c[self.rows].clone()) for h, c in state]
 
-
-def unwrap(model: Any) -> Any:
-    """The module inside a DistributedDataParallel wrapper (or ``model`` itself)."""
-    return getattr(model, "module", model)
