@@ -63,13 +63,11 @@ class RowShards:
         """This rank's rows of a ``(batch_size, ...)`` array."""
         return rows[self.rows]
 
-    def mean(self, value: float) -> float:
-        """The mean of ``value`` over the ranks."""
-        return float(dist_env.all_reduce_sum([torch.tensor([value])], what="averaging the loss")[0]) / self.world_size
-
-    def any(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is True on one (the time budget, read on each rank's clock)."""
-        return dist_env.any_rank(flag, what="agreeing to stop")
+    def step_end(self, loss: float, stop: bool) -> tuple[float, bool]:
+        """One collective per step: the loss averaged over the ranks, and whether any rank asks to stop (the
+        time budget, read on each rank's clock)."""
+        total = dist_env.all_reduce_sum([torch.tensor([loss, float(stop)])], what="ending a training step")[0]
+        return float(total[0]) / self.world_size, bool(total[1] > 0)
 
     def gather_state(self, state: State | None) -> State | None:
         """Every rank's carried states, concatenated in row order (on every rank)."""

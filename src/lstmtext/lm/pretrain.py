@@ -304,8 +304,9 @@ def fit_language_model(
             optimizer.zero_grad(set_to_none=True)
             state = out_t.state
             loss = float(out_t.loss.detach())
-            if shards is not None:
-                loss = shards.mean(loss)  # equal rows and tokens per rank: the global batch's mean
+            budget_hit = cfg.time_budget_s is not None and time.perf_counter() - t0 >= cfg.time_budget_s
+            if shards is not None:  # equal rows and tokens per rank: the mean is the global batch's loss
+                loss, budget_hit = shards.step_end(loss, budget_hit)
             step, global_step = step + 1, global_step + 1
             tokens_seen += b.tokens
             run_tokens += b.tokens
@@ -320,9 +321,6 @@ def fit_language_model(
                 bar.update(step - (steps_this_epoch - bar.target), {
                     "loss": loss, "ppl": math.exp(min(loss, 50)), "tokens/s": round(rate),
                     "lr": cfg.lr * mult})
-            budget_hit = cfg.time_budget_s is not None and time.perf_counter() - t0 >= cfg.time_budget_s
-            if shards is not None:
-                budget_hit = shards.any(budget_hit)
             if budget_hit or (cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0
                               and step < steps_this_epoch):
                 save(False)
