@@ -38,6 +38,16 @@ def available_strategies() -> list[str]:
 
 
 @contextmanager
+def _set_for_context(var: ContextVar, value: object) -> Iterator[None]:
+    """``var`` holds ``value`` inside the ``with`` block (this thread or task only) and its old value after."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+@contextmanager
 def force_impl(name: str) -> Iterator[None]:
     """Within the block, the compiled CPU kernel runs strategy ``name`` wherever it can serve the shape.
 
@@ -64,11 +74,8 @@ def force_impl(name: str) -> Iterator[None]:
     if impl and not load_ops().strategy_available(impl):
         raise NotImplementedError(f"force_impl: strategy {name!r} is not built for this CPU "
                                   f"(available: {available_strategies()})")
-    token = _forced.set(impl)
-    try:
+    with _set_for_context(_forced, impl):
         yield
-    finally:
-        _forced.reset(token)
 
 
 def forced_impl() -> int:
@@ -111,11 +118,8 @@ def bfloat16_matmuls(enabled: bool = True) -> Iterator[None]:
     """
     if enabled and not bfloat16_supported():
         raise NotImplementedError("bfloat16_matmuls: this CPU has no native bfloat16 matrix products")
-    token = _bf16.set(bool(enabled))
-    try:
+    with _set_for_context(_bf16, bool(enabled)):
         yield
-    finally:
-        _bf16.reset(token)
 
 
 def bfloat16_matmuls_active() -> bool:
