@@ -998,6 +998,33 @@ std::vector<at::Tensor> lstm_forward_ids(const at::Tensor& table, const at::Tens
                       save_hprev, keep_out);
 }
 
+// The tensors a backward's BwdArgs point into, kept alive for the call: dout, c0, R and its transpose, and the
+// state gradients, cloned from dh_T / dc_T because the time loop turns them into dh_0 / dc_0 in place.
+struct BwdTensors {
+  at::Tensor dout, c0, R, RT, dh, dc;
+};
+
+// Points `a` at dout (none: null), R, R^T, the saved gates and c, c0 and the state gradients.
+BwdTensors bind_backward(BwdArgs& a, const at::Tensor* dout, const at::Tensor& dhT, const at::Tensor& dcT,
+                         const at::Tensor& R, const at::Tensor& gates, const at::Tensor& cseq, const at::Tensor& c0) {
+  BwdTensors t;
+  if (dout != nullptr) t.dout = dout->contiguous();
+  t.c0 = c0.contiguous();
+  t.R = R.contiguous();
+  t.RT = t.R.t().contiguous();
+  t.dh = dhT.contiguous().clone();
+  t.dc = dcT.contiguous().clone();
+  a.dout = dout != nullptr ? t.dout.data_ptr<float>() : nullptr;
+  a.R = t.R.data_ptr<float>();
+  a.RT = t.RT.data_ptr<float>();
+  a.gates = gates.data_ptr<float>();
+  a.cseq = cseq.data_ptr<float>();
+  a.c0 = t.c0.data_ptr<float>();
+  a.dh = t.dh.data_ptr<float>();
+  a.dc = t.dc.data_ptr<float>();
+  return t;
+}
+
 // The shared backward; with `fused` (kGemm only) the weight gradients are computed per step in the time loop
 // and dz is never materialised: returns {dx, dK, dR, db, dh0, dc0}; otherwise {dz, dh0, dc0}.
 std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& dhT, const at::Tensor& dcT,
@@ -1013,12 +1040,9 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
   const bool fused = x != nullptr || weights_only_recurrent;
   at::Tensor mask_keep, rdm_keep;
   BwdArgs a{make_common(B, T, u, mask, rdmask, zero_output, mask_keep, rdm_keep)};
-  auto dout_c = dout.contiguous();
-  auto c0_c = c0.contiguous();
-  auto R_c = R.contiguous();
-  auto RT = R_c.t().contiguous();
-  auto dh0 = dhT.contiguous().clone();
-  auto dc0 = dcT.contiguous().clone();
+  const BwdTensors kept = bind_backward(a, &dout, dhT, dcT, R, gates, cseq, c0);
+  const at::Tensor& dh0 = kept.dh;
+  const at::Tensor& dc0 = kept.dc;
   at::Tensor dz, x_c, KT, hprev_c, dx;
   if (weights_only_recurrent) {
     TORCH_CHECK(hprev->numel() == B * T * u, "lstm kernel: hprev does not match the saved tensors");
@@ -1044,14 +1068,6 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& 
     dz = lstmtext_workspace::empty({B, T, 4 * u});
     a.dz = dz.data_ptr<float>();
   }
-  a.dout = dout_c.data_ptr<float>();
-  a.R = R_c.data_ptr<float>();
-  a.RT = RT.data_ptr<float>();
-  a.gates = gates.data_ptr<float>();
-  a.cseq = cseq.data_ptr<float>();
-  a.c0 = c0_c.data_ptr<float>();
-  a.dh = dh0.data_ptr<float>();
-  a.dc = dc0.data_ptr<float>();
   const int64_t how = resolve_impl(impl, u);
   TORCH_CHECK(!fused || how == kGemm, "lstm kernel: fused weight gradients need the per-step GEMM strategy");
 #ifdef LSTMTEXT_SIMD
@@ -1157,23 +1173,12 @@ std::vector<at::Tensor> lstm_backward_ids(const std::optional<at::Tensor>& dout,
   // No dout: only h_T was used (the last output), so the step outputs carry no gradient.
   const bool has_dout = dout.has_value() && dout->numel() > 0;
   TORCH_CHECK(!has_dout || dout->numel() == B * T * u, "lstm kernel: dout must be (B, T, u)");
-  auto dout_c = has_dout ? dout->contiguous() : at::Tensor();
-  auto c0_c = c0.contiguous();
+  const BwdTensors kept = bind_backward(a, has_dout ? &*dout : nullptr, dhT, dcT, R, gates, cseq, c0);
+  const at::Tensor& dh0 = kept.dh;
+  const at::Tensor& dc0 = kept.dc;
   auto h0_c = h0.to(at::kFloat).contiguous();
-  auto R_c = R.contiguous();
-  auto RT = R_c.t().contiguous();
-  auto dh0 = dhT.contiguous().clone();
-  auto dc0 = dcT.contiguous().clone();
-  a.dout = has_dout ? dout_c.data_ptr<float>() : nullptr;
-  a.R = R_c.data_ptr<float>();
-  a.RT = RT.data_ptr<float>();
-  a.gates = gates.data_ptr<float>();
-  a.cseq = cseq.data_ptr<float>();
-  a.c0 = c0_c.data_ptr<float>();
   a.h0 = h0_c.data_ptr<float>();
   a.ids = ids.data_ptr<int64_t>();
-  a.dh = dh0.data_ptr<float>();
-  a.dc = dc0.data_ptr<float>();
   a.dz = nullptr;
   const int64_t nv = (u + W - 1) / W, P = W * nv;
   std::vector<float> RTp = pad_rows(a.RT, 4 * u, u, 1, P);
