@@ -231,6 +231,27 @@ def test_resume_is_bit_identical(corpus, tmp_path):
         assert torch.equal(a, b)
 
 
+def test_resume_on_another_vocabulary_is_refused(corpus, tmp_path):
+    from lstmtext.predictor import inference_record
+
+    cfg = PretrainConfig(batch_size=8, bptt=10, epochs=1, lr=1e-2, seed=5, checkpoint_every=0, time_budget_s=0.0)
+    record = inference_record(corpus.tokenizer, maxlen=None)
+    torch.manual_seed(0)
+    fit_language_model(LanguageModel(small_config()), corpus.train, corpus.valid, cfg, out=tmp_path / "a",
+                       vocab=record, verbose=0, print_fn=lambda s: None)
+    other = build_corpus(lambda: ["zebra yak " * 20] * 20, tmp_path / "c2", num_words=30, valid_every=0)
+    with pytest.raises(CheckpointError, match=r"vocab\.json'?: the checkpoint's vocabulary differs"):
+        fit_language_model(LanguageModel(small_config()), corpus.train, corpus.valid, cfg, out=tmp_path / "a",
+                           resume=True, vocab=inference_record(other.tokenizer, maxlen=None), verbose=0,
+                           print_fn=lambda s: None)
+    # The same words (a corpus rebuilt from the same texts) continue.
+    again = build_corpus(structured_docs, tmp_path / "c3", num_words=20, valid_every=10, source="generated")
+    r = fit_language_model(LanguageModel(small_config()), corpus.train, corpus.valid, cfg, out=tmp_path / "a",
+                           resume=True, vocab=inference_record(again.tokenizer, maxlen=None), verbose=0,
+                           print_fn=lambda s: None)
+    assert r.global_step == 2
+
+
 # -- fine-tuning -----------------------------------------------------------------------------------------------
 def test_encoder_reproduces_the_lm_encoder_after_transfer():
     torch.manual_seed(2)

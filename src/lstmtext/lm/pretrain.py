@@ -13,6 +13,7 @@ generator, so a run continued in another process (``resume=True``) ends with bit
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -182,6 +183,21 @@ def _load_weights(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], p
             own[k].copy_(v)
 
 
+def _check_resumed_vocab(saved: Any, vocab: Any, path: Path) -> None:
+    """Refuse to continue a run on token ids from another vocabulary.
+
+    A corpus rebuilt between two parts of a run (its source file was replaced, or touched, so its key changed)
+    gives the same ids only if it holds the same words; other ids would silently train the saved weights on
+    scrambled text, so the records are compared (after a JSON round trip: the saved one was read from JSON).
+    """
+    if vocab is None or saved is None or json.loads(json.dumps(vocab)) == saved:
+        return
+    raise CheckpointError(
+        f"--resume: {str(path / 'vocab.json')!r}: the checkpoint's vocabulary differs from the corpus's; the "
+        "corpus was rebuilt from other texts or options (--data, --num-words); resume with the data the run "
+        "started on, or start a new run with --overwrite")
+
+
 def fit_language_model(
     model: LanguageModel,
     train_tokens: Any,
@@ -245,6 +261,7 @@ def fit_language_model(
         if ckpt.trainer_state is None or ckpt.optimizer_state is None:
             raise CheckpointError(f"--resume: {str(out)!r} holds no training state to continue from")
         _load_weights(model, ckpt.weights, Path(out))
+        _check_resumed_vocab(ckpt.vocab, vocab, Path(out))
         optimizer.load_state_dict(ckpt.optimizer_state)
         ts = ckpt.trainer_state
         epoch, step, global_step = int(ts["epoch"]), int(ts["step"]), int(ts["global_step"])
