@@ -28,7 +28,9 @@ Two ways to run it, from the repository root:
           --tf-python ../venv-tf/bin/python
 
 Options of ``run`` for lstmtext only: ``--bucket`` trains with ``fit(bucket_by_length=True)`` (per-batch
-padding; a different computation, reported apart from the identical-data comparison).
+padding; a different computation, reported apart from the identical-data comparison); ``--bf16`` runs
+inside ``bfloat16_matmuls()`` (opt-in bfloat16 products of the large matrix multiplications). ``compare``
+with either flag adds that lstmtext run to every pair, beside the float32 one.
 
 This file needs only NumPy at import time, so the same script runs in the TF environment.
 """
@@ -36,6 +38,7 @@ This file needs only NumPy at import time, so the same script runs in the TF env
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -55,6 +58,7 @@ MODELS = {
     "stacked": dict(vocab=20000, maxlen=200, batch=256, epochs=2),
 }
 VALIDATION_SPLIT = 0.2
+VARIANTS = ("bucket", "bf16")  # extra lstmtext runs per pair (compare flags of the same names)
 
 
 def repo_path(p: str | Path) -> Path:
@@ -165,8 +169,13 @@ def build_lstmtext(model: str):
     return net
 
 
-def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path, bucket: bool) -> dict:
-    """Train, evaluate and predict with one framework; returns the measured figures."""
+def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path, bucket: bool,
+            bf16: bool = False) -> dict:
+    """Train, evaluate and predict with one framework; returns the measured figures.
+
+    ``bf16`` (lstmtext only): everything inside ``lstmtext.kernels.bfloat16_matmuls()``, the opt-in bfloat16
+    products of the large matrix multiplications (float32 weights, state and accumulation).
+    """
     spec = MODELS[model]
     t_start = time.perf_counter()
     d = load_padded(data_path)
@@ -215,9 +224,21 @@ def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path,
         threads = {"torch": torch.get_num_threads()}
         if bucket:
             fit_kwargs["bucket_by_length"] = True
+    fit_kwargs["callbacks"] = [Hook()]
+    precision = contextlib.nullcontext()
+    if bf16:
+        from lstmtext.kernels import bfloat16_matmuls
+
+        precision = bfloat16_matmuls()
+    with precision:
+        return _measure(net, d, spec, fit_kwargs, clock, t_start, framework=framework, model=model, seed=seed,
+                        epochs=epochs, bucket=bucket, bf16=bf16, versions=versions, threads=threads)
+
+
+def _measure(net, d: dict, spec: dict, fit_kwargs: dict, clock: _Clock, t_start: float, **info) -> dict:
     t_ready = time.perf_counter()
     cpu0 = time.process_time()
-    net.fit(d["x_train"], d["y_train"], callbacks=[Hook()], **fit_kwargs)
+    net.fit(d["x_train"], d["y_train"], **fit_kwargs)
     t_fit = time.perf_counter() - t_ready
     cpu_fit = time.process_time() - cpu0
     t0 = time.perf_counter()
@@ -232,8 +253,7 @@ def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path,
     ep = clock.epochs
     steady = ep[1:] if len(ep) > 1 else ep
     return dict(
-        framework=framework, model=model, seed=seed, epochs=epochs, bucket=bucket, versions=versions,
-        threads=threads, setup_s=t_ready - t_start, fit_s=t_fit, fit_cpu_s=cpu_fit,
+        **info, setup_s=t_ready - t_start, fit_s=t_fit, fit_cpu_s=cpu_fit,
         s_per_epoch=t_fit / max(1, len(ep)),
         s_per_epoch_steady=statistics.median(e["wall"] for e in steady),
         train_s_per_epoch=statistics.median(e["train"] for e in steady),
@@ -248,11 +268,11 @@ def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path,
 
 # ---- the comparison -------------------------------------------------------------------------------------
 
-def _child(python: str, framework: str, args, data_path: Path, seed: int, bucket: bool = False) -> dict:
+def _child(python: str, framework: str, args, data_path: Path, seed: int, bucket: bool = False,
+           bf16: bool = False) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "run", "--framework", framework, "--model", args.model,
            "--seed", str(seed), "--epochs", str(args.epochs), "--data", str(data_path)]
-    if bucket:
-        cmd.append("--bucket")
+    cmd += ["--bucket"] * bucket + ["--bf16"] * bf16
     env = dict(os.environ)
     if framework == "lstmtext":
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -267,7 +287,8 @@ def _child(python: str, framework: str, args, data_path: Path, seed: int, bucket
 
 
 def _fmt_row(r: dict) -> str:
-    return (f"| {r['framework']}{' +bucket' if r.get('bucket') else ''} | {r['seed']} | {r['s_per_epoch']:.2f} | "
+    tags = "".join(f" +{t}" for t in ("bucket", "bf16") if r.get(t))
+    return (f"| {r['framework']}{tags} | {r['seed']} | {r['s_per_epoch']:.2f} | "
             f"{r['s_per_epoch_steady']:.2f} | {r['ms_per_step']:.1f} | {r['fit_cpu_s']:.1f} | "
             f"{r['tokens_per_s']:,.0f} | "
             f"{100 * r['test_accuracy']:.2f} | {r['predict_s']:.2f} | {r['load_avg'][0]:.1f}-{r['load_avg'][1]:.1f} |")
@@ -293,20 +314,24 @@ def compare(args) -> None:
                 results.append(r)
                 pair[fw] = r
                 print(_fmt_row(r), flush=True)
-            if args.bucket:
-                r = _child(sys.executable, "lstmtext", args, data_path, seed, bucket=True)
+            for variant in [v for v in VARIANTS if getattr(args, v)]:
+                r = _child(sys.executable, "lstmtext", args, data_path, seed, **{variant: True})
                 r["round"] = rnd
                 results.append(r)
-                pair["bucket"] = r
+                pair[variant] = r
                 print(_fmt_row(r), flush=True)
             pairs.append(pair)
     print()
     ratio = {k: [p["keras"][k] / p["lstmtext"][k] for p in pairs]
              for k in ("s_per_epoch", "s_per_epoch_steady", "ms_per_step", "fit_cpu_s", "predict_s")}
+    variants = [v for v in VARIANTS if getattr(args, v)]
+    for v in variants:
+        ratio.update({f"{k} (lstmtext +{v})": [p["keras"][k] / p[v][k] for p in pairs]
+                      for k in ("s_per_epoch", "ms_per_step", "predict_s")})
     for k, v in ratio.items():
         print(f"Keras / lstmtext {k}: median {statistics.median(v):.2f}x, per pair "
               + ", ".join(f"{x:.2f}" for x in v))
-    for fw in ("lstmtext", "keras") + (("bucket",) if args.bucket else ()):
+    for fw in ["lstmtext", "keras", *variants]:
         rs = [p[fw] for p in pairs]
         print(f"{fw}: median s/epoch {statistics.median(r['s_per_epoch'] for r in rs):.2f}, ms/step "
               f"{statistics.median(r['ms_per_step'] for r in rs):.1f}, tokens/s "
@@ -336,11 +361,13 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--data", default=None, help="padded .npz (default: built in --cache)")
     r.add_argument("--bucket", action="store_true", help="lstmtext: fit(..., bucket_by_length=True)")
+    r.add_argument("--bf16", action="store_true", help="lstmtext: inside bfloat16_matmuls() (opt-in bfloat16 products)")
     c = sub.add_parser("compare", parents=[common], help="interleaved lstmtext vs Keras runs with ratios")
     c.add_argument("--seeds", type=int, nargs="+", default=[1])
     c.add_argument("--rounds", type=int, default=1)
     c.add_argument("--tf-python", default="../venv-tf/bin/python", help="python of an environment with TF/Keras")
     c.add_argument("--bucket", action="store_true", help="also run lstmtext with bucket_by_length=True")
+    c.add_argument("--bf16", action="store_true", help="also run lstmtext inside bfloat16_matmuls() (opt-in)")
     c.add_argument("--json", default=None, help="write every run's figures here")
     args = ap.parse_args(argv)
     args.epochs = args.epochs or MODELS[args.model]["epochs"]
@@ -348,9 +375,10 @@ def main(argv: list[str] | None = None) -> None:
         data = repo_path(args.data) if args.data else padded_data(
             args.model, repo_path(args.peers), repo_path(args.archive), repo_path(args.cache),
             repo_path(args.keras_npz) if args.keras_npz else None)
-        if args.bucket and args.framework != "lstmtext":
-            raise SystemExit("--bucket is an lstmtext option")
-        print(json.dumps(run_one(args.framework, args.model, args.seed, args.epochs, data, args.bucket)), flush=True)
+        if (args.bucket or args.bf16) and args.framework != "lstmtext":
+            raise SystemExit("--bucket and --bf16 are lstmtext options")
+        print(json.dumps(run_one(args.framework, args.model, args.seed, args.epochs, data, args.bucket,
+                                    args.bf16)), flush=True)
     else:
         if not Path(args.tf_python).is_absolute():
             args.tf_python = str(repo_path(args.tf_python))
