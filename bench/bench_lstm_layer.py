@@ -21,6 +21,11 @@ matmul on square float32 matrices, same threads).
 
 Run from the repository root:
     PATH=/path/to/venv/bin:$PATH PYTHONPATH=src python bench/bench_lstm_layer.py [--rounds 5] [--quick|--large]
+
+The process runs with torch's defaults unless the environment says otherwise; prefix the command with
+``OMP_WAIT_POLICY=PASSIVE THP_MEM_ALLOC_ENABLE=1`` for the runtime that ``lstmtext``'s entry points set up
+(``lstmtext.utils.tune_cpu_runtime``). Both frameworks run in the same process, so under the same settings;
+the header line prints them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import torch
 
 from lstmtext.kernels import LSTMCall, lstm_sequence, lstm_sequence_reference
+from lstmtext.utils.runtime import TORCH_ENV_DEFAULTS
 
 SHAPES = {
     "seed1 LSTM(10)": dict(batch=128, steps=300, features=15, units=10, return_sequences=False),
@@ -226,6 +232,15 @@ def main_large(rounds: int, cpu_time: bool = False, only: str | None = None, bf1
     print(f"sgemm peak at the end: {peak2:.0f} GFLOP/s ({how2}); load avg {os.getloadavg()[0]:.1f}")
 
 
+def _header() -> str:
+    # The two variables torch reads at import that lstmtext's entry points set (lstmtext.utils.runtime): with
+    # them unset, the large inputs' projections are fresh 4 KB pages on every call (bench/RESULTS.md).
+    env = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in TORCH_ENV_DEFAULTS)
+    return (f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads | {env} | "
+            f"load avg {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per cell (median reported)")
@@ -236,14 +251,11 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="with --large: only the shapes whose label contains this")
     ap.add_argument("--bf16", action="store_true", help="with --large: also the opt-in bfloat16 matrix products")
     args = ap.parse_args()
+    print(_header())
     if args.large:
-        print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads | load avg {os.getloadavg()[0]:.1f}")
         return main_large(args.rounds, args.cpu_time, args.only, args.bf16)
     shapes = {k: v for k, v in SHAPES.items() if not args.quick or k.startswith("seed1")}
     rounds = 3 if args.quick else args.rounds
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads | load avg {os.getloadavg()[0]:.1f}")
     names = ["fused", "layer", "loop", "nn.LSTM", "keras"]
     print("| shape | condition | " + " | ".join(f"{n} ms" for n in names) + " | keras / fused | loop / fused |")
     print("|---|---|" + "---|" * (len(names) + 2))

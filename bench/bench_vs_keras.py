@@ -30,7 +30,9 @@ Two ways to run it, from the repository root:
 Options of ``run`` for lstmtext only: ``--bucket`` trains with ``fit(bucket_by_length=True)`` (per-batch
 padding; a different computation, reported apart from the identical-data comparison); ``--bf16`` runs
 inside ``bfloat16_matmuls()`` (opt-in bfloat16 products of the large matrix multiplications). ``compare``
-with either flag adds that lstmtext run to every pair, beside the float32 one.
+with either flag adds that lstmtext run to every pair, beside the float32 one. ``--tune`` makes every
+lstmtext run call ``lstmtext.utils.tune_cpu_runtime()`` first, as the ``lstmtext`` command does (without it
+lstmtext runs with torch's defaults).
 
 This file needs only NumPy at import time, so the same script runs in the TF environment.
 """
@@ -170,12 +172,18 @@ def build_lstmtext(model: str):
 
 
 def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path, bucket: bool,
-            bf16: bool = False) -> dict:
+            bf16: bool = False, tune: bool = False) -> dict:
     """Train, evaluate and predict with one framework; returns the measured figures.
 
     ``bf16`` (lstmtext only): everything inside ``lstmtext.kernels.bfloat16_matmuls()``, the opt-in bfloat16
-    products of the large matrix multiplications (float32 weights, state and accumulation).
+    products of the large matrix multiplications (float32 weights, state and accumulation). ``tune``
+    (lstmtext only): ``lstmtext.utils.tune_cpu_runtime()`` first, before torch is imported, as the ``lstmtext``
+    command does and as README tells a training script to do.
     """
+    if tune and framework == "lstmtext":
+        from lstmtext.utils.runtime import tune_cpu_runtime
+
+        tune_cpu_runtime()
     spec = MODELS[model]
     t_start = time.perf_counter()
     d = load_padded(data_path)
@@ -202,7 +210,7 @@ def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path,
         threads = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
     else:
-        from lstmtext.callbacks import Callback  # before torch: lstmtext sets torch's CPU runtime defaults
+        from lstmtext.callbacks import Callback
         from lstmtext.utils import set_random_seed
 
         torch = importlib.import_module("torch")
@@ -232,7 +240,7 @@ def run_one(framework: str, model: str, seed: int, epochs: int, data_path: Path,
         precision = bfloat16_matmuls()
     with precision:
         return _measure(net, d, spec, fit_kwargs, clock, t_start, framework=framework, model=model, seed=seed,
-                        epochs=epochs, bucket=bucket, bf16=bf16, versions=versions, threads=threads)
+                        epochs=epochs, bucket=bucket, bf16=bf16, tuned=tune, versions=versions, threads=threads)
 
 
 def _measure(net, d: dict, spec: dict, fit_kwargs: dict, clock: _Clock, t_start: float, **info) -> dict:
@@ -272,7 +280,7 @@ def _child(python: str, framework: str, args, data_path: Path, seed: int, bucket
            bf16: bool = False) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "run", "--framework", framework, "--model", args.model,
            "--seed", str(seed), "--epochs", str(args.epochs), "--data", str(data_path)]
-    cmd += ["--bucket"] * bucket + ["--bf16"] * bf16
+    cmd += ["--bucket"] * bucket + ["--bf16"] * bf16 + ["--tune"] * (framework == "lstmtext" and args.tune)
     env = dict(os.environ)
     if framework == "lstmtext":
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -287,7 +295,7 @@ def _child(python: str, framework: str, args, data_path: Path, seed: int, bucket
 
 
 def _fmt_row(r: dict) -> str:
-    tags = "".join(f" +{t}" for t in ("bucket", "bf16") if r.get(t))
+    tags = "".join(f" +{t}" for t in ("bucket", "bf16", "tuned") if r.get(t))
     return (f"| {r['framework']}{tags} | {r['seed']} | {r['s_per_epoch']:.2f} | "
             f"{r['s_per_epoch_steady']:.2f} | {r['ms_per_step']:.1f} | {r['fit_cpu_s']:.1f} | "
             f"{r['tokens_per_s']:,.0f} | "
@@ -362,12 +370,14 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--data", default=None, help="padded .npz (default: built in --cache)")
     r.add_argument("--bucket", action="store_true", help="lstmtext: fit(..., bucket_by_length=True)")
     r.add_argument("--bf16", action="store_true", help="lstmtext: inside bfloat16_matmuls() (opt-in bfloat16 products)")
+    r.add_argument("--tune", action="store_true", help="lstmtext: tune_cpu_runtime() first, as the lstmtext command")
     c = sub.add_parser("compare", parents=[common], help="interleaved lstmtext vs Keras runs with ratios")
     c.add_argument("--seeds", type=int, nargs="+", default=[1])
     c.add_argument("--rounds", type=int, default=1)
     c.add_argument("--tf-python", default="../venv-tf/bin/python", help="python of an environment with TF/Keras")
     c.add_argument("--bucket", action="store_true", help="also run lstmtext with bucket_by_length=True")
     c.add_argument("--bf16", action="store_true", help="also run lstmtext inside bfloat16_matmuls() (opt-in)")
+    c.add_argument("--tune", action="store_true", help="every lstmtext run calls tune_cpu_runtime() first")
     c.add_argument("--json", default=None, help="write every run's figures here")
     args = ap.parse_args(argv)
     args.epochs = args.epochs or MODELS[args.model]["epochs"]
@@ -375,10 +385,10 @@ def main(argv: list[str] | None = None) -> None:
         data = repo_path(args.data) if args.data else padded_data(
             args.model, repo_path(args.peers), repo_path(args.archive), repo_path(args.cache),
             repo_path(args.keras_npz) if args.keras_npz else None)
-        if (args.bucket or args.bf16) and args.framework != "lstmtext":
-            raise SystemExit("--bucket and --bf16 are lstmtext options")
+        if (args.bucket or args.bf16 or args.tune) and args.framework != "lstmtext":
+            raise SystemExit("--bucket, --bf16 and --tune are lstmtext options")
         print(json.dumps(run_one(args.framework, args.model, args.seed, args.epochs, data, args.bucket,
-                                    args.bf16)), flush=True)
+                                    args.bf16, args.tune)), flush=True)
     else:
         if not Path(args.tf_python).is_absolute():
             args.tf_python = str(repo_path(args.tf_python))
