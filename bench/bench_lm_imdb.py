@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmtext.utils.io import atomic_write_json
+from lstmtext.utils.runtime import tune_cpu_runtime
 
 
 def load_state(work: Path) -> dict[str, Any]:
@@ -229,6 +230,9 @@ def report(args: argparse.Namespace, state: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    # This script owns its process and runs what `lstmtext pretrain` / `train` run: the same runtime settings
+    # (before torch is imported; LSTMTEXT_KEEP_TORCH_ENV=1 keeps torch's defaults).
+    print(f"runtime: {tune_cpu_runtime()}", flush=True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archive", required=True)
     ap.add_argument("--work", required=True, help="checkpoints and state.json (outside the repository)")
