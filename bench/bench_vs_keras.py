@@ -312,6 +312,7 @@ def compare(args) -> None:
               "predict s | load avg |\n|---|---|---|---|---|---|---|---|---|---|")
     print(header, flush=True)
     pairs = []
+    variants = [v for v in VARIANTS if getattr(args, v)]
     for rnd in range(args.rounds):
         for i, seed in enumerate(args.seeds):
             order = ["lstmtext", "keras"] if (rnd + i) % 2 == 0 else ["keras", "lstmtext"]
@@ -322,7 +323,7 @@ def compare(args) -> None:
                 results.append(r)
                 pair[fw] = r
                 print(_fmt_row(r), flush=True)
-            for variant in [v for v in VARIANTS if getattr(args, v)]:
+            for variant in variants:
                 r = _child(sys.executable, "lstmtext", args, data_path, seed, **{variant: True})
                 r["round"] = rnd
                 results.append(r)
@@ -332,7 +333,6 @@ def compare(args) -> None:
     print()
     ratio = {k: [p["keras"][k] / p["lstmtext"][k] for p in pairs]
              for k in ("s_per_epoch", "s_per_epoch_steady", "ms_per_step", "fit_cpu_s", "predict_s")}
-    variants = [v for v in VARIANTS if getattr(args, v)]
     for v in variants:
         ratio.update({f"{k} (lstmtext +{v})": [p["keras"][k] / p[v][k] for p in pairs]
                       for k in ("s_per_epoch", "ms_per_step", "predict_s")})

@@ -236,7 +236,8 @@ def fit_language_model(
 
     Raises:
         DataError: the corpus is shorter than one BPTT window per row.
-        CheckpointError: ``resume`` without a resumable checkpoint in ``out``.
+        CheckpointError: ``resume`` without a resumable checkpoint in ``out``, or with one whose vocabulary
+            differs from ``vocab``.
     """
     from lstmtext.training.progress import Progbar
 
