@@ -295,7 +295,7 @@ def _child(python: str, framework: str, args, data_path: Path, seed: int, bucket
 
 
 def _fmt_row(r: dict) -> str:
-    tags = "".join(f" +{t}" for t in ("bucket", "bf16", "tuned") if r.get(t))
+    tags = "".join(f" +{t}" for t in (*VARIANTS, "tuned") if r.get(t))
     return (f"| {r['framework']}{tags} | {r['seed']} | {r['s_per_epoch']:.2f} | "
             f"{r['s_per_epoch_steady']:.2f} | {r['ms_per_step']:.1f} | {r['fit_cpu_s']:.1f} | "
             f"{r['tokens_per_s']:,.0f} | "

@@ -261,8 +261,8 @@ def fit_language_model(
         ckpt = load_checkpoint(out)
         if ckpt.trainer_state is None or ckpt.optimizer_state is None:
             raise CheckpointError(f"--resume: {str(out)!r} holds no training state to continue from")
+        _check_resumed_vocab(ckpt.vocab, vocab, Path(out))  # before anything in the model changes
         _load_weights(model, ckpt.weights, Path(out))
-        _check_resumed_vocab(ckpt.vocab, vocab, Path(out))
         optimizer.load_state_dict(ckpt.optimizer_state)
         ts = ckpt.trainer_state
         epoch, step, global_step = int(ts["epoch"]), int(ts["step"]), int(ts["global_step"])
