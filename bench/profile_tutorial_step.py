@@ -1,8 +1,12 @@
-"""Where one training step of the tutorial model goes: torch-profiler self times per op, per step.
+"""Where one training step of the tutorial (or stacked) model goes: torch-profiler self times per op, per step.
 
 Model: Embedding(5000, 15) -> LSTM(10) -> Dense(1, sigmoid), Adam, binary cross-entropy, batch 128,
-300 random token ids per row (the padded IMDB shape). Prints the median step time of plain ``fit`` epochs
-(no profiler), then the profiled epoch's ops by self CPU time per step (the profiler adds a little per op).
+300 random token ids per row (the padded IMDB shape); with ``--model stacked`` the seed-2 stacked model of
+``bench_vs_keras.py`` (Embedding(20000, 300) -> LSTM(128, seq) -> Dropout -> LSTM(64) -> Dropout -> Dense,
+batch 256, 200 ids per row). Prints the median step time of plain ``fit`` epochs (no profiler), then the
+profiled epoch's ops by self CPU time per step (the profiler adds a little per op). ``--tune`` calls
+``tune_cpu_runtime()`` first, as the ``lstmtext`` command does; ``--bf16`` runs inside
+``bfloat16_matmuls()``.
 
 ``--parts``: instead, the single-thread CPU time (``time.thread_time``, which other processes on a shared
 machine barely disturb) of each part of the model's LSTM step on the same shape, called directly: the
@@ -13,11 +17,13 @@ uses it); medians over ``--rounds`` interleaved rounds.
 
 Run from the repository root (under the benchmark lock on a shared machine):
     PYTHONPATH=src python bench/profile_tutorial_step.py [--steps 20] [--rounds 3] [--parts]
+    PYTHONPATH=src python bench/profile_tutorial_step.py --model stacked --steps 5 [--tune] [--bf16]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -25,8 +31,15 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from lstmtext.layers import LSTM, Dense, Embedding
+from lstmtext.layers import LSTM, Dense, Dropout, Embedding
 from lstmtext.models import Sequential
+
+# batch, ids per row, vocabulary, and the layers of each model
+MODELS = {
+    "tutorial": (128, 300, 5000, lambda: [Embedding(5000, 15), LSTM(10), Dense(1, activation="sigmoid")]),
+    "stacked": (256, 200, 20000, lambda: [Embedding(20000, 300), LSTM(128, return_sequences=True), Dropout(0.5),
+                                          LSTM(64), Dropout(0.5), Dense(1, activation="sigmoid")]),
+}
 
 
 def parts(rounds: int) -> None:
@@ -110,26 +123,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=20, help="training steps per epoch")
     ap.add_argument("--rounds", type=int, default=3, help="unprofiled epochs timed (median reported)")
-    ap.add_argument("--parts", action="store_true", help="single-thread CPU time of the LSTM step's parts")
+    ap.add_argument("--parts", action="store_true", help="single-thread CPU time of the tutorial LSTM step's parts")
+    ap.add_argument("--model", choices=sorted(MODELS), default="tutorial")
+    ap.add_argument("--tune", action="store_true", help="tune_cpu_runtime() first, as the lstmtext command does")
+    ap.add_argument("--bf16", action="store_true", help="run inside bfloat16_matmuls() (opt-in bfloat16 products)")
     args = ap.parse_args()
+    if args.tune:
+        from lstmtext.utils.runtime import tune_cpu_runtime
+
+        print(f"tune_cpu_runtime(): {tune_cpu_runtime()}")
     if args.parts:
         return parts(max(args.rounds, 9))
+    from lstmtext.kernels import bfloat16_matmuls
+
+    batch, maxlen, vocab, layers = MODELS[args.model]
     rng = np.random.default_rng(0)
-    n = 128 * args.steps
-    x, y = rng.integers(1, 5000, (n, 300)), rng.integers(0, 2, (n,)).astype("float32")
+    n = batch * args.steps
+    x, y = rng.integers(1, vocab, (n, maxlen)), rng.integers(0, 2, (n,)).astype("float32")
     torch.manual_seed(0)
-    model = Sequential([Embedding(5000, 15), LSTM(10), Dense(1, activation="sigmoid")])
+    model = Sequential(layers())
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=1, batch_size=128, verbose=0)  # warm-up: kernel load, allocations
-    times = []
-    for _ in range(args.rounds):
-        start = time.perf_counter()
-        model.fit(x, y, epochs=1, batch_size=128, verbose=0)
-        times.append((time.perf_counter() - start) / args.steps * 1e3)
-    print(f"{torch.get_num_threads()} threads; ms/step without profiler: median {statistics.median(times):.2f} "
-          f"(rounds: {', '.join(f'{t:.2f}' for t in times)})")
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        model.fit(x, y, epochs=1, batch_size=128, verbose=0)
+    with bfloat16_matmuls() if args.bf16 else contextlib.nullcontext():
+        model.fit(x, y, epochs=1, batch_size=batch, verbose=0)  # warm-up: kernel load, allocations
+        times = []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+            times.append((time.perf_counter() - start) / args.steps * 1e3)
+        print(f"{args.model}; {torch.get_num_threads()} threads; ms/step without profiler: median "
+              f"{statistics.median(times):.2f} (rounds: {', '.join(f'{t:.2f}' for t in times)})")
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
     rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in rows)
     print(f"profiled: {total / 1e3 / args.steps:.2f} ms/step of self CPU time in ops")

@@ -63,11 +63,15 @@ def _reference(table, ids, kernel, recurrent, bias, h0, c0, **kw):
 )
 @pytest.mark.parametrize("case", ["plain", "left_mask", "holes_mask", "rec_dropout", "shared_dropout", "no_bias"])
 @pytest.mark.parametrize("last_only", [False, True], ids=["sequences", "last_output"])
-def test_matches_the_reference_loop_on_embedded_tokens(units, impl, batch, case, last_only):
+@pytest.mark.parametrize("words", ["vocabulary", "batch"])
+def test_matches_the_reference_loop_on_embedded_tokens(monkeypatch, units, impl, batch, case, last_only, words):
+    # words: the training step projects the whole vocabulary, or only the rows of the batch's words.
     if load_ops() is None or impl not in ["auto", *available_strategies()]:
         pytest.skip(f"strategy {impl} is not available here")
+    monkeypatch.setattr(embedding_lstm, "BATCH_VOCABULARY_MAX_FRACTION", 1.0 if words == "batch" else 0.0)
+    monkeypatch.setattr(embedding_lstm, "BATCH_VOCABULARY_MIN_TABLE_BYTES", 0)
     with force_impl(impl):
-        _embedded_tokens_case(units, batch, case, last_only)
+        _embedded_tokens_case(units, batch, case, last_only, few_words=words == "batch")
 
 
 def _last_output_only(table, ids, kernel, recurrent, bias, h0, c0, **kw):
@@ -80,7 +84,7 @@ def _reference_last(table, ids, kernel, recurrent, bias, h0, c0, **kw):
     return out[:, -1], h, c
 
 
-def _embedded_tokens_case(units, batch, case, last_only=False):
+def _embedded_tokens_case(units, batch, case, last_only=False, few_words=False):
     gen = torch.Generator().manual_seed(units)
     vocab, feat, steps = 40, 7, 9
 
@@ -91,6 +95,10 @@ def _embedded_tokens_case(units, batch, case, last_only=False):
     recurrent, bias = rnd(units, 4 * units, scale=0.3), (None if case == "no_bias" else rnd(4 * units, scale=0.2))
     h0, c0 = rnd(batch, units, scale=0.5), rnd(batch, units, scale=0.5)
     ids = torch.randint(0, vocab, (batch, steps), generator=gen)
+    if few_words:  # a third of the vocabulary, spread over it: the other rows' gradients must be zeros
+        ids = torch.randint(0, vocab // 3, (batch, steps), generator=gen) * 3 + 1
+        ids[0, 0] = vocab - 1
+        assert embedding_lstm.batch_vocabulary(ids, vocab) is not None
     kw = {}
     if case == "left_mask":
         lengths = torch.randint(0, steps + 1, (batch, 1), generator=gen)  # a fully masked row is likely
@@ -159,6 +167,27 @@ def test_inference_cache_follows_weight_updates():
         expected = dense(lstm(emb(torch.from_numpy(ids).long()))).numpy()
     assert not (after == before).all()
     torch.testing.assert_close(torch.from_numpy(after), torch.from_numpy(expected), atol=1e-6, rtol=1e-5)
+
+
+def test_batch_vocabulary_renumbers_the_batch_words():
+    ids = torch.tensor([[7, 3, 7], [0, 9, 3]])
+    rows, local = embedding_lstm.batch_vocabulary(ids, 100)
+    assert rows.tolist() == [0, 3, 7, 9]
+    assert local.tolist() == [[2, 1, 2], [0, 3, 1]]
+    assert torch.equal(rows[local], ids)
+    assert embedding_lstm.batch_vocabulary(ids, 12) is not None  # 4 of 12 words
+    assert embedding_lstm.batch_vocabulary(ids, 10) is not None
+    assert embedding_lstm.batch_vocabulary(ids[:, :2], 5) is None  # 4 of 5 words: above the fraction
+    assert embedding_lstm.batch_vocabulary(ids, 9) is None  # id 9 out of range: left to the kernel's check
+    assert embedding_lstm.batch_vocabulary(ids - 1, 100) is None
+
+
+def test_an_id_out_of_range_is_refused_in_training():
+    table, kernel = torch.randn(50, 3, requires_grad=True), torch.randn(3, 8)
+    recurrent, h = torch.randn(2, 8), torch.zeros(2, 2)
+    ids = torch.tensor([[1, 2, 3], [4, 50, 6]])
+    with pytest.raises(IndexError, match="id 50 is out of range"):
+        lstm_sequence_fused(LSTMCall(table, kernel, recurrent, None, h, h, ids=ids))
 
 
 @pytest.mark.parametrize("fused", [True, False])

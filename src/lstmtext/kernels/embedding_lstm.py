@@ -11,7 +11,11 @@ sums are taken in a different order, so values agree to rounding). A call with t
 ``lstm_sequence(LSTMCall(table, kernel, ..., ids=ids))``, takes this path on the CPU.
 
 In inference (no autograd) the projected table is cached until the table, kernel or bias change, so
-``predict`` over many batches multiplies the vocabulary once.
+``predict`` over many batches multiplies the vocabulary once. In training the weights change every step, so
+the product is taken anew each step, and only over the rows of the words the batch holds: a batch of real
+text holds a fraction of the vocabulary (5,750 of 20,000 words in a 256-review IMDB batch of the stacked
+model, 2,900 of 5,000 in the tutorial's 128 reviews), and the vocabulary's other rows would only add zeros
+to the gradients.
 """
 
 from __future__ import annotations
@@ -69,6 +73,35 @@ def project_table(table: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor 
     _inference_cache["last"] = ([None if t is None else weakref.ref(t) for t in tensors],
                                 [None if t is None else t._version for t in tensors], proj)
     return proj
+
+
+# The training step projects only the rows of the words in the batch when they are at most this fraction of
+# the vocabulary and the projected vocabulary (V, 4u) float32 is at least this big; otherwise (random ids,
+# small tables) the gather of the rows and the zero rows of the table's gradient outside them cost about
+# what the skipped rows save. One thread, one Embedding -> LSTM forward+backward on IMDB batches
+# (bench/RESULTS.md): stacked model (20,000 x 512 floats, 29 % of the words per batch) 629 -> 453 ms; the
+# tutorial's 5,000 x 40 (58 %) 11.1 -> 11.4 ms, hence the size floor.
+BATCH_VOCABULARY_MAX_FRACTION = 0.75
+BATCH_VOCABULARY_MIN_TABLE_BYTES = 4 << 20
+
+
+def batch_vocabulary(ids: torch.Tensor, vocab: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(rows, local_ids)`` with ``rows`` the sorted distinct ids of the batch and ``local_ids`` the ids
+    renumbered into them (``rows[local_ids] == ids``); ``None`` when they are more than
+    :data:`BATCH_VOCABULARY_MAX_FRACTION` of ``vocab`` or an id is out of ``[0, vocab)`` (the kernel then
+    reports it)."""
+    flat = ids.reshape(-1)
+    if flat.numel() == 0:
+        return None
+    low, high = torch.aminmax(flat)
+    if int(low) < 0 or int(high) >= vocab:
+        return None
+    present = torch.bincount(flat, minlength=vocab) > 0
+    rows = present.nonzero().squeeze(1)
+    if rows.numel() > BATCH_VOCABULARY_MAX_FRACTION * vocab:
+        return None
+    local = torch.cumsum(present, 0).sub_(1)  # int64: the new index of each present id
+    return rows, local[ids]
 
 
 # Bytes of per-thread partial table gradients (V x 4u floats each) up to which the backward of the per-row
@@ -149,10 +182,17 @@ def lstm_sequence_ids_compiled(
     ops = load_ops()
     zero_output = bool(call.zero_output_for_mask)
     mask, rd = call.mask, call.compiled_dropout_mask()
-    proj = project_table(call.x, call.kernel, call.bias)  # (V, 4u)
     ids = call.ids.to(torch.int64).contiguous()
     args = (call.recurrent_kernel.contiguous(), call.h0.contiguous(), call.c0.contiguous())
-    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (proj, *args))):
+    table = call.x
+    training = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (table, call.kernel, call.bias, *args))
+    if training and table.shape[0] * 4 * call.units * 4 >= BATCH_VOCABULARY_MIN_TABLE_BYTES:
+        local = batch_vocabulary(ids, table.shape[0])
+        if local is not None:  # only the batch's words: (U, F) rows, ids renumbered into them
+            table, ids = table.index_select(0, local[0]), local[1]
+    proj = project_table(table, call.kernel, call.bias)  # (V or U, 4u)
+    if not training:
         # Inference: nothing is kept for a backward (autograd.Function would see the weights' requires_grad).
         out, h_t, c_t, *_ = ops.lstm_forward_ids(proj, ids, *args, mask, rd, zero_output, False,
                                                  forced_impl(), True, return_sequences)
