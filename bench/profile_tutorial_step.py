@@ -27,23 +27,25 @@ import contextlib
 import statistics
 import time
 
-import numpy as np
-import torch
-from torch.profiler import ProfilerActivity, profile
+# torch and lstmtext are imported in the functions: --tune must run before torch is imported to take effect.
 
-from lstmtext.layers import LSTM, Dense, Dropout, Embedding
-from lstmtext.models import Sequential
+# batch, ids per row, vocabulary of each model
+MODELS = {"tutorial": (128, 300, 5000), "stacked": (256, 200, 20000)}
 
-# batch, ids per row, vocabulary, and the layers of each model
-MODELS = {
-    "tutorial": (128, 300, 5000, lambda: [Embedding(5000, 15), LSTM(10), Dense(1, activation="sigmoid")]),
-    "stacked": (256, 200, 20000, lambda: [Embedding(20000, 300), LSTM(128, return_sequences=True), Dropout(0.5),
-                                          LSTM(64), Dropout(0.5), Dense(1, activation="sigmoid")]),
-}
+
+def build_layers(model: str) -> list:
+    from lstmtext.layers import LSTM, Dense, Dropout, Embedding
+
+    if model == "tutorial":
+        return [Embedding(5000, 15), LSTM(10), Dense(1, activation="sigmoid")]
+    return [Embedding(20000, 300), LSTM(128, return_sequences=True), Dropout(0.5), LSTM(64), Dropout(0.5),
+            Dense(1, activation="sigmoid")]
 
 
 def parts(rounds: int) -> None:
     """Single-thread CPU time of each part of the tutorial LSTM step (see the module docstring)."""
+    import torch
+
     from lstmtext.kernels import LSTMCall, lstm_sequence, lstm_sequence_fused, strategy_names
     from lstmtext.kernels.build import load_ops
     from lstmtext.kernels.embedding_lstm import project_table
@@ -134,14 +136,19 @@ def main() -> None:
         print(f"tune_cpu_runtime(): {tune_cpu_runtime()}")
     if args.parts:
         return parts(max(args.rounds, 9))
-    from lstmtext.kernels import bfloat16_matmuls
+    import numpy as np
+    import torch
+    from torch.profiler import ProfilerActivity, profile
 
-    batch, maxlen, vocab, layers = MODELS[args.model]
+    from lstmtext.kernels import bfloat16_matmuls
+    from lstmtext.models import Sequential
+
+    batch, maxlen, vocab = MODELS[args.model]
     rng = np.random.default_rng(0)
     n = batch * args.steps
     x, y = rng.integers(1, vocab, (n, maxlen)), rng.integers(0, 2, (n,)).astype("float32")
     torch.manual_seed(0)
-    model = Sequential(layers())
+    model = Sequential(build_layers(args.model))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     with bfloat16_matmuls() if args.bf16 else contextlib.nullcontext():
         model.fit(x, y, epochs=1, batch_size=batch, verbose=0)  # warm-up: kernel load, allocations
