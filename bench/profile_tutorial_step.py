@@ -17,7 +17,8 @@ uses it); medians over ``--rounds`` interleaved rounds.
 
 Run from the repository root (under the benchmark lock on a shared machine):
     PYTHONPATH=src python bench/profile_tutorial_step.py [--steps 20] [--rounds 3] [--parts]
-    PYTHONPATH=src python bench/profile_tutorial_step.py --model stacked --steps 5 [--tune] [--bf16]
+    PYTHONPATH=src python bench/profile_tutorial_step.py --model stacked --steps 5 [--tune] [--bf16] \
+        [--data DATA_DIR/stacked_padded_20000_200.npz] [--whole-vocabulary]
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ def main() -> None:
     ap.add_argument("--model", choices=sorted(MODELS), default="tutorial")
     ap.add_argument("--tune", action="store_true", help="tune_cpu_runtime() first, as the lstmtext command does")
     ap.add_argument("--bf16", action="store_true", help="run inside bfloat16_matmuls() (opt-in bfloat16 products)")
+    ap.add_argument("--data", default=None, help="bench_vs_keras.py's padded .npz for the model: real reviews "
+                    "instead of random ids (a batch of real text holds a fraction of the vocabulary)")
+    ap.add_argument("--whole-vocabulary", action="store_true",
+                    help="project the whole vocabulary every training step, not only the batch's words")
     args = ap.parse_args()
     if args.tune:
         from lstmtext.utils.runtime import tune_cpu_runtime
@@ -146,7 +151,18 @@ def main() -> None:
     batch, maxlen, vocab = MODELS[args.model]
     rng = np.random.default_rng(0)
     n = batch * args.steps
-    x, y = rng.integers(1, vocab, (n, maxlen)), rng.integers(0, 2, (n,)).astype("float32")
+    if args.data is not None:  # the first n training reviews of bench_vs_keras.py's padded arrays
+        with np.load(args.data) as d:
+            x, y = d["x_train"][:n].astype("int64"), d["y_train"][:n].astype("float32")
+        if x.shape != (n, maxlen) or int(x.max()) >= vocab:
+            raise SystemExit(f"--data {args.data}: x_train[:{n}] is {x.shape} with ids up to {x.max()}, "
+                             f"expected ({n}, {maxlen}) with ids below {vocab} for the {args.model} model")
+    else:
+        x, y = rng.integers(1, vocab, (n, maxlen)), rng.integers(0, 2, (n,)).astype("float32")
+    if args.whole_vocabulary:
+        from lstmtext.kernels import embedding_lstm
+
+        embedding_lstm.BATCH_VOCABULARY_MAX_FRACTION = 0.0
     torch.manual_seed(0)
     model = Sequential(build_layers(args.model))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
@@ -157,7 +173,9 @@ def main() -> None:
             start = time.perf_counter()
             model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
             times.append((time.perf_counter() - start) / args.steps * 1e3)
-        print(f"{args.model}; {torch.get_num_threads()} threads; ms/step without profiler: median "
+        print(f"{args.model}{' (whole vocabulary)' if args.whole_vocabulary else ''}; "
+              f"{'reviews' if args.data else 'random ids'}; {torch.get_num_threads()} threads; "
+              f"ms/step without profiler: median "
               f"{statistics.median(times):.2f} (rounds: {', '.join(f'{t:.2f}' for t in times)})")
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
