@@ -84,9 +84,9 @@ def _reference_last(table, ids, kernel, recurrent, bias, h0, c0, **kw):
     return out[:, -1], h, c
 
 
-def _embedded_tokens_case(units, batch, case, last_only=False, few_words=False):
+def _embedded_tokens_case(units, batch, case, last_only=False, few_words=False, feat=7):
     gen = torch.Generator().manual_seed(units)
-    vocab, feat, steps = 40, 7, 9
+    vocab, steps = 40, 9
 
     def rnd(*shape, scale=1.0):
         return (torch.randn(*shape, generator=gen) * scale).requires_grad_()
@@ -167,6 +167,14 @@ def test_inference_cache_follows_weight_updates():
         expected = dense(lstm(emb(torch.from_numpy(ids).long()))).numpy()
     assert not (after == before).all()
     torch.testing.assert_close(torch.from_numpy(after), torch.from_numpy(expected), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("units", [10, 70])
+def test_wide_embeddings_take_the_other_projection(units):
+    # Up to NARROW_FEATURES features the vocabulary projection is addmm, above it oneDNN's matmul.
+    assert embedding_lstm.NARROW_FEATURES < 80
+    for case in ("plain", "holes_mask"):
+        _embedded_tokens_case(units, 6, case, feat=80)
 
 
 def test_batch_vocabulary_renumbers_the_batch_words():
