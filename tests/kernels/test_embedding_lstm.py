@@ -185,12 +185,13 @@ def test_batch_vocabulary_renumbers_the_batch_words():
     assert torch.equal(rows[local], ids)
     assert embedding_lstm.batch_vocabulary(ids, 12) is not None  # 4 of 12 words
     assert embedding_lstm.batch_vocabulary(ids, 10) is not None
-    assert embedding_lstm.batch_vocabulary(ids[:, :2], 5) is None  # 4 of 5 words: above the fraction
+    assert embedding_lstm.batch_vocabulary(torch.tensor([[0, 1], [2, 3]]), 5) is None  # 4 of 5: above 0.75
     assert embedding_lstm.batch_vocabulary(ids, 9) is None  # id 9 out of range: left to the kernel's check
     assert embedding_lstm.batch_vocabulary(ids - 1, 100) is None
 
 
-def test_an_id_out_of_range_is_refused_in_training():
+def test_an_id_out_of_range_is_refused_in_training(monkeypatch):
+    monkeypatch.setattr(embedding_lstm, "BATCH_VOCABULARY_MIN_TABLE_BYTES", 0)  # the batch's words are tried
     table, kernel = torch.randn(50, 3, requires_grad=True), torch.randn(3, 8)
     recurrent, h = torch.randn(2, 8), torch.zeros(2, 2)
     ids = torch.tensor([[1, 2, 3], [4, 50, 6]])

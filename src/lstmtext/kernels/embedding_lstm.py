@@ -48,7 +48,7 @@ NARROW_FEATURES = 64
 
 
 class _Projection(torch.autograd.Function):
-    """``table @ kernel + bias``, ``(V, F) x (F, 4u) -> (V, 4u)``, through oneDNN's matmul."""
+    """``table @ kernel + bias``, ``(V, F) x (F, 4u) -> (V, 4u)``: oneDNN's matmul, MKL's addmm for narrow F."""
 
     @staticmethod
     def forward(ctx, table, kernel, bias):
