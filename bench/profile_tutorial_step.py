@@ -28,19 +28,9 @@ import contextlib
 import statistics
 import time
 
-# torch and lstmtext are imported in the functions: --tune must run before torch is imported to take effect.
-
-# batch, ids per row, vocabulary of each model
-MODELS = {"tutorial": (128, 300, 5000), "stacked": (256, 200, 20000)}
-
-
-def build_layers(model: str) -> list:
-    from lstmtext.layers import LSTM, Dense, Dropout, Embedding
-
-    if model == "tutorial":
-        return [Embedding(5000, 15), LSTM(10), Dense(1, activation="sigmoid")]
-    return [Embedding(20000, 300), LSTM(128, return_sequences=True), Dropout(0.5), LSTM(64), Dropout(0.5),
-            Dense(1, activation="sigmoid")]
+# The two models, their shapes and the padded arrays as bench_vs_keras.py has them (that module imports only
+# NumPy). torch and lstmtext are imported in the functions: --tune must run before torch is imported.
+from bench_vs_keras import MODELS, build_lstmtext, load_padded
 
 
 def parts(rounds: int) -> None:
@@ -146,14 +136,14 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from lstmtext.kernels import bfloat16_matmuls
-    from lstmtext.models import Sequential
 
-    batch, maxlen, vocab = MODELS[args.model]
+    spec = MODELS[args.model]
+    batch, maxlen, vocab = spec["batch"], spec["maxlen"], spec["vocab"]
     rng = np.random.default_rng(0)
     n = batch * args.steps
     if args.data is not None:  # the first n training reviews of bench_vs_keras.py's padded arrays
-        with np.load(args.data) as d:
-            x, y = d["x_train"][:n].astype("int64"), d["y_train"][:n].astype("float32")
+        d = load_padded(args.data)
+        x, y = d["x_train"][:n].astype("int64"), d["y_train"][:n].astype("float32")
         if x.shape != (n, maxlen) or int(x.max()) >= vocab:
             raise SystemExit(f"--data {args.data}: x_train[:{n}] is {x.shape} with ids up to {x.max()}, "
                              f"expected ({n}, {maxlen}) with ids below {vocab} for the {args.model} model")
@@ -164,8 +154,7 @@ def main() -> None:
 
         embedding_lstm.BATCH_VOCABULARY_MAX_FRACTION = 0.0
     torch.manual_seed(0)
-    model = Sequential(build_layers(args.model))
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    model = build_lstmtext(args.model)  # compiled with Adam, binary cross-entropy and accuracy
     with bfloat16_matmuls() if args.bf16 else contextlib.nullcontext():
         model.fit(x, y, epochs=1, batch_size=batch, verbose=0)  # warm-up: kernel load, allocations
         times = []
