@@ -192,3 +192,47 @@ def test_softmax_nll_and_its_gradient_match_cross_entropy(monkeypatch, compiled,
 def test_softmax_nll_refuses_a_target_out_of_range():
     with pytest.raises(IndexError, match="out of range"):
         softmax_nll(torch.zeros(2, 5), torch.tensor([1, 5]))
+
+
+# The narrow vocabulary projection and its gradients (ops_cpu.cpp): gate columns that are whole vectors and
+# not (40 = 16 + 16 + 8 on AVX-512), more than four vectors (200), one column; rows in blocks of four and not.
+@pytest.mark.parametrize(("vocab", "features", "gates"), [(5000, 15, 40), (1001, 64, 200), (7, 3, 4), (5, 1, 1)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_table_projection_and_its_gradients_match_torch(vocab, features, gates, threads):
+    ops = build.load_ops()
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(vocab)
+        table, kernel = torch.randn(vocab, features, generator=gen), torch.randn(features, gates, generator=gen)
+        bias, dproj = torch.randn(gates, generator=gen), torch.randn(vocab, gates, generator=gen)
+        t64, k64, d64 = table.double(), kernel.double(), dproj.double()
+
+        def close(got, expected):  # float32 sums of up to 5000 products against float64
+            torch.testing.assert_close(got, expected, check_dtype=False, atol=1e-4, rtol=1e-5)
+
+        close(ops.table_projection(table, kernel, bias), t64 @ k64 + bias.double())
+        close(ops.table_projection(table, kernel, None), t64 @ k64)
+        d_table, d_kernel, d_bias = ops.table_projection_backward(dproj, table, kernel, True, True, True)
+        close(d_table, d64 @ k64.t())
+        close(d_kernel, t64.t() @ d64)
+        close(d_bias, d64.sum(0))
+        # Gradients not asked for come back empty; the others are the same.
+        d_table, d_kernel, d_bias = ops.table_projection_backward(dproj, table, kernel, False, True, False)
+        assert d_table.numel() == 0 and d_bias.numel() == 0
+        close(d_kernel, t64.t() @ d64)
+        # The sums are taken in a fixed order: the same bits at every call.
+        assert torch.equal(ops.table_projection_backward(dproj, table, kernel, True, True, True)[1],
+                           ops.table_projection_backward(dproj, table, kernel, True, True, True)[1])
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_table_projection_refuses_mismatched_shapes():
+    ops = build.load_ops()
+    with pytest.raises(RuntimeError, match=r"table projection: expected float32 table \(V, F\) and kernel \(F, G\)"):
+        ops.table_projection(torch.randn(5, 3), torch.randn(4, 8), None)
+    with pytest.raises(RuntimeError, match=r"bias must be \(8\)"):
+        ops.table_projection(torch.randn(5, 3), torch.randn(3, 8), torch.randn(7))
+    with pytest.raises(RuntimeError, match="table projection backward: expected float32"):
+        ops.table_projection_backward(torch.randn(5, 9), torch.randn(5, 3), torch.randn(3, 8), True, True, True)

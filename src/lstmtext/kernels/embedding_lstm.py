@@ -41,21 +41,24 @@ def _same(refs: list, versions: list, tensors: tuple) -> bool:
     return True
 
 
-# Up to this many embedding features the projection is MKL's addmm, not oneDNN's matmul, which reorders the
-# kernel at every call: (5,000 x 15) @ (15 x 40) took 0.069 against 0.199 ms on 2 threads (0.16 / 0.43 ms on
-# one); at 300 features the two are within 10 % of each other either way (bench/RESULTS.md).
+# Up to this many embedding features the projection and its gradients are the compiled kernel's one-pass
+# ops (ops_cpu.cpp ``table_projection``): as torch ops they are four products and reductions, each its own
+# parallel region, and with the passive threads of ``tune_cpu_runtime()`` each pays a thread wake-up that
+# costs more than the arithmetic of the tutorial's 5,000 x 15 table (bench/RESULTS.md). Above it oneDNN's
+# matmul (the stacked model's 300 features: a compute-bound product).
 NARROW_FEATURES = 64
 
 
 class _Projection(torch.autograd.Function):
-    """``table @ kernel + bias``, ``(V, F) x (F, 4u) -> (V, 4u)``: oneDNN's matmul, MKL's addmm for narrow F."""
+    """``table @ kernel + bias``, ``(V, F) x (F, 4u) -> (V, 4u)``: oneDNN's matmul; one-pass ops for narrow F."""
 
     @staticmethod
     def forward(ctx, table, kernel, bias):
         ctx.save_for_backward(table, kernel)
         ctx.has_bias = bias is not None
-        if bias is not None and table.shape[1] <= NARROW_FEATURES:
-            return torch.addmm(bias, table, kernel)
+        ctx.narrow = table.shape[1] <= NARROW_FEATURES
+        if ctx.narrow:
+            return load_ops().table_projection(table, kernel, bias)
         return linear(table, kernel.t().contiguous(), bias)
 
     @staticmethod
@@ -63,6 +66,11 @@ class _Projection(torch.autograd.Function):
         table, kernel = ctx.saved_tensors
         dproj = dproj.contiguous()
         need = ctx.needs_input_grad
+        if ctx.narrow:
+            d_table, d_kernel, d_bias = load_ops().table_projection_backward(
+                dproj, table, kernel, need[0], need[1], ctx.has_bias and need[2])
+            return (d_table if need[0] else None, d_kernel if need[1] else None,
+                    d_bias if ctx.has_bias and need[2] else None)
         d_table = linear(dproj, kernel) if need[0] else None  # (V, 4u) @ (4u, F)
         d_kernel = torch.mm(table.t(), dproj) if need[1] else None  # (F, V) @ (V, 4u), no transposed copy
         d_bias = dproj.sum(0) if ctx.has_bias and need[2] else None

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "simd.h"
@@ -101,6 +102,165 @@ at::Tensor embedding_backward(const at::Tensor& grad, const at::Tensor& ids, int
     }
   });
   return out;
+}
+
+// ---- narrow table projection ------------------------------------------------------------------------
+// proj = table @ kernel + bias, (V, F) x (F, G) -> (V, G), and its three gradients, for narrow tables (the
+// tutorial's 5,000 x 15 projected to 40 gate columns). As torch ops these are four products and reductions,
+// each its own parallel region: with the passive OpenMP threads of tune_cpu_runtime() every region pays a
+// thread wake-up of about 50 us, more than the arithmetic of a 5,000-row table. Here the forward and the
+// backward are one pass over the rows each, split over the threads by rows, the backward keeping per-chunk
+// kernel and bias partials that are summed in chunk order (deterministic for a given thread count).
+
+// R outputs at once: o[r * ors + j] = init[j] (zeros if null) + sum_k a[r * ars + k * lda] * M[k * ldm + j] for
+// j < n. The R independent sums hide the latency of each one's chain of FMAs over k (one output alone ran at
+// a quarter of the FMA rate); the vector code keeps R x (up to four) accumulators in registers over k.
+#ifdef LSTMTEXT_SIMD
+template <int NV, int R>
+inline void combine_block(float* o, int64_t ors, const float* init, const float* a, int64_t ars, int64_t lda,
+                          int64_t K, const float* M, int64_t ldm, lstmtext_simd::Mask tail) {
+  using namespace lstmtext_simd;
+  V acc[R][NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    const V i = init == nullptr ? zero() : (v < NV - 1 ? loadu(init + W * v) : load_first(tail, init + W * v));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[r][v] = i;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* mk = M + k * ldm;
+    V m[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) m[v] = v < NV - 1 ? loadu(mk + W * v) : load_first(tail, mk + W * v);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const V x = set1(a[r * ars + k * lda]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = fmadd(x, m[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV - 1; ++v) storeu(o + r * ors + W * v, acc[r][v]);
+    store_first(o + r * ors + W * (NV - 1), tail, acc[r][NV - 1]);
+  }
+}
+
+template <int R>
+inline void combine_cols(float* o, int64_t ors, const float* init, const float* a, int64_t ars, int64_t lda, int64_t K,
+                         const float* M, int64_t ldm, int64_t n) {
+  using namespace lstmtext_simd;
+  for (int64_t j0 = 0; j0 < n; j0 += 4 * W) {
+    const int64_t left = std::min<int64_t>(4 * W, n - j0);
+    const int nv = static_cast<int>((left + W - 1) / W);
+    const Mask tail = first_lanes(left - W * (nv - 1));
+    const float* in = init != nullptr ? init + j0 : nullptr;
+    switch (nv) {
+      case 1: combine_block<1, R>(o + j0, ors, in, a, ars, lda, K, M + j0, ldm, tail); break;
+      case 2: combine_block<2, R>(o + j0, ors, in, a, ars, lda, K, M + j0, ldm, tail); break;
+      case 3: combine_block<3, R>(o + j0, ors, in, a, ars, lda, K, M + j0, ldm, tail); break;
+      default: combine_block<4, R>(o + j0, ors, in, a, ars, lda, K, M + j0, ldm, tail); break;
+    }
+  }
+}
+#endif
+
+// `outputs` outputs as above, four at a time.
+inline void combine(int64_t outputs, float* o, int64_t ors, const float* init, const float* a, int64_t ars,
+                    int64_t lda, int64_t K, const float* M, int64_t ldm, int64_t n) {
+  int64_t r = 0;
+#ifdef LSTMTEXT_SIMD
+  for (; r + 4 <= outputs; r += 4) combine_cols<4>(o + r * ors, ors, init, a + r * ars, ars, lda, K, M, ldm, n);
+  for (; r < outputs; ++r) combine_cols<1>(o + r * ors, ors, init, a + r * ars, ars, lda, K, M, ldm, n);
+#else
+  for (; r < outputs; ++r) {
+    float* orow = o + r * ors;
+    for (int64_t j = 0; j < n; ++j) orow[j] = init != nullptr ? init[j] : 0.0f;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < n; ++j) orow[j] += a[r * ars + k * lda] * M[k * ldm + j];
+  }
+#endif
+}
+
+at::Tensor table_projection(const at::Tensor& table, const at::Tensor& kernel, const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(table.dim() == 2 && kernel.dim() == 2 && table.size(1) == kernel.size(0) &&
+                  table.scalar_type() == at::kFloat && kernel.scalar_type() == at::kFloat,
+              "table projection: expected float32 table (V, F) and kernel (F, G), got ", table.sizes(), " and ",
+              kernel.sizes());
+  const int64_t V = table.size(0), F = table.size(1), G = kernel.size(1);
+  auto t = table.contiguous();
+  auto k = kernel.contiguous();
+  at::Tensor b;
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(bias->numel() == G && bias->scalar_type() == at::kFloat, "table projection: bias must be (", G, ")");
+    b = bias->contiguous();
+  }
+  auto out = at::empty({V, G}, t.options());
+  const float* tp = t.data_ptr<float>();
+  const float* kp = k.data_ptr<float>();
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, V, std::max<int64_t>(1, 4096 / std::max<int64_t>(F * G / 64, 1)), [&](int64_t v0, int64_t v1) {
+    combine(v1 - v0, op + v0 * G, G, bp, tp + v0 * F, F, 1, F, kp, G, G);  // rows v: bias + table[v] @ kernel
+  });
+  return out;
+}
+
+// (d table (V, F), d kernel (F, G), d bias (G)) of proj = table @ kernel + bias; an empty tensor for each
+// gradient not asked for.
+std::vector<at::Tensor> table_projection_backward(const at::Tensor& dproj, const at::Tensor& table,
+                                                  const at::Tensor& kernel, bool need_table, bool need_kernel,
+                                                  bool need_bias) {
+  TORCH_CHECK(table.dim() == 2 && kernel.dim() == 2 && dproj.dim() == 2 && table.size(1) == kernel.size(0) &&
+                  dproj.size(0) == table.size(0) && dproj.size(1) == kernel.size(1) &&
+                  dproj.scalar_type() == at::kFloat && table.scalar_type() == at::kFloat &&
+                  kernel.scalar_type() == at::kFloat,
+              "table projection backward: expected float32 d proj (V, G), table (V, F), kernel (F, G), got ",
+              dproj.sizes(), ", ", table.sizes(), ", ", kernel.sizes());
+  const int64_t V = table.size(0), F = table.size(1), G = kernel.size(1);
+  auto d = dproj.contiguous();
+  auto t = table.contiguous();
+  auto kt = kernel.t().contiguous();  // (G, F): d table row = sum_g d[g] * kernel[:, g], contiguous over F
+  at::Tensor dtable = at::empty({need_table ? V : 0, F}, t.options());
+  const float* dp = d.data_ptr<float>();
+  const float* tp = t.data_ptr<float>();
+  const float* ktp = kt.data_ptr<float>();
+  float* dtp = need_table ? dtable.data_ptr<float>() : nullptr;
+  // Chunks of rows, each with its partial d kernel and d bias, summed below in chunk order.
+  const int64_t chunk = std::max<int64_t>(64, (V + 15) / 16);
+  const int64_t chunks = (V + chunk - 1) / chunk;
+  const int64_t part = (need_kernel ? F * G : 0) + (need_bias ? G : 0);
+  std::vector<float> partials(chunks * part, 0.0f);
+  const float one = 1.0f;
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* dk = partials.data() + c * part;
+      float* db = dk + (need_kernel ? F * G : 0);
+      const int64_t v0 = c * chunk, rows = std::min(V, v0 + chunk) - v0;
+      const float* d0 = dp + v0 * G;
+      // d table[v] = d[v] @ kernel^T; d kernel[f] = sum_v table[v, f] * d[v] over the chunk's rows (column f
+      // of the table: stride F); d bias = sum_v d[v].
+      if (need_table) combine(rows, dtp + v0 * F, F, nullptr, d0, G, 1, G, ktp, F, F);
+      if (need_kernel) combine(F, dk, G, nullptr, tp + v0 * F, 1, F, rows, d0, G, G);
+      if (need_bias) combine(1, db, G, nullptr, &one, 0, 0, rows, d0, G, G);
+    }
+  });
+  at::Tensor dkernel = at::zeros({need_kernel ? F : 0, G}, t.options());
+  at::Tensor dbias = at::zeros({need_bias ? G : 0}, t.options());
+  for (int64_t c = 0; c < chunks; ++c) {
+    const float* src = partials.data() + c * part;
+    if (need_kernel) {
+      float* dst = dkernel.data_ptr<float>();
+      for (int64_t i = 0; i < F * G; ++i) dst[i] += src[i];
+      src += F * G;
+    }
+    if (need_bias) {
+      float* dst = dbias.data_ptr<float>();
+      for (int64_t g = 0; g < G; ++g) dst[g] += src[g];
+    }
+  }
+  return {dtable, dkernel, dbias};
 }
 
 // ---- dropout ------------------------------------------------------------------------------------------
@@ -292,6 +452,10 @@ at::Tensor softmax_nll_backward_(at::Tensor logits, const at::Tensor& lse, const
 TORCH_LIBRARY_FRAGMENT(lstmtext_kernels, m) {
   m.def("embedding_forward(Tensor weight, Tensor ids) -> Tensor");
   m.def("embedding_backward(Tensor grad, Tensor ids, int vocab) -> Tensor");
+  m.def("table_projection(Tensor table, Tensor kernel, Tensor? bias) -> Tensor");
+  m.def(
+      "table_projection_backward(Tensor dproj, Tensor table, Tensor kernel, bool need_table, bool need_kernel, "
+      "bool need_bias) -> Tensor[]");
   m.def("dropout_apply(Tensor x, float rate, int seed) -> Tensor");
   m.def(
       "adam_update(Tensor(a!) param, Tensor grad, Tensor(b!) m, Tensor(c!) v, float alpha, float beta_1, "
@@ -303,6 +467,8 @@ TORCH_LIBRARY_FRAGMENT(lstmtext_kernels, m) {
 TORCH_LIBRARY_IMPL(lstmtext_kernels, CPU, m) {
   m.impl("embedding_forward", &embedding_forward);
   m.impl("embedding_backward", &embedding_backward);
+  m.impl("table_projection", &table_projection);
+  m.impl("table_projection_backward", &table_projection_backward);
   m.impl("dropout_apply", &dropout_apply);
   m.impl("adam_update", &adam_update);
   m.impl("softmax_nll_forward", &softmax_nll_forward);
