@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from lstmtext.kernels import build
 from lstmtext.training import progress
 
@@ -32,3 +34,15 @@ def test_progress_bar_leaves_the_build_out_of_step_time_and_eta(monkeypatch):
     bar.update(1)
     line = out.getvalue().strip().splitlines()[-1]
     assert " 9s 1s/step" in line, line  # ETA 9 steps x 1 s, not x 31 s
+
+
+def test_the_march_target_comes_from_the_environment_and_keys_the_build(monkeypatch):
+    monkeypatch.delenv("LSTMTEXT_KERNEL_MARCH", raising=False)
+    assert build.compiler_flags()[-1] == "-march=native"
+    native_key = build.build_key()
+    monkeypatch.setenv("LSTMTEXT_KERNEL_MARCH", "haswell")  # the AVX2 + FMA paths, runnable on AVX-512 CPUs
+    assert build.compiler_flags()[-1] == "-march=haswell"
+    assert build.build_key() != native_key  # its own cached build
+    monkeypatch.setenv("LSTMTEXT_KERNEL_MARCH", "native -fplugin=x.so")
+    with pytest.raises(ValueError, match="LSTMTEXT_KERNEL_MARCH='native -fplugin=x.so': expected a -march target"):
+        build.compiler_flags()

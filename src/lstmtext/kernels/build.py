@@ -13,6 +13,9 @@ Environment:
     ``LSTMTEXT_CACHE_DIR``: cache root (default ``$XDG_CACHE_HOME/lstmtext`` or ``~/.cache/lstmtext``).
     ``LSTMTEXT_KERNEL_DIR``: where compiled kernels live (default ``<cache root>/kernels``); lets data caches
     be per-project or per-test while one build serves every process.
+    ``LSTMTEXT_KERNEL_MARCH``: the ``-march`` target (default ``native``). ``haswell`` builds the AVX2 + FMA
+    code paths and ``x86-64`` the plain C++ loops, so that an AVX-512 machine can run the tests of every ISA
+    path (each target is its own cached build).
 
 Any build or load failure gives one warning and the pure-PyTorch fallback, never an exception.
 """
@@ -38,8 +41,9 @@ SOURCES = [Path(__file__).with_name(n) for n in ("lstm_cpu.cpp", "ops_cpu.cpp", 
 HEADERS = [Path(__file__).with_name(n)
            for n in ("small_gemm.h", "simd.h", "simd_lanes.h", "vector_math.h", "lstm_args.h", "lstm_lanes.h",
                      "workspace.h")]
-_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+_CFLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _LDFLAGS = ["-fopenmp"]
+_MARCH_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "ops" once loaded, "failed" once a build failed in this process
@@ -54,6 +58,19 @@ def kernel_dir() -> Path:
     """The folder holding compiled kernels, one sub-folder per build key."""
     env = os.environ.get("LSTMTEXT_KERNEL_DIR")
     return Path(env) if env else cache_root() / "kernels"
+
+
+def compiler_flags() -> list[str]:
+    """The C++ flags of the build: ``_CFLAGS`` and ``-march`` from ``LSTMTEXT_KERNEL_MARCH`` (default native).
+
+    Raises:
+        ValueError: ``LSTMTEXT_KERNEL_MARCH`` is not a plain target name (letters, digits, ``-``, ``_``, ``.``).
+    """
+    march = os.environ.get("LSTMTEXT_KERNEL_MARCH", "").strip() or "native"
+    if not set(march) <= _MARCH_CHARS:
+        raise ValueError(f"LSTMTEXT_KERNEL_MARCH={march!r}: expected a -march target name such as native, "
+                         "haswell or x86-64")
+    return [*_CFLAGS, f"-march={march}"]
 
 
 def _cpu_flags() -> str:
@@ -72,7 +89,7 @@ def build_key() -> str:
     """Hash of everything the compiled library depends on."""
     h = hashlib.sha256()
     sources = [src.read_bytes() for src in SOURCES + HEADERS]
-    for part in (*sources, torch.__version__.encode(), " ".join(_CFLAGS).encode(), _cpu_flags().encode(),
+    for part in (*sources, torch.__version__.encode(), " ".join(compiler_flags()).encode(), _cpu_flags().encode(),
                  sys.version.encode()):
         h.update(part)
         h.update(b"\0")
@@ -130,7 +147,7 @@ def _build(name: str, build_dir: Path) -> Path:
         cpp_extension.load(
             name=name,
             sources=[str(src) for src in SOURCES],
-            extra_cflags=_CFLAGS,
+            extra_cflags=compiler_flags(),
             extra_ldflags=_LDFLAGS,
             build_directory=str(build_dir),
             with_cuda=False,
