@@ -182,20 +182,44 @@ def _every_strategy_case(units, rd, batch):
 # Large u: R packed in panels with a partial last panel (u = 130: 4u = 520 columns) and the depth cut into
 # blocks (the backward's 4u > 512; u = 520: the forward's u > 512 too); the weight gradients both inside
 # the time loop and as GEMMs over all steps.
-@pytest.mark.parametrize("shape", [(3, 4, 5, 130), (2, 3, 4, 520)], ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("batched_grads", [False, True], ids=["grads_in_loop", "grads_batched"])
-@pytest.mark.parametrize("case", ["plain", "holes_per_gate_dropout", "left_shared_dropout"])
-def test_large_units_match_reference(monkeypatch, shape, batched_grads, case):
-    _compiled_or_skip()
-    monkeypatch.setattr(fused, "FUSED_GRADS_MAX_BYTES", 0 if batched_grads else 1 << 40)
+def _large_case(shape, case, bias=True):
     batch, steps, _, units = shape
-    *args, gen = _inputs(*shape, seed=units)
+    *args, gen = _inputs(*shape, seed=units, bias=bias)
     mask, keep = None, None
     if case != "plain":
         mask = _mask("holes" if case.startswith("holes") else "left", batch, steps, gen)
         per_gate = "per_gate" in case
         keep = (torch.rand((4, batch, units) if per_gate else (batch, units), generator=gen) > 0.2).float() / 0.8
+    return args, mask, keep
+
+
+# The per-step GEMM strategy: weight gradients in the time loop or batched after it; the input projection of
+# each step inside the loop (lstm_forward_x) or one GEMM before it.
+@pytest.mark.parametrize("shape", [(3, 4, 5, 130), (2, 3, 4, 520)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("batched_grads", [False, True], ids=["grads_in_loop", "grads_batched"])
+@pytest.mark.parametrize("case", ["plain", "holes_per_gate_dropout", "left_shared_dropout"])
+@pytest.mark.parametrize("step_projection", [False, True], ids=["one_projection", "step_projections"])
+def test_large_units_match_reference(monkeypatch, shape, batched_grads, case, step_projection):
+    _compiled_or_skip()
+    monkeypatch.setattr(fused, "FUSED_GRADS_MAX_BYTES", 0 if batched_grads else 1 << 40)
+    monkeypatch.setattr(fused, "STEP_PROJECTION_MAX_BYTES", 1 << 40 if step_projection else 0)
+    args, mask, keep = _large_case(shape, case)
     _assert_same(lstm_sequence, args, mask=mask, recurrent_dropout_mask=keep)
+
+
+@pytest.mark.parametrize("step_projection", [False, True], ids=["one_projection", "step_projections"])
+@pytest.mark.parametrize("case", ["plain", "holes_per_gate_dropout", "left_shared_dropout"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_large_units_inference_matches_reference(monkeypatch, step_projection, case, bias):
+    _compiled_or_skip()
+    monkeypatch.setattr(fused, "STEP_PROJECTION_MAX_BYTES", 1 << 40 if step_projection else 0)
+    args, mask, keep = _large_case((5, 7, 9, 70), case, bias)
+    assert fused.step_projection(9, 70, 0) == step_projection
+    with torch.no_grad():
+        got = lstm_sequence(LSTMCall(*args, mask=mask, recurrent_dropout_mask=keep))
+        want = lstm_sequence_reference(LSTMCall(*args, mask=mask, recurrent_dropout_mask=keep))
+    for name, g, w in zip(["outputs", "h_T", "c_T"], got, want):
+        torch.testing.assert_close(g, w, atol=ATOL, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}")
 
 
 @pytest.mark.parametrize("units", [10, 64])

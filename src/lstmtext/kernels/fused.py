@@ -66,6 +66,22 @@ def _recurrent_grad(hprev: torch.Tensor, dz: torch.Tensor, rdmask: torch.Tensor 
 FUSED_GRADS_MAX_BYTES = 1 << 20
 
 
+# Bytes of the (F, 4u) float32 kernel up to which the per-step GEMM strategy projects each step's inputs
+# inside its time loop (lstm_forward_x) instead of one (B*T, F) x (F, 4u) GEMM before it: every step then
+# reads the whole kernel, which must stay in cache. Forward of one layer, 2 threads, alternated in one
+# process (bench/RESULTS.md): per-step / one GEMM 0.31 at (B, T, F, u) = (256, 200, 128, 64), 0.88 at
+# (256, 200, 300, 128), 0.94 at (64, 70, 256, 512) (2 MB), 1.00 at (64, 70, 400, 1024) (6.5 MB), 1.12 at
+# (64, 70, 1150, 1150) (21 MB).
+STEP_PROJECTION_MAX_BYTES = 4 << 20
+
+
+def step_projection(features: int, units: int, impl: int) -> bool:
+    """Whether the forward takes each step's input projection inside the time loop (per-step GEMM strategy,
+    float32 products, a kernel that stays in cache)."""
+    return (resolved_strategy(units, impl) == "gemm" and not bfloat16_matmuls_active()
+            and features * 4 * units * 4 <= STEP_PROJECTION_MAX_BYTES)
+
+
 def fuse_weight_grads(features: int, units: int) -> bool:
     """Whether the backward forms the weight gradients step by step (small) or as GEMMs over all steps."""
     return (features + units) * 4 * units * 4 <= FUSED_GRADS_MAX_BYTES
@@ -80,14 +96,19 @@ class _FusedLSTM(torch.autograd.Function):
         batch, steps, features = x.shape
         units = recurrent_kernel.shape[0]
         x2 = x.reshape(batch * steps, features)
-        # (B*T, 4u): the input projection of every step in one GEMM
         ctx.bf16 = bfloat16_matmuls_active()
-        xz = linear(x2, kernel.t().contiguous(), bias, ctx.bf16).view(batch, steps, 4 * units)
         save = any(ctx.needs_input_grad[:6])
         ctx.impl = forced_impl()
-        out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
-            xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, ctx.impl
-        )
+        if step_projection(features, units, ctx.impl):
+            out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward_x(
+                x, kernel, bias, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, ctx.impl
+            )
+        else:
+            # (B*T, 4u): the input projection of every step in one GEMM
+            xz = linear(x2, kernel.t().contiguous(), bias, ctx.bf16).view(batch, steps, 4 * units)
+            out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
+                xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, ctx.impl
+            )
         ctx.zero_output = zero_output
         ctx.has_bias = bias is not None
         ctx.save_for_backward(x2, kernel, recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask)
@@ -136,6 +157,12 @@ def lstm_sequence_compiled(call: LSTMCall) -> tuple[torch.Tensor, torch.Tensor, 
         # Inference: no autograd node, nothing saved (inside autograd.Function the weights would still count
         # as requiring grad under torch.no_grad()).
         batch, steps, features = x.shape
+        if step_projection(features, rk.shape[0], forced_impl()):
+            # Each step projects its own inputs inside the time loop: no (B, T, 4u) projection is written and
+            # read back.
+            out, h_t, c_t, *_ = load_ops().lstm_forward_x(
+                x, kernel, bias, rk, h0, c0, call.mask, rdmask, zero_output, False, forced_impl())
+            return out, h_t, c_t
         xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias, bfloat16_matmuls_active())
         out, h_t, c_t, *_ = load_ops().lstm_forward(
             xz.view(batch, steps, -1), rk, h0, c0, call.mask, rdmask, zero_output, False, forced_impl(),

@@ -36,6 +36,12 @@ struct FwdArgs {
   float* cseq;   // (B, T, u) carried c after each step
   float* hprev;  // (B, T, u) carried h before each step, or null when the backward does not read it
   const float* Rpk = nullptr;  // R packed in panels (small_gemm.h pack_panels) for kGemm, or null
+  // kGemm with the input projection taken per step (lstm_forward_x): xz is null and each step adds x_t @ kernel
+  // (kernel packed in panels) and the bias to the recurrent product.
+  const float* x = nullptr;     // (B, T, F) layer inputs
+  const float* Kpk = nullptr;   // (F, 4u) kernel packed by pack_panels
+  const float* bias = nullptr;  // (4u), zeros when the layer has none
+  int64_t F = 0;
 };
 
 struct BwdArgs {

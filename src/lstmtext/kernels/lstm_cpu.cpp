@@ -277,12 +277,20 @@ void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
         }
       }
     }
+#ifdef LSTMTEXT_SIMD
+    // The input projection of this step, x_t @ kernel for the slice's rows, added to the recurrent product:
+    // no (B, T, 4u) projection is written and read back (lstm_forward_x).
+    if (a.x != nullptr) {
+      lstmtext_gemm::gemm_packed(rows, G, a.F, a.x + (b0 * k.T + t) * a.F, k.T * a.F, 1, a.Kpk, zbuf.data(), G,
+                                 true);
+    }
+#endif
     float* zall = zbuf.data();
     for (int64_t b = b0; b < b1; ++b) {
       if (!begin_step(a, b, t)) continue;
       const int64_t bt = b * k.T + t;
       float* z = zall + (b - b0) * k.G;
-      finish_row_plus(a, z, xz_row(a, bt), b, bt);
+      finish_row_plus(a, z, a.x != nullptr ? a.bias : xz_row(a, bt), b, bt);
     }
   }
 }
@@ -929,12 +937,14 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
                                      const at::Tensor& R, const at::Tensor& h0, const at::Tensor& c0,
                                      const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& rdmask,
                                      bool zero_output, bool save, int64_t impl, bool save_hprev = true,
-                                     bool keep_out = true) {
+                                     bool keep_out = true, const at::Tensor* kernel = nullptr,
+                                     const at::Tensor* bias = nullptr) {
+  // With `kernel`, xz holds the layer inputs x (B, T, F) and each step projects its own (lstm_forward_x).
   TORCH_CHECK(xz.device().is_cpu() && xz.scalar_type() == at::kFloat && xz.is_contiguous(),
               "lstm kernel: xz must be a contiguous CPU float32 tensor");
   TORCH_CHECK(R.dim() == 2 && R.size(1) == 4 * R.size(0) && R.is_contiguous() && R.scalar_type() == at::kFloat,
               "lstm kernel: recurrent_kernel must be a contiguous float32 (u, 4u) tensor");
-  TORCH_CHECK(xz.size(-1) == R.size(1), "lstm kernel: xz last dim must be 4u");
+  TORCH_CHECK(kernel != nullptr || xz.size(-1) == R.size(1), "lstm kernel: xz last dim must be 4u");
   TORCH_CHECK(h0.size(0) == B && h0.size(1) == R.size(0) && c0.sizes() == h0.sizes(),
               "lstm kernel: h0 and c0 must be (B, u)");
   const int64_t u = R.size(0);
@@ -974,11 +984,32 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
   if (how == kLanes) Rb = lanes::broadcast_recurrent(a.R, u);
 #endif
 #ifdef LSTMTEXT_SIMD
-  std::vector<float> Rpk;
+  std::vector<float> Rpk, Kpk, bias_row;
   if (how == kGemm) {
     Rpk = lstmtext_gemm::pack_panels(a.R, u, 4 * u, 4 * u);
     a.Rpk = Rpk.data();
   }
+  at::Tensor kernel_c;
+  if (kernel != nullptr) {
+    TORCH_CHECK(how == kGemm, "lstm kernel: the per-step input projection is for the kGemm strategy");
+    kernel_c = kernel->to(at::kFloat).contiguous();
+    TORCH_CHECK(xz.dim() == 3 && kernel_c.dim() == 2 && kernel_c.size(0) == xz.size(2) &&
+                    kernel_c.size(1) == 4 * u, "lstm kernel: x must be (B, T, F) and kernel (F, 4u)");
+    a.F = xz.size(2);
+    Kpk = lstmtext_gemm::pack_panels(kernel_c.data_ptr<float>(), a.F, 4 * u, 4 * u);
+    a.Kpk = Kpk.data();
+    a.x = a.xz;
+    a.xz = nullptr;
+    bias_row.assign(4 * u, 0.0f);
+    if (bias != nullptr && bias->defined()) {
+      TORCH_CHECK(bias->numel() == 4 * u, "lstm kernel: bias must be (4u)");
+      auto bias_c = bias->to(at::kFloat).contiguous();
+      std::memcpy(bias_row.data(), bias_c.data_ptr<float>(), 4 * u * sizeof(float));
+    }
+    a.bias = bias_row.data();
+  }
+#else
+  TORCH_CHECK(kernel == nullptr, "lstm kernel: the per-step input projection needs a vector build");
 #endif
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     if (how == kGemm) return forward_gemm(a, b0, b1);
@@ -991,6 +1022,20 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
     forward_rows(a, b0, b1);
   });
   return {out, hT, cT, gates, cseq, hprev};
+}
+
+// The kGemm strategy's forward with the input projection taken per step inside the time loop: x (B, T, F),
+// kernel (F, 4u), bias (4u) or none; the results of lstm_forward.
+std::vector<at::Tensor> lstm_forward_x(const at::Tensor& x, const at::Tensor& kernel,
+                                       const std::optional<at::Tensor>& bias, const at::Tensor& R,
+                                       const at::Tensor& h0, const at::Tensor& c0,
+                                       const std::optional<at::Tensor>& mask,
+                                       const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
+                                       int64_t impl) {
+  TORCH_CHECK(x.dim() == 3, "lstm kernel: x must be (B, T, F)");
+  const at::Tensor* b = bias.has_value() && bias->defined() ? &*bias : nullptr;
+  return forward_impl(x, nullptr, x.size(0), x.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl, true,
+                      true, &kernel, b);
 }
 
 std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, const at::Tensor& h0,
@@ -1275,6 +1320,9 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
       "Tensor hprev, Tensor c0, Tensor x, Tensor kernel, Tensor? mask, Tensor? rdmask, bool zero_output, "
       "int impl=0) -> Tensor[]");
   m.def(
+      "lstm_forward_x(Tensor x, Tensor kernel, Tensor? bias, Tensor recurrent_kernel, Tensor h0, Tensor c0, "
+      "Tensor? mask, Tensor? rdmask, bool zero_output, bool save, int impl=0) -> Tensor[]");
+  m.def(
       "lstm_forward_ids(Tensor table, Tensor ids, Tensor recurrent_kernel, Tensor h0, Tensor c0, Tensor? mask, "
       "Tensor? rdmask, bool zero_output, bool save, int impl=0, bool save_hprev=True, bool keep_out=True) "
       "-> Tensor[]");
@@ -1294,6 +1342,7 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
 
 TORCH_LIBRARY_IMPL(lstmtext_kernels, CPU, m) {
   m.impl("lstm_forward", &lstm_forward);
+  m.impl("lstm_forward_x", &lstm_forward_x);
   m.impl("lstm_forward_ids", &lstm_forward_ids);
   m.impl("lstm_backward", &lstm_backward);
   m.impl("lstm_backward_fused", &lstm_backward_fused);
