@@ -409,7 +409,7 @@ def test_concurrent_first_builds_share_one_cache_entry(tmp_path):
 
 
 @pytest.mark.parametrize("rd", [None, "shared", "per_gate"])
-def test_bfloat16_matmuls_stay_close_to_float32(rd):
+def test_bfloat16_matmuls_stay_close_to_float32(monkeypatch, rd):
     # Opt-in reduced precision: only the big matrix products take bfloat16 operands, so outputs and gradients
     # stay within bfloat16 rounding of the float32 path (and the float32 path is untouched outside the block).
     from lstmtext.kernels import bfloat16_matmuls
@@ -441,9 +441,15 @@ def test_bfloat16_matmuls_stay_close_to_float32(rd):
 
     want = run()
     with bfloat16_matmuls():
+        small = run()  # a kernel under 1 MB: the forward projects each step in float32, the backward in bfloat16
+        monkeypatch.setattr(fused, "STEP_PROJECTION_MAX_BYTES_BF16", 0)
         got = run()
     again = run()
     for g, w, a in zip(got, want, again):
         assert torch.equal(a.detach(), w.detach())  # the context is gone after the block
         assert not torch.equal(g.detach(), w.detach())  # bfloat16 really ran
         assert float((g - w).detach().norm() / w.detach().norm()) < 2e-2
+    for s, w in zip(small[:3], want[:3]):  # outputs, h_T, c_T
+        assert torch.equal(s.detach(), w.detach())
+    for s, w in zip(small[3:], want[3:]):  # the gradients
+        assert not torch.equal(s, w) and float((s - w).norm() / w.norm()) < 2e-2

@@ -108,7 +108,9 @@ def bfloat16_matmuls(enabled: bool = True) -> Iterator[None]:
     float32 rate on CPUs with AVX512_BF16); the time recurrence, the gate math, the states and every weight
     stay float32. Outputs then differ from the float32 path by bfloat16 rounding of the projected inputs
     (about 3 significant digits), as with Keras's ``mixed_bfloat16`` policy. The per-row strategies of small
-    layers (u <= 48) and the vocabulary projection are not affected. Per thread and per asyncio task.
+    layers (u <= 48), the vocabulary projection and the forward of layers whose kernel is at most 1 MB (their
+    inputs are projected step by step in float32, faster there than one bfloat16 GEMM) are not affected. Per
+    thread and per asyncio task.
 
     Raises:
         NotImplementedError: the CPU has no native bfloat16 matrix products (oneDNN would emulate them slowly).
