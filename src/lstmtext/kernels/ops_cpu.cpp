@@ -110,7 +110,7 @@ at::Tensor embedding_backward(const at::Tensor& grad, const at::Tensor& ids, int
 // each its own parallel region: with the passive OpenMP threads of tune_cpu_runtime() every region pays a
 // thread wake-up of about 50 us, more than the arithmetic of a 5,000-row table. Here the forward and the
 // backward are one pass over the rows each, split over the threads by rows, the backward keeping per-chunk
-// kernel and bias partials that are summed in chunk order (deterministic for a given thread count).
+// kernel and bias partials that are summed in chunk order (the same bits whatever the thread count).
 
 // R outputs at once: o[r * ors + j] = init[j] (zeros if null) + sum_k a[r * ars + k * lda] * M[k * ldm + j] for
 // j < n. The R independent sums hide the latency of each one's chain of FMAs over k (one output alone ran at
