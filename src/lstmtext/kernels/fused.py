@@ -82,8 +82,7 @@ def step_projection(features: int, units: int, impl: int) -> bool:
     """Whether the forward takes each step's input projection inside the time loop (per-step GEMM strategy,
     a kernel that stays in cache; float32 products)."""
     limit = STEP_PROJECTION_MAX_BYTES_BF16 if bfloat16_matmuls_active() else STEP_PROJECTION_MAX_BYTES
-    return resolved_strategy(units, impl) == "gemm" and features * 4 * units * 4 <= min(
-        limit, STEP_PROJECTION_MAX_BYTES)
+    return resolved_strategy(units, impl) == "gemm" and features * 4 * units * 4 <= limit
 
 
 def fuse_weight_grads(features: int, units: int) -> bool:

@@ -39,7 +39,8 @@ struct FwdArgs {
   // kGemm with the input projection taken per step (lstm_forward_x): xz is null and each step adds x_t @ kernel
   // (kernel packed in panels) and the bias to the recurrent product.
   const float* x = nullptr;     // (B, T, F) layer inputs
-  const float* Kpk = nullptr;   // (F, 4u) kernel packed by pack_panels
+  const float* K = nullptr;     // (F, 4u) kernel
+  const float* Kpk = nullptr;   // the kernel packed by pack_panels (vector builds)
   const float* bias = nullptr;  // (4u), zeros when the layer has none
   int64_t F = 0;
 };

@@ -277,14 +277,16 @@ void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
         }
       }
     }
-#ifdef LSTMTEXT_SIMD
     // The input projection of this step, x_t @ kernel for the slice's rows, added to the recurrent product:
     // no (B, T, 4u) projection is written and read back (lstm_forward_x).
     if (a.x != nullptr) {
-      lstmtext_gemm::gemm_packed(rows, G, a.F, a.x + (b0 * k.T + t) * a.F, k.T * a.F, 1, a.Kpk, zbuf.data(), G,
-                                 true);
-    }
+      const float* xt = a.x + (b0 * k.T + t) * a.F;
+#ifdef LSTMTEXT_SIMD
+      lstmtext_gemm::gemm_packed(rows, G, a.F, xt, k.T * a.F, 1, a.Kpk, zbuf.data(), G, true);
+#else
+      small_gemm(rows, G, a.F, xt, k.T * a.F, 1, a.K, G, zbuf.data(), G, true);
 #endif
+    }
     float* zall = zbuf.data();
     for (int64_t b = b0; b < b1; ++b) {
       if (!begin_step(a, b, t)) continue;
@@ -983,21 +985,15 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
   std::vector<float> Rb;
   if (how == kLanes) Rb = lanes::broadcast_recurrent(a.R, u);
 #endif
-#ifdef LSTMTEXT_SIMD
-  std::vector<float> Rpk, Kpk, bias_row;
-  if (how == kGemm) {
-    Rpk = lstmtext_gemm::pack_panels(a.R, u, 4 * u, 4 * u);
-    a.Rpk = Rpk.data();
-  }
   at::Tensor kernel_c;
+  std::vector<float> bias_row;
   if (kernel != nullptr) {
     TORCH_CHECK(how == kGemm, "lstm kernel: the per-step input projection is for the kGemm strategy");
     kernel_c = kernel->to(at::kFloat).contiguous();
     TORCH_CHECK(xz.dim() == 3 && kernel_c.dim() == 2 && kernel_c.size(0) == xz.size(2) &&
                     kernel_c.size(1) == 4 * u, "lstm kernel: x must be (B, T, F) and kernel (F, 4u)");
     a.F = xz.size(2);
-    Kpk = lstmtext_gemm::pack_panels(kernel_c.data_ptr<float>(), a.F, 4 * u, 4 * u);
-    a.Kpk = Kpk.data();
+    a.K = kernel_c.data_ptr<float>();
     a.x = a.xz;
     a.xz = nullptr;
     bias_row.assign(4 * u, 0.0f);
@@ -1008,8 +1004,16 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
     }
     a.bias = bias_row.data();
   }
-#else
-  TORCH_CHECK(kernel == nullptr, "lstm kernel: the per-step input projection needs a vector build");
+#ifdef LSTMTEXT_SIMD
+  std::vector<float> Rpk, Kpk;
+  if (how == kGemm) {
+    Rpk = lstmtext_gemm::pack_panels(a.R, u, 4 * u, 4 * u);
+    a.Rpk = Rpk.data();
+  }
+  if (a.K != nullptr) {
+    Kpk = lstmtext_gemm::pack_panels(a.K, a.F, 4 * u, 4 * u);
+    a.Kpk = Kpk.data();
+  }
 #endif
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     if (how == kGemm) return forward_gemm(a, b0, b1);
