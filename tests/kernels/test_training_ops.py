@@ -236,3 +236,20 @@ def test_table_projection_refuses_mismatched_shapes():
         ops.table_projection(torch.randn(5, 3), torch.randn(3, 8), torch.randn(7))
     with pytest.raises(RuntimeError, match="table projection backward: expected float32"):
         ops.table_projection_backward(torch.randn(5, 9), torch.randn(5, 3), torch.randn(3, 8), True, True, True)
+
+
+def test_table_projection_gradients_are_the_same_bits_for_any_thread_count():
+    ops = build.load_ops()
+    gen = torch.Generator().manual_seed(5)
+    table, kernel, dproj = torch.randn(3000, 15, generator=gen), torch.randn(15, 40, generator=gen), \
+        torch.randn(3000, 40, generator=gen)
+    old = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(ops.table_projection_backward(dproj, table, kernel, True, True, True))
+    finally:
+        torch.set_num_threads(old)
+    for one, two in zip(*results):
+        assert torch.equal(one, two)
