@@ -69,9 +69,9 @@ FUSED_GRADS_MAX_BYTES = 1 << 20
 # Bytes of the (F, 4u) float32 kernel up to which the per-step GEMM strategy projects each step's inputs
 # inside its time loop (lstm_forward_x) instead of one (B*T, F) x (F, 4u) GEMM before it: every step then
 # reads the whole kernel, which must stay in cache. Forward of one layer, 2 threads, alternated in one
-# process (bench/RESULTS.md): per-step / one GEMM 0.28-0.31 at (B, T, F, u) = (256, 200, 128, 64), 0.83-0.88
-# at (256, 200, 300, 128), 0.90-0.94 at (64, 70, 256, 512) (2 MB), 0.95-1.00 at (64, 70, 400, 1024) (6.5 MB),
-# 1.12-1.13 at (64, 70, 1150, 1150) (21 MB). Within bfloat16_matmuls() the one GEMM runs at twice the rate, so
+# process (bench/bench_step_projection.py, four runs): per-step / one GEMM 0.28-0.31 at (B, T, F, u) =
+# (256, 200, 128, 64), 0.83-0.88 at (256, 200, 300, 128), 0.84-0.94 at (64, 70, 256, 512) (2 MB), 0.95-1.00
+# at (64, 70, 400, 1024) (6.5 MB), 1.06-1.13 at (64, 70, 1150, 1150) (21 MB). Within bfloat16_matmuls() the one GEMM runs at twice the rate, so
 # only kernels up to 1 MB (where the (B, T, 4u) projection's memory traffic, not its arithmetic, dominates)
 # are projected per step, in float32.
 STEP_PROJECTION_MAX_BYTES = 4 << 20
