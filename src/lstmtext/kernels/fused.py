@@ -71,9 +71,9 @@ FUSED_GRADS_MAX_BYTES = 1 << 20
 # reads the whole kernel, which must stay in cache. Forward of one layer, 2 threads, alternated in one
 # process (bench/bench_step_projection.py, four runs): per-step / one GEMM 0.28-0.31 at (B, T, F, u) =
 # (256, 200, 128, 64), 0.83-0.88 at (256, 200, 300, 128), 0.84-0.94 at (64, 70, 256, 512) (2 MB), 0.95-1.00
-# at (64, 70, 400, 1024) (6.5 MB), 1.06-1.13 at (64, 70, 1150, 1150) (21 MB). Within bfloat16_matmuls() the one GEMM runs at twice the rate, so
-# only kernels up to 1 MB (where the (B, T, 4u) projection's memory traffic, not its arithmetic, dominates)
-# are projected per step, in float32.
+# at (64, 70, 400, 1024) (6.5 MB), 1.06-1.13 at (64, 70, 1150, 1150) (21 MB). Within bfloat16_matmuls() the
+# one GEMM runs at twice the rate, so only kernels up to 1 MB (where the (B, T, 4u) projection's memory
+# traffic, not its arithmetic, dominates) are projected per step, in float32.
 STEP_PROJECTION_MAX_BYTES = 4 << 20
 STEP_PROJECTION_MAX_BYTES_BF16 = 1 << 20
 
