@@ -171,7 +171,7 @@ def test_inference_cache_follows_weight_updates():
 
 @pytest.mark.parametrize("units", [10, 70])
 def test_wide_embeddings_take_the_other_projection(units):
-    # Up to NARROW_FEATURES features the vocabulary projection is addmm, above it oneDNN's matmul.
+    # Up to NARROW_FEATURES features the vocabulary projection is the compiled one-pass ops, above it oneDNN's matmul.
     assert embedding_lstm.NARROW_FEATURES < 80
     for case in ("plain", "holes_mask"):
         _embedded_tokens_case(units, 6, case, feat=80)

@@ -65,15 +65,13 @@ class _Projection(torch.autograd.Function):
     def backward(ctx, dproj):
         table, kernel = ctx.saved_tensors
         dproj = dproj.contiguous()
-        need = ctx.needs_input_grad
-        if ctx.narrow:
-            d_table, d_kernel, d_bias = load_ops().table_projection_backward(
-                dproj, table, kernel, need[0], need[1], ctx.has_bias and need[2])
-            return (d_table if need[0] else None, d_kernel if need[1] else None,
-                    d_bias if ctx.has_bias and need[2] else None)
+        need = (*ctx.needs_input_grad[:2], ctx.has_bias and ctx.needs_input_grad[2])
+        if ctx.narrow:  # empty tensors for the gradients not asked for
+            grads = load_ops().table_projection_backward(dproj, table, kernel, *need)
+            return tuple(g if n else None for g, n in zip(grads, need))
         d_table = linear(dproj, kernel) if need[0] else None  # (V, 4u) @ (4u, F)
         d_kernel = torch.mm(table.t(), dproj) if need[1] else None  # (F, V) @ (V, 4u), no transposed copy
-        d_bias = dproj.sum(0) if ctx.has_bias and need[2] else None
+        d_bias = dproj.sum(0) if need[2] else None
         return d_table, d_kernel, d_bias
 
 

@@ -90,28 +90,32 @@ def fuse_weight_grads(features: int, units: int) -> bool:
     return (features + units) * 4 * units * 4 <= FUSED_GRADS_MAX_BYTES
 
 
+def _forward(x, kernel, bias, recurrent_kernel, h0, c0, mask, rdmask, zero_output: bool, save: bool,
+             impl: int) -> list[torch.Tensor]:
+    """The compiled forward, (outputs, h_T, c_T, gates, cseq, hprev): the input projection taken per step
+    inside the time loop (:func:`step_projection`) or as one (B*T, 4u) GEMM before it."""
+    ops = load_ops()
+    batch, steps, features = x.shape
+    units = recurrent_kernel.shape[0]
+    if step_projection(features, units, impl):
+        return ops.lstm_forward_x(x, kernel, bias, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, impl)
+    xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias, bfloat16_matmuls_active())
+    return ops.lstm_forward(xz.view(batch, steps, 4 * units), recurrent_kernel, h0, c0, mask, rdmask, zero_output,
+                            save, impl)
+
+
 class _FusedLSTM(torch.autograd.Function):
     """(x, kernel, recurrent_kernel, bias, h0, c0) -> (outputs, h_T, c_T); masks are constants."""
 
     @staticmethod
     def forward(ctx, x, kernel, recurrent_kernel, bias, h0, c0, mask, rdmask, zero_output):
-        ops = load_ops()
-        batch, steps, features = x.shape
-        units = recurrent_kernel.shape[0]
-        x2 = x.reshape(batch * steps, features)
         ctx.bf16 = bfloat16_matmuls_active()
-        save = any(ctx.needs_input_grad[:6])
         ctx.impl = forced_impl()
-        if step_projection(features, units, ctx.impl):
-            out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward_x(
-                x, kernel, bias, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, ctx.impl
-            )
-        else:
-            # (B*T, 4u): the input projection of every step in one GEMM
-            xz = linear(x2, kernel.t().contiguous(), bias, ctx.bf16).view(batch, steps, 4 * units)
-            out, h_t, c_t, gates, cseq, hprev = ops.lstm_forward(
-                xz, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, ctx.impl
-            )
+        out, h_t, c_t, gates, cseq, hprev = _forward(
+            x, kernel, bias, recurrent_kernel, h0, c0, mask, rdmask, zero_output, any(ctx.needs_input_grad[:6]),
+            ctx.impl,
+        )
+        x2 = x.reshape(-1, x.shape[-1])
         ctx.zero_output = zero_output
         ctx.has_bias = bias is not None
         ctx.save_for_backward(x2, kernel, recurrent_kernel, gates, cseq, hprev, c0, mask, rdmask)
@@ -159,16 +163,7 @@ def lstm_sequence_compiled(call: LSTMCall) -> tuple[torch.Tensor, torch.Tensor, 
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in call.weights_and_states())):
         # Inference: no autograd node, nothing saved (inside autograd.Function the weights would still count
         # as requiring grad under torch.no_grad()).
-        batch, steps, features = x.shape
-        if step_projection(features, rk.shape[0], forced_impl()):
-            # Each step projects its own inputs inside the time loop: no (B, T, 4u) projection is written and
-            # read back.
-            out, h_t, c_t, *_ = load_ops().lstm_forward_x(
-                x, kernel, bias, rk, h0, c0, call.mask, rdmask, zero_output, False, forced_impl())
-            return out, h_t, c_t
-        xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias, bfloat16_matmuls_active())
-        out, h_t, c_t, *_ = load_ops().lstm_forward(
-            xz.view(batch, steps, -1), rk, h0, c0, call.mask, rdmask, zero_output, False, forced_impl(),
-        )
+        out, h_t, c_t, *_ = _forward(x, kernel, bias, rk, h0, c0, call.mask, rdmask, zero_output, False,
+                                     forced_impl())
         return out, h_t, c_t
     return _FusedLSTM.apply(x, kernel, rk, bias, h0, c0, call.mask, rdmask, zero_output)
