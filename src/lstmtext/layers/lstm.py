@@ -474,6 +474,24 @@ class LSTM(Layer):
              initial_state: Any = None, _embedding: Layer | None = None, **kw: Any):
         if kw:
             raise ConfigError(f"{self.name}: unexpected call arguments {sorted(kw)}")
+        output, h, c = self._run(inputs, mask, training, initial_state, _embedding)
+        return [output, h, c] if self.return_state else output
+
+    def call_with_state(self, inputs: torch.Tensor, initial_state: Any, mask: torch.Tensor | None = None,
+                        embedding: Layer | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Inference from ``initial_state``: ``(output, [h, c])`` whatever ``return_state`` says.
+
+        ``output`` is what the layer returns (the sequence or the last output). With ``embedding`` (where
+        :meth:`accepts_embedding` holds), ``inputs`` are token ids, as in :meth:`call_embedding`. Lets a
+        caller continue a sequence from the states another call ended in.
+        """
+        if embedding is not None and inputs.is_floating_point():
+            inputs = inputs.long()
+        output, h, c = self._run(inputs, mask, False, initial_state, embedding)
+        return output, [h, c]
+
+    def _run(self, inputs: torch.Tensor, mask: torch.Tensor | None, training: bool, initial_state: Any,
+             _embedding: Layer | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if _embedding is not None:
             # inputs are token ids; a stand-in of the embedded input's shape serves the checks below.
             ids, table = inputs, _embedding.embeddings
@@ -539,7 +557,7 @@ class LSTM(Layer):
             # Carry values, not the graph: the next batch starts from them (truncated backpropagation).
             self._state_h, self._state_c = h.detach(), c.detach()
         output = outputs.transpose(0, 1) if self.time_major and self.return_sequences else outputs
-        return [output, h, c] if self.return_state else output
+        return output, h, c
 
     def _check_mask(self, mask: Any, inputs: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         if mask is None:

@@ -30,6 +30,7 @@ from lstmtext.layers.base import Layer, deserialize, register_layer, serialize
 from lstmtext.layers.symbolic import KerasTensor, flatten, is_symbolic, pack_like
 from lstmtext.models import saving
 from lstmtext.models.graph import Graph
+from lstmtext.models.shared_padding import SharedPadding
 from lstmtext.models.summary import format_summary
 from lstmtext.training.trainer import Trainer
 
@@ -232,6 +233,11 @@ class Model(Trainer, Layer):
             return any(x.dtype == "string" for x in self._graph.inputs)
         layers = self._sublayers()
         return bool(layers) and layers[0].string_input
+
+    def shared_padding(self, x: Any) -> SharedPadding | None:
+        """A runner that skips the leading padding the rows of ``x`` share, for ``predict``; None where the
+        model is not a chain it applies to (see :mod:`lstmtext.models.shared_padding`)."""
+        return None if self._graph is None else SharedPadding.of(self._graph, x)
 
     # -- checks ---------------------------------------------------------------------------------
     def check_input(self, x: Any, arg: str = "x") -> None:

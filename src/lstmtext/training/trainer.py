@@ -16,7 +16,7 @@ import base64
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -50,6 +50,14 @@ if TYPE_CHECKING:
     from torch import nn
 
 _KERAS_ONLY_COMPILE_ARGS = {"run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"}
+
+
+class SharedPrefix(Protocol):
+    """What a model offers ``predict`` to skip the leading padding its rows share
+    (:class:`lstmtext.models.shared_padding.SharedPadding`)."""
+
+    def plan(self, ids: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, list[int]] | None: ...
+    def __call__(self, ids: torch.Tensor, start: int) -> Any: ...
 
 
 def _known(steps: int) -> int | None:
@@ -100,6 +108,7 @@ class Trainer:
         def check_input(self, x: Any, arg: str = "x") -> None: ...
         def output_shape_for(self, x: Any) -> Any: ...
         def takes_strings(self) -> bool: ...
+        def shared_padding(self, x: Any) -> SharedPrefix | None: ...
         def known_output_names(self) -> list[str] | None: ...
         def has_constraints(self) -> bool: ...
         def apply_constraints(self) -> None: ...
@@ -552,15 +561,24 @@ class Trainer:
         self.eval()
         cb.on_predict_begin()
         outs = []
+        # Rows sorted by leading padding, each batch run from the padding step its rows share (see
+        # lstmtext.models.shared_padding); outputs are put back in the rows' order below.
+        shared = self.shared_padding(data.x) if isinstance(data, ArrayData) else None
+        plan = None if shared is None else shared.plan(data.x[:stop * batch_size], batch_size)
+        order, starts = plan if plan is not None else (None, [])
         with torch.no_grad():
-            for step, (xb, _, _) in enumerate(data.batches(batch_size, None, 0, stop)):
-                outs.append(self(xb, training=False))
+            for step, (xb, _, _) in enumerate(data.batches(batch_size, order, 0, stop)):
+                outs.append(self(xb, training=False) if shared is None or plan is None
+                            else shared(xb, starts[step]))
                 cb.on_predict_batch_end(step, None)
         cb.on_predict_end()
         if not outs:
             return np.zeros((0,), dtype=np.float32)
         if isinstance(outs[0], torch.Tensor):
-            return torch.cat(outs).cpu().numpy()
+            out = torch.cat(outs)
+            if order is not None:
+                out = torch.empty_like(out).index_copy_(0, order[:len(out)], out)
+            return out.cpu().numpy()
         # Several outputs: one array per output, in the outputs' structure (list or dict), as Keras.
         columns = zip(*(flatten(o) for o in outs))
         return pack_like(outs[0], [torch.cat(list(c)).cpu().numpy() for c in columns])
