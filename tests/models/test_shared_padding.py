@@ -117,3 +117,30 @@ def test_models_that_read_the_padding_differently_are_not_run_from_a_later_step(
     assert model.shared_padding(torch.as_tensor(x)) is None
     np.testing.assert_allclose(model.predict(x, batch_size=16, verbose=0), _whole(model, x), atol=1e-6)
     assert starts == []
+
+
+def test_the_cache_of_padding_states_follows_the_weights():
+    model = _stacked()
+    x = torch.as_tensor(_pre_padded())
+    runner = model.shared_padding(x)
+    rows = x[x[:, :4].eq(0).all(dim=1)][:8]
+    with torch.no_grad():
+        runner(rows, 4)
+        model.layers[1].cell.recurrent_kernel.mul_(0.5)  # an in-place update, as an optimizer step makes
+        np.testing.assert_allclose(runner(rows, 4).numpy(), _whole(model, rows.numpy()), atol=1e-5)
+
+
+def test_predictor_runs_a_batch_of_texts_from_their_shared_padding(starts):
+    from lstmtext.predictor import Predictor
+
+    model = _stacked()
+
+    def encode(texts):
+        return [[1 + (ord(ch) % (VOCAB - 1)) for ch in t] for t in texts]
+
+    texts = ["a short one", "somewhat longer", "mid length"]
+    predictor = Predictor(model, encode, maxlen=T)
+    probs = predictor.predict_proba(texts)
+    np.testing.assert_allclose(probs, _whole(model, predictor.pad(encode(texts))), atol=1e-5)
+    assert starts == [T - len(texts[1])]
+    assert Predictor(model, encode, maxlen=None).predict_proba(texts).shape == (3, 3) and len(starts) == 1

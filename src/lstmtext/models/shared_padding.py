@@ -50,14 +50,15 @@ def _chain(graph: Any) -> list[Node] | None:
 class SharedPadding:
     """Runs a chain model's batches from a shared leading-padding step (see the module docstring).
 
-    Build it with :meth:`of` (None for models it cannot run), once per ``predict``: it caches the padding
-    row's states for the weights of that moment.
+    Build it with :meth:`of` (None for models it cannot run). It caches the padding row's states, and
+    forgets them when a weight changes (an optimizer step, a load, a move to another device).
     """
 
     def __init__(self, embedding: Embedding, sequence: list[Layer], tail: list[Layer], steps: int) -> None:
         self.embedding, self.sequence, self.tail, self.steps = embedding, sequence, tail, steps
         self._lstms = [la for la in sequence if isinstance(la, LSTM)]
         self._states: dict[int, list[list[torch.Tensor]]] = {}
+        self._weights: tuple = ()
 
     @classmethod
     def of(cls, graph: Any, x: Any) -> SharedPadding | None:
@@ -115,6 +116,10 @@ class SharedPadding:
     def _states_at(self, start: int, like: torch.Tensor) -> list[list[torch.Tensor]]:
         """Every LSTM's ``[h, c]`` (one row each) after ``start`` padding steps, walked on from the nearest
         cached earlier step."""
+        weights = tuple((id(p), p._version, p.device) for layer in (self.embedding, *self.sequence)
+                        for p in layer.parameters())
+        if weights != self._weights:
+            self._states, self._weights = {}, weights
         if start in self._states:
             return self._states[start]
         done = max((s for s in self._states if s < start), default=0)
