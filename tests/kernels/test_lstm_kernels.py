@@ -453,3 +453,43 @@ def test_bfloat16_matmuls_stay_close_to_float32(monkeypatch, rd):
         assert torch.equal(s.detach(), w.detach())
     for s, w in zip(small[3:], want[3:]):  # the gradients
         assert not torch.equal(s, w) and float((s - w).norm() / w.norm()) < 2e-2
+
+
+@pytest.mark.parametrize("source", ["step-projection", "one-gemm", "ids"])
+def test_bfloat16_inference_recurrence_stays_close_to_float32(monkeypatch, source):
+    # In inference the per-step GEMM strategy's per-step products are bfloat16 on AVX512_BF16 builds:
+    # outputs within bfloat16 rounding of float32 (masked steps included), float32 again outside the block.
+    from lstmtext.kernels import bfloat16_matmuls
+    from lstmtext.kernels.strategies import bfloat16_supported
+
+    _compiled_or_skip()
+    if not bfloat16_supported():
+        pytest.skip("no native bfloat16 matrix products on this CPU")
+    ops = build.load_ops()
+    gen = torch.Generator().manual_seed(5)
+    b, t, f, u, vocab = 9, 11, 40, 64, 30
+    table = torch.randn(vocab, f, generator=gen)
+    ids = torch.randint(0, vocab, (b, t), generator=gen)
+    k = torch.randn(f, 4 * u, generator=gen) * 0.2
+    r = torch.randn(u, 4 * u, generator=gen) * 0.1
+    bias = torch.randn(4 * u, generator=gen) * 0.1
+    h0 = torch.randn(b, u, generator=gen) * 0.3
+    mask = torch.rand(b, t, generator=gen) > 0.3
+    if source == "one-gemm":
+        monkeypatch.setattr(fused, "STEP_PROJECTION_MAX_BYTES_BF16", 0)
+
+    def run():
+        call = (LSTMCall(table, k, r, bias, h0, h0, mask=mask, ids=ids) if source == "ids"
+                else LSTMCall(table[ids], k, r, bias, h0, h0, mask=mask))
+        with torch.no_grad():
+            return lstm_sequence(call)
+
+    want = run()
+    with bfloat16_matmuls():
+        got = run()
+    again = run()
+    for g, w, a in zip(got, want, again):
+        assert torch.equal(a, w)
+        # the bfloat16 products ran where built (one GEMM before the loop is oneDNN's bfloat16 matmul anyway)
+        assert torch.equal(g, w) != (ops.has_bf16_impl() or source == "one-gemm")
+        assert float((g - w).norm() / w.norm()) < 2e-2

@@ -27,7 +27,7 @@ import torch
 from lstmtext.kernels.args import LSTMCall
 from lstmtext.kernels.build import load_ops
 from lstmtext.kernels.fused import _recurrent_grad, fuse_weight_grads, linear
-from lstmtext.kernels.strategies import forced_impl, resolved_strategy
+from lstmtext.kernels.strategies import bfloat16_matmuls_active, forced_impl, resolved_strategy
 
 # The last (table, kernel, bias) projected without autograd: weak references, their versions (bumped by every
 # in-place update, the optimizers' included) and the projected table.
@@ -209,7 +209,7 @@ def lstm_sequence_ids_compiled(
     if not training:
         # Inference: nothing is kept for a backward (autograd.Function would see the weights' requires_grad).
         out, h_t, c_t, *_ = ops.lstm_forward_ids(proj, ids, *args, mask, rd, zero_output, False,
-                                                 forced_impl(), True, return_sequences)
+                                                 forced_impl(), True, return_sequences, bfloat16_matmuls_active())
     else:
         out, h_t, c_t = _RecurrenceFromTable.apply(proj, *args, ids, mask, rd, zero_output, return_sequences)
     if return_sequences:

@@ -97,11 +97,14 @@ def _forward(x, kernel, bias, recurrent_kernel, h0, c0, mask, rdmask, zero_outpu
     ops = load_ops()
     batch, steps, features = x.shape
     units = recurrent_kernel.shape[0]
+    bf16 = bfloat16_matmuls_active()
+    # In inference the kernel's per-step products may be bfloat16 too (bfloat16_matmuls' docstring).
     if step_projection(features, units, impl):
-        return ops.lstm_forward_x(x, kernel, bias, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, impl)
-    xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias, bfloat16_matmuls_active())
+        return ops.lstm_forward_x(x, kernel, bias, recurrent_kernel, h0, c0, mask, rdmask, zero_output, save, impl,
+                                  bf16 and not save)
+    xz = linear(x.reshape(batch * steps, features), kernel.t().contiguous(), bias, bf16)
     return ops.lstm_forward(xz.view(batch, steps, 4 * units), recurrent_kernel, h0, c0, mask, rdmask, zero_output,
-                            save, impl)
+                            save, impl, bf16 and not save)
 
 
 class _FusedLSTM(torch.autograd.Function):

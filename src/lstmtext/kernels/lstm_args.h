@@ -43,6 +43,10 @@ struct FwdArgs {
   const float* Kpk = nullptr;   // the kernel packed by pack_panels (vector builds)
   const float* bias = nullptr;  // (4u), zeros when the layer has none
   int64_t F = 0;
+  // kGemm inference within bfloat16_matmuls() (AVX512_BF16 builds): R and the kernel packed as bfloat16 pairs
+  // (small_gemm.h pack_panels_bf16); each step rounds h_{t-1} (and x_t) to bfloat16 and multiplies with them.
+  const uint32_t* Rbf = nullptr;
+  const uint32_t* Kbf = nullptr;
 };
 
 struct BwdArgs {

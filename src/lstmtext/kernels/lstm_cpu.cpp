@@ -258,8 +258,28 @@ void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
   const Common& k = a.k;
   const int64_t rows = b1 - b0, u = k.u, G = k.G;
   std::vector<float> hm(rows * u), zbuf(rows * G);
+#ifdef LSTMTEXT_BF16
+  const int64_t up = (u + 1) / 2, Fp = (a.F + 1) / 2;
+  std::vector<uint32_t> abf(a.Rbf != nullptr ? rows * std::max(up, Fp) : 0);
+#endif
   for (int64_t t = 0; t < k.T; ++t) {
     // zbuf = (h_{t-1} * mask) @ R for the slice; one (u x u) block per gate when the masks differ by gate.
+#ifdef LSTMTEXT_BF16
+    if (a.Rbf != nullptr) {
+      lstmtext_gemm::to_bf16_pairs(rows, u, a.h + b0 * u, u, abf.data());
+      lstmtext_gemm::gemm_packed_bf16(rows, G, up, abf.data(), up, a.Rbf, zbuf.data(), G, false);
+      if (a.x != nullptr) {
+        lstmtext_gemm::to_bf16_pairs(rows, a.F, a.x + (b0 * k.T + t) * a.F, k.T * a.F, abf.data());
+        lstmtext_gemm::gemm_packed_bf16(rows, G, Fp, abf.data(), Fp, a.Kbf, zbuf.data(), G, true);
+      }
+      for (int64_t b = b0; b < b1; ++b) {
+        if (!begin_step(a, b, t)) continue;
+        const int64_t bt = b * k.T + t;
+        finish_row_plus(a, zbuf.data() + (b - b0) * G, a.x != nullptr ? a.bias : xz_row(a, bt), b, bt);
+      }
+      continue;
+    }
+#endif
     if (k.mode == DropMode::kNone) {
       recurrent_gemm(rows, G, u, a.h + b0 * u, u, a.Rpk, a.R, G, zbuf.data(), G);
     } else {
@@ -940,7 +960,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
                                      const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& rdmask,
                                      bool zero_output, bool save, int64_t impl, bool save_hprev = true,
                                      bool keep_out = true, const at::Tensor* kernel = nullptr,
-                                     const at::Tensor* bias = nullptr) {
+                                     const at::Tensor* bias = nullptr, bool bf16 = false) {
   // With `kernel`, xz holds the layer inputs x (B, T, F) and each step projects its own (lstm_forward_x).
   TORCH_CHECK(xz.device().is_cpu() && xz.scalar_type() == at::kFloat && xz.is_contiguous(),
               "lstm kernel: xz must be a contiguous CPU float32 tensor");
@@ -1015,6 +1035,18 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
     a.Kpk = Kpk.data();
   }
 #endif
+#ifdef LSTMTEXT_BF16
+  // bfloat16 products for inference only: the backward reads nothing computed from them.
+  std::vector<uint32_t> Rbf, Kbf;
+  if (bf16 && !save && how == kGemm && a.k.mode == DropMode::kNone) {
+    Rbf = lstmtext_gemm::pack_panels_bf16(a.R, u, 4 * u, 4 * u);
+    a.Rbf = Rbf.data();
+    if (a.K != nullptr) {
+      Kbf = lstmtext_gemm::pack_panels_bf16(a.K, a.F, 4 * u, 4 * u);
+      a.Kbf = Kbf.data();
+    }
+  }
+#endif
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     if (how == kGemm) return forward_gemm(a, b0, b1);
 #ifdef LSTMTEXT_LANES
@@ -1035,19 +1067,20 @@ std::vector<at::Tensor> lstm_forward_x(const at::Tensor& x, const at::Tensor& ke
                                        const at::Tensor& h0, const at::Tensor& c0,
                                        const std::optional<at::Tensor>& mask,
                                        const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
-                                       int64_t impl) {
+                                       int64_t impl, bool bf16) {
   TORCH_CHECK(x.dim() == 3, "lstm kernel: x must be (B, T, F)");
   const at::Tensor* b = bias.has_value() && bias->defined() ? &*bias : nullptr;
   return forward_impl(x, nullptr, x.size(0), x.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl, true,
-                      true, &kernel, b);
+                      true, &kernel, b, bf16);
 }
 
 std::vector<at::Tensor> lstm_forward(const at::Tensor& xz, const at::Tensor& R, const at::Tensor& h0,
                                      const at::Tensor& c0, const std::optional<at::Tensor>& mask,
                                      const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
-                                     int64_t impl) {
+                                     int64_t impl, bool bf16) {
   TORCH_CHECK(xz.dim() == 3, "lstm kernel: xz must be (B, T, 4u)");
-  return forward_impl(xz, nullptr, xz.size(0), xz.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl);
+  return forward_impl(xz, nullptr, xz.size(0), xz.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl, true,
+                      true, nullptr, nullptr, bf16);
 }
 
 // xz = table[ids] without materialising it: each step reads its token's row of the (V, 4u) table.
@@ -1055,7 +1088,7 @@ std::vector<at::Tensor> lstm_forward_ids(const at::Tensor& table, const at::Tens
                                          const at::Tensor& h0, const at::Tensor& c0,
                                          const std::optional<at::Tensor>& mask,
                                          const std::optional<at::Tensor>& rdmask, bool zero_output, bool save,
-                                         int64_t impl, bool save_hprev, bool keep_out) {
+                                         int64_t impl, bool save_hprev, bool keep_out, bool bf16) {
   TORCH_CHECK(table.dim() == 2, "lstm kernel: table must be (V, 4u)");
   TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.is_contiguous(),
               "lstm kernel: ids must be a contiguous int64 (B, T) tensor");
@@ -1065,7 +1098,7 @@ std::vector<at::Tensor> lstm_forward_ids(const at::Tensor& table, const at::Tens
     TORCH_CHECK_INDEX(p[i] >= 0 && p[i] < V, "embedding: id ", p[i], " is out of range [0, ", V, ")");
   }
   return forward_impl(table, &ids, ids.size(0), ids.size(1), R, h0, c0, mask, rdmask, zero_output, save, impl,
-                      save_hprev, keep_out);
+                      save_hprev, keep_out, nullptr, nullptr, bf16);
 }
 
 // The tensors a backward's BwdArgs point into, kept alive for the call: dout, c0, R and its transpose, and the
@@ -1306,6 +1339,15 @@ bool has_vector_impl() { return vector_available(); }
 
 bool has_lanes_impl() { return lanes_available(); }
 
+// Whether the build has the bfloat16 per-step products of kGemm inference (AVX512_BF16).
+bool has_bf16_impl() {
+#ifdef LSTMTEXT_BF16
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::vector<std::string> strategy_names() { return {std::begin(kStrategyNames), std::end(kStrategyNames)}; }
 
 bool strategy_available(int64_t impl) { return strategy_built(impl); }
@@ -1315,7 +1357,7 @@ bool strategy_available(int64_t impl) { return strategy_built(impl); }
 TORCH_LIBRARY(lstmtext_kernels, m) {
   m.def(
       "lstm_forward(Tensor xz, Tensor recurrent_kernel, Tensor h0, Tensor c0, Tensor? mask, Tensor? rdmask, "
-      "bool zero_output, bool save, int impl=0) -> Tensor[]");
+      "bool zero_output, bool save, int impl=0, bool bf16=False) -> Tensor[]");
   m.def(
       "lstm_backward(Tensor dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
       "Tensor c0, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) -> Tensor[]");
@@ -1325,11 +1367,11 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
       "int impl=0) -> Tensor[]");
   m.def(
       "lstm_forward_x(Tensor x, Tensor kernel, Tensor? bias, Tensor recurrent_kernel, Tensor h0, Tensor c0, "
-      "Tensor? mask, Tensor? rdmask, bool zero_output, bool save, int impl=0) -> Tensor[]");
+      "Tensor? mask, Tensor? rdmask, bool zero_output, bool save, int impl=0, bool bf16=False) -> Tensor[]");
   m.def(
       "lstm_forward_ids(Tensor table, Tensor ids, Tensor recurrent_kernel, Tensor h0, Tensor c0, Tensor? mask, "
-      "Tensor? rdmask, bool zero_output, bool save, int impl=0, bool save_hprev=True, bool keep_out=True) "
-      "-> Tensor[]");
+      "Tensor? rdmask, bool zero_output, bool save, int impl=0, bool save_hprev=True, bool keep_out=True, "
+      "bool bf16=False) -> Tensor[]");
   m.def(
       "lstm_backward_ids(Tensor? dout, Tensor dhT, Tensor dcT, Tensor recurrent_kernel, Tensor gates, Tensor cseq, "
       "Tensor h0, Tensor c0, Tensor ids, int vocab, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) "
@@ -1339,6 +1381,7 @@ TORCH_LIBRARY(lstmtext_kernels, m) {
       "Tensor hprev, Tensor c0, Tensor? mask, Tensor? rdmask, bool zero_output, int impl=0) -> Tensor[]");
   m.def("has_vector_impl() -> bool", &has_vector_impl);
   m.def("has_lanes_impl() -> bool", &has_lanes_impl);
+  m.def("has_bf16_impl() -> bool", &has_bf16_impl);
   m.def("resolved_impl(int units, int impl) -> int", &resolved_impl);
   m.def("strategy_names() -> str[]", &strategy_names);
   m.def("strategy_available(int impl) -> bool", &strategy_available);

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #ifdef LSTMTEXT_SIMD
@@ -144,6 +145,127 @@ inline void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t
     }
   }
 }
+
+// ---- bfloat16 products (bfloat16_matmuls(), AVX512_BF16) ------------------------------------------------
+//
+// vdpbf16ps multiplies pairs of bfloat16 values and adds both products to a float32 lane: twice the
+// multiply-adds of a float32 FMA per instruction. B is packed once per call as column panels (as above) of
+// k-pairs, Bp[(p*Kp + kp)*kPanel + n] holding B[2kp][n] in its low and B[2kp+1][n] in its high half (a zero
+// past K); A's rows are rounded to the same pairs (to_bf16_pairs) once per step, and C stays float32.
+#if defined(__AVX512BF16__) && LSTMTEXT_SIMD == 512
+#define LSTMTEXT_BF16 1
+
+// float -> bfloat16 bits, rounded to nearest even (vcvtne2ps2bf16's rounding; no NaNs reach it here).
+inline uint32_t bf16_bits(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
+}
+
+inline std::vector<uint32_t> pack_panels_bf16(const float* B, int64_t K, int64_t N, int64_t ldb) {
+  const int64_t panels = (N + kPanel - 1) / kPanel, Kp = (K + 1) / 2;
+  std::vector<uint32_t> dst(panels * Kp * kPanel, 0u);
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
+    for (int64_t kp = 0; kp < Kp; ++kp) {
+      const float* lo = B + 2 * kp * ldb + p * kPanel;
+      const float* hi = 2 * kp + 1 < K ? lo + ldb : nullptr;
+      uint32_t* d = &dst[(p * Kp + kp) * kPanel];
+      for (int64_t n = 0; n < cols; ++n) d[n] = bf16_bits(lo[n]) | (hi != nullptr ? bf16_bits(hi[n]) << 16 : 0u);
+    }
+  }
+  return dst;
+}
+
+// dst (M x Kp pairs, row stride Kp) = A (M x K floats, row stride lda, contiguous in k) rounded to bfloat16.
+inline void to_bf16_pairs(int64_t M, int64_t K, const float* A, int64_t lda, uint32_t* dst) {
+  const int64_t Kp = (K + 1) / 2;
+  for (int64_t m = 0; m < M; ++m) {
+    const float* a = A + m * lda;
+    uint32_t* d = dst + m * Kp;
+    for (int64_t k = 0; k < K; k += 32) {
+      const V lo = load_first(first_lanes(K - k), a + k);
+      const V hi = load_first(first_lanes(K - k - 16), a + k + 16);
+      const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+      _mm512_mask_storeu_epi32(d + k / 2, first_lanes(Kp - k / 2), pairs);
+    }
+  }
+}
+
+template <int MR, int NV>
+inline void micro_bf16(int64_t Kp, const uint32_t* A, int64_t lda, const uint32_t* B, float* C, int64_t ldc,
+                       Mask last, bool accumulate) {
+  V c[MR * NV];
+#pragma GCC unroll 24
+  for (int i = 0; i < MR * NV; ++i) c[i] = zero();
+  for (int64_t kp = 0; kp < Kp; ++kp) {
+    const uint32_t* bk = B + kp * kPanel;
+    __m512bh b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(bk + W * v);
+#pragma GCC unroll 6
+    for (int m = 0; m < MR; ++m) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[m * lda + kp]));
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) c[m * NV + v] = _mm512_dpbf16_ps(c[m * NV + v], a, b[v]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int m = 0; m < MR; ++m) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      float* p = C + m * ldc + W * v;
+      const Mask mv = v == NV - 1 ? last : first_lanes(W);
+      V r = c[m * NV + v];
+      if (accumulate) r = add(r, load_first(mv, p));
+      store_first(p, mv, r);
+    }
+  }
+}
+
+template <int NV>
+inline void row_blocks_bf16(int64_t M, int64_t Kp, const uint32_t* A, int64_t lda, const uint32_t* B, float* C,
+                            int64_t ldc, Mask last, bool acc) {
+  int64_t m = 0;
+  for (; m + 6 <= M; m += 6) micro_bf16<6, NV>(Kp, A + m * lda, lda, B, C + m * ldc, ldc, last, acc);
+  const uint32_t* Am = A + m * lda;
+  float* Cm = C + m * ldc;
+  switch (M - m) {
+    case 5: micro_bf16<5, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
+    case 4: micro_bf16<4, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
+    case 3: micro_bf16<3, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
+    case 2: micro_bf16<2, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
+    case 1: micro_bf16<1, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
+    default: break;
+  }
+}
+
+// C (M x N) = [C +] A Bp: A as bfloat16 pairs (M x Kp, row stride lda) from to_bf16_pairs, Bp from
+// pack_panels_bf16 of a K x N matrix with (K + 1) / 2 == Kp.
+inline void gemm_packed_bf16(int64_t M, int64_t N, int64_t Kp, const uint32_t* A, int64_t lda, const uint32_t* Bp,
+                             float* C, int64_t ldc, bool accumulate) {
+  const int64_t panels = (N + kPanel - 1) / kPanel;
+  constexpr int64_t kPairBlock = kDepthBlock / 2;
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t cols = std::min<int64_t>(kPanel, N - p * kPanel);
+    const int nv = static_cast<int>((cols + W - 1) / W);
+    const Mask last = first_lanes(cols - int64_t{W} * (nv - 1));
+    for (int64_t k0 = 0; k0 < Kp; k0 += kPairBlock) {
+      const int64_t kc = std::min(kPairBlock, Kp - k0);
+      const uint32_t* Ak = A + k0;
+      const uint32_t* Bk = Bp + (p * Kp + k0) * kPanel;
+      float* Cp = C + p * kPanel;
+      const bool acc = accumulate || k0 > 0;
+      switch (nv) {
+        case 4: row_blocks_bf16<4>(M, kc, Ak, lda, Bk, Cp, ldc, last, acc); break;
+        case 3: row_blocks_bf16<3>(M, kc, Ak, lda, Bk, Cp, ldc, last, acc); break;
+        case 2: row_blocks_bf16<2>(M, kc, Ak, lda, Bk, Cp, ldc, last, acc); break;
+        default: row_blocks_bf16<1>(M, kc, Ak, lda, Bk, Cp, ldc, last, acc); break;
+      }
+    }
+  }
+}
+#endif  // __AVX512BF16__
 
 }  // namespace lstmtext_gemm
 #endif  // LSTMTEXT_SIMD

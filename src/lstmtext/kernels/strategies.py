@@ -105,12 +105,16 @@ def bfloat16_matmuls(enabled: bool = True) -> Iterator[None]:
 
     The input projection ``x @ kernel`` and the weight and input gradients (``dx``, ``dkernel``,
     ``drecurrent``) are taken with bfloat16 operands and float32 accumulation (oneDNN; about twice the
-    float32 rate on CPUs with AVX512_BF16); the time recurrence, the gate math, the states and every weight
-    stay float32. Outputs then differ from the float32 path by bfloat16 rounding of the projected inputs
-    (about 3 significant digits), as with Keras's ``mixed_bfloat16`` policy. The per-row strategies of small
-    layers (u <= 48), the vocabulary projection and the forward of layers whose kernel is at most 1 MB (their
-    inputs are projected step by step in float32, faster there than one bfloat16 GEMM) are not affected. Per
-    thread and per asyncio task.
+    float32 rate on CPUs with AVX512_BF16). In inference (no autograd) the per-step products of the
+    per-step GEMM strategy (u > 48) are bfloat16 too where the kernel build has AVX512_BF16
+    (``load_ops().has_bf16_impl()``): ``h_{t-1} @ recurrent_kernel`` and, where each step projects its own
+    inputs, ``x_t @ kernel``, rounded to bfloat16 each step with float32 sums (0.64x the float32 time of the
+    stacked IMDB model's LSTM(128) and LSTM(64) in ``predict``, bench/RESULTS.md). In training the
+    recurrence stays float32. The gate math, the states and every weight stay float32. Outputs then differ
+    from the float32 path by bfloat16 rounding (about 3 significant digits), as with Keras's
+    ``mixed_bfloat16`` policy. The per-row strategies of small layers (u <= 48), the vocabulary projection and
+    the training forward of layers whose kernel is at most 1 MB (their inputs are projected step by step in
+    float32, faster there than one bfloat16 GEMM) are not affected. Per thread and per asyncio task.
 
     Raises:
         NotImplementedError: the CPU has no native bfloat16 matrix products (oneDNN would emulate them slowly).
