@@ -144,3 +144,26 @@ def test_predictor_runs_a_batch_of_texts_from_their_shared_padding(starts):
     np.testing.assert_allclose(probs, _whole(model, predictor.pad(encode(texts))), atol=1e-5)
     assert starts == [T - len(texts[1])]
     assert Predictor(model, encode, maxlen=None).predict_proba(texts).shape == (3, 3) and len(starts) == 1
+
+
+def test_evaluate_and_validation_take_the_shared_padding_with_the_same_results(starts, monkeypatch):
+    model = _stacked()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = _pre_padded(n=90, seed=2)
+    y = np.random.default_rng(2).integers(0, 3, size=len(x))
+
+    def whole(xs, ys):
+        with monkeypatch.context() as m:
+            m.setattr(type(model), "shared_padding", lambda self, x: None)
+            return model.evaluate(xs, ys, batch_size=16, verbose=0, return_dict=True)
+
+    want = whole(x, y)
+    assert starts == []
+    got = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert len(starts) == 6 and max(starts) > 0
+    assert got.keys() == want.keys() and all(got[k] == pytest.approx(want[k], abs=1e-6) for k in got)
+    history = model.fit(x[:60], y[:60], batch_size=16, epochs=1, validation_data=(x[60:], y[60:]), verbose=0)
+    assert len(starts) == 8  # the two validation batches
+    val = whole(x[60:], y[60:])
+    assert history.history["val_loss"][0] == pytest.approx(val["loss"], abs=1e-6)
+    assert history.history["val_accuracy"][0] == pytest.approx(val["accuracy"], abs=1e-6)

@@ -506,10 +506,12 @@ class Trainer:
         want_end = cb is not None and cb.wants("on_test_batch_end")
         if cb is not None:
             cb.on_test_begin()
+        # Loss and metrics are sums over samples, whatever the batches hold: the rows may be reordered.
+        order, forward = self._inference_plan(data, batch_size, stop)
         with torch.no_grad():
             batches = data.batches if self._distributed is None else partial(self._distributed.batches, data)
-            for step, (xb, yb, swb) in enumerate(batches(batch_size, None, 0, stop)):
-                y_pred = self(xb, training=False)
+            for step, (xb, yb, swb) in enumerate(batches(batch_size, order, 0, stop)):
+                y_pred = forward(xb, step)
                 loss = self.compute_loss(yb, y_pred, swb)
                 if self._distributed is not None:
                     loss = self._distributed.scale_loss(self, loss, swb)
@@ -520,6 +522,19 @@ class Trainer:
         if cb is not None:
             cb.on_test_end(logs)
         return logs
+
+    def _inference_plan(self, data: ArrayData | StreamData, batch_size: int, stop: int
+                        ) -> tuple[torch.Tensor | None, Callable[[Any, int], Any]]:
+        """The row order and the forward ``(batch, step) -> outputs`` of an inference pass over ``stop``
+        batches: rows sorted by leading padding, each batch run from the padding step its rows share, where
+        the model can (:mod:`lstmtext.models.shared_padding`); else the data's order and the model's call."""
+        shared = (self.shared_padding(data.x) if isinstance(data, ArrayData) and self._distributed is None
+                  else None)
+        plan = None if shared is None else shared.plan(data.x[:stop * batch_size], batch_size)
+        if shared is None or plan is None:
+            return None, lambda xb, step: self(xb, training=False)
+        order, starts = plan
+        return order, lambda xb, step: shared(xb, starts[step])
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: int | str = "auto",
                  sample_weight: Any = None, steps: int | None = None, callbacks: Sequence[Callback] | None = None,
@@ -549,7 +564,11 @@ class Trainer:
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto", steps: int | None = None,
                 callbacks: Sequence[Callback] | None = None) -> np.ndarray:
-        """Model outputs for ``x`` in batches (inference mode: no dropout), as a NumPy array."""
+        """Model outputs for ``x`` in batches (inference mode: no dropout), as a NumPy array.
+
+        Where the model can (:mod:`lstmtext.models.shared_padding`), the rows run in order of their leading
+        padding and each batch from the padding step its rows share; the outputs come back in ``x``'s order.
+        """
         verbose = resolve_verbose(verbose)
         batch_size = check_positive_int("batch_size", 32 if batch_size is None else batch_size)
         data = self._data(x, None, None, None, method="predict")
@@ -561,15 +580,10 @@ class Trainer:
         self.eval()
         cb.on_predict_begin()
         outs = []
-        # Rows sorted by leading padding, each batch run from the padding step its rows share (see
-        # lstmtext.models.shared_padding); outputs are put back in the rows' order below.
-        shared = self.shared_padding(data.x) if isinstance(data, ArrayData) else None
-        plan = None if shared is None else shared.plan(data.x[:stop * batch_size], batch_size)
-        order, starts = plan if plan is not None else (None, [])
+        order, forward = self._inference_plan(data, batch_size, stop)  # outputs put back in row order below
         with torch.no_grad():
             for step, (xb, _, _) in enumerate(data.batches(batch_size, order, 0, stop)):
-                outs.append(self(xb, training=False) if shared is None or plan is None
-                            else shared(xb, starts[step]))
+                outs.append(forward(xb, step))
                 cb.on_predict_batch_end(step, None)
         cb.on_predict_end()
         if not outs:
