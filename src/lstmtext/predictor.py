@@ -126,9 +126,6 @@ class Predictor:
         self.labels = tuple(str(x) for x in labels) if labels is not None else None
         self.from_logits = bool(from_logits)
         self.batch_size = batch_size
-        # Per padded length: the model's runner that starts a batch after the leading padding its texts share
-        # (lstmtext.models.shared_padding), or None; front padding with id 0 only.
-        self._shared: dict[int, Any] = {}
         self.version = str(version)
         self._metadata = dict(metadata or {})
 
@@ -305,23 +302,10 @@ class Predictor:
         rows = probs.tolist()
         return [Prediction(names[k], int(k), float(row[k]), tuple(row)) for k, row in zip(ids.tolist(), rows)]
 
-    def _shared_padding(self, x: Any) -> Any:
-        if (not isinstance(x, torch.Tensor) or x.dim() != 2 or self.maxlen is None or self.padding != "pre"
-                or self.pad_value != 0):
-            return None  # without maxlen the longest text of a batch has no padding
-        steps = int(x.shape[1])
-        if steps not in self._shared:
-            make = getattr(self.model, "shared_padding", None)
-            self._shared[steps] = make(x) if make is not None else None
-        return self._shared[steps]
-
     def _run(self, ids: np.ndarray) -> np.ndarray:
         """The model on padded ids ``(B, T)`` -> probabilities ``(B, C)``."""
         with torch.inference_mode():
-            x = ids if ids.dtype == object else torch.from_numpy(ids).to(self.device)
-            shared = self._shared_padding(x)
-            start = int(shared.leading(x).min()) if shared is not None else 0
-            out = shared(x, start) if start > 0 else self.model(x)
+            out = self.model(ids if ids.dtype == object else torch.from_numpy(ids).to(self.device))
         out = torch.as_tensor(out).detach().to("cpu", torch.float32)
         if out.ndim == 1:
             out = out[:, None]

@@ -130,22 +130,6 @@ def test_the_cache_of_padding_states_follows_the_weights():
         np.testing.assert_allclose(runner(rows, 4).numpy(), _whole(model, rows.numpy()), atol=1e-5)
 
 
-def test_predictor_runs_a_batch_of_texts_from_their_shared_padding(starts):
-    from lstmtext.predictor import Predictor
-
-    model = _stacked()
-
-    def encode(texts):
-        return [[1 + (ord(ch) % (VOCAB - 1)) for ch in t] for t in texts]
-
-    texts = ["a short one", "somewhat longer", "mid length"]
-    predictor = Predictor(model, encode, maxlen=T)
-    probs = predictor.predict_proba(texts)
-    np.testing.assert_allclose(probs, _whole(model, predictor.pad(encode(texts))), atol=1e-5)
-    assert starts == [T - len(texts[1])]
-    assert Predictor(model, encode, maxlen=None).predict_proba(texts).shape == (3, 3) and len(starts) == 1
-
-
 def test_evaluate_and_validation_take_the_shared_padding_with_the_same_results(starts, monkeypatch):
     model = _stacked()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
