@@ -131,9 +131,11 @@ class _FusedLSTM(torch.autograd.Function):
         batch, steps = gates.shape[0], gates.shape[1]
         need = ctx.needs_input_grad
         units = recurrent_kernel.shape[0]
-        if (resolved_strategy(units, ctx.impl) == "gemm" and fuse_weight_grads(x2.shape[1], units)
-                and not ctx.bf16):
-            # Large u: the weight gradients are formed step by step inside the time loop (lstm_cpu.cpp).
+        if resolved_strategy(units, ctx.impl) == "gemm" and fuse_weight_grads(x2.shape[1], units):
+            # Large u: the weight gradients are formed step by step inside the time loop (lstm_cpu.cpp), in
+            # float32 even within bfloat16_matmuls(): at these sizes that beats the three bfloat16 GEMMs after
+            # the loop (training step of one layer, fused / bfloat16 0.81 at (B, T, F, u) = (256, 200, 128, 64),
+            # 0.94 at (256, 200, 300, 128); bench/RESULTS.md).
             dx, d_kernel, d_recurrent, d_bias, dh0, dc0 = ops.lstm_backward_fused(
                 dout.contiguous(), dh_t.contiguous(), dc_t.contiguous(), recurrent_kernel, gates, cseq, hprev,
                 c0, x2.view(batch, steps, -1), kernel, mask, rdmask, ctx.zero_output, ctx.impl,

@@ -112,9 +112,10 @@ def bfloat16_matmuls(enabled: bool = True) -> Iterator[None]:
     stacked IMDB model's LSTM(128) and LSTM(64) in ``predict``, bench/RESULTS.md). In training the
     recurrence stays float32. The gate math, the states and every weight stay float32. Outputs then differ
     from the float32 path by bfloat16 rounding (about 3 significant digits), as with Keras's
-    ``mixed_bfloat16`` policy. The per-row strategies of small layers (u <= 48), the vocabulary projection and
-    the training forward of layers whose kernel is at most 1 MB (their inputs are projected step by step in
-    float32, faster there than one bfloat16 GEMM) are not affected. Per thread and per asyncio task.
+    ``mixed_bfloat16`` policy. Not affected, being faster in float32: the per-row strategies of small layers
+    (u <= 48), the vocabulary projection, the training forward of layers whose kernel is at most 1 MB (their
+    inputs are projected step by step) and the backward of layers whose weight gradients are formed inside the
+    time loop (kernel and recurrent kernel together at most 1 MB). Per thread and per asyncio task.
 
     Raises:
         NotImplementedError: the CPU has no native bfloat16 matrix products (oneDNN would emulate them slowly).
