@@ -151,3 +151,23 @@ def test_evaluate_and_validation_take_the_shared_padding_with_the_same_results(s
     val = whole(x[60:], y[60:])
     assert history.history["val_loss"][0] == pytest.approx(val["loss"], abs=1e-6)
     assert history.history["val_accuracy"][0] == pytest.approx(val["accuracy"], abs=1e-6)
+
+
+def test_evaluate_keeps_the_batches_where_a_loss_depends_on_them(starts, monkeypatch):
+    # A "sum" reduction makes the reported loss depend on which rows share a batch: no reordering there, but
+    # each batch still starts at the padding its own rows share.
+    from lstmtext.losses import SparseCategoricalCrossentropy
+
+    model = _stacked()
+    model.compile(optimizer="adam", loss=SparseCategoricalCrossentropy(reduction="sum"), metrics=["accuracy"])
+    x = _pre_padded(n=90, seed=3)
+    x[:48, :T // 2] = 0  # the first three batches share at least half their steps of padding
+    y = np.random.default_rng(3).integers(0, 3, size=len(x))
+    leading = model.shared_padding(torch.as_tensor(x)).leading(torch.as_tensor(x))
+    natural = [int(leading[lo:lo + 16].min()) for lo in range(0, len(x), 16)]
+    with monkeypatch.context() as m:
+        m.setattr(type(model), "shared_padding", lambda self, x: None)
+        want = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    got = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert starts == natural and min(natural[:3]) >= T // 2
+    assert all(got[k] == pytest.approx(want[k], rel=1e-6) for k in want)

@@ -92,15 +92,18 @@ class SharedPadding:
         first = torch.where(real.any(dim=1), real.to(torch.int8).argmax(dim=1), self.steps)
         return first.clamp(max=self.steps - 1)
 
-    def plan(self, ids: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, list[int]] | None:
-        """Rows in decreasing order of leading padding and each batch's start (its rows' fewest leading
-        padding steps), or None where that would skip under ``MIN_SKIPPED_SHARE`` of the steps."""
+    def plan(self, ids: torch.Tensor, batch_size: int, sort: bool = True
+             ) -> tuple[torch.Tensor | None, list[int]] | None:
+        """The rows' order (decreasing leading padding; None with ``sort=False``: as they are) and each
+        batch's start (the fewest leading padding steps among its rows), or None where that would skip under
+        ``MIN_SKIPPED_SHARE`` of the steps."""
         leading = self.leading(ids)
-        order = torch.argsort(leading, descending=True, stable=True)
-        ranked = leading[order].tolist()
+        order = torch.argsort(leading, descending=True, stable=True) if sort else None
+        ranked = (leading if order is None else leading[order]).tolist()
         n = len(ranked)
-        starts = [ranked[min(lo + batch_size, n) - 1] for lo in range(0, n, batch_size)]
-        skipped = sum(s * (min(lo + batch_size, n) - lo) for s, lo in zip(starts, range(0, n, batch_size)))
+        bounds = [(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
+        starts = [min(ranked[lo:hi]) for lo, hi in bounds]
+        skipped = sum(s * (hi - lo) for s, (lo, hi) in zip(starts, bounds))
         if skipped < MIN_SKIPPED_SHARE * n * self.steps:
             return None
         return order, starts

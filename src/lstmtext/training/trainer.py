@@ -506,8 +506,8 @@ class Trainer:
         want_end = cb is not None and cb.wants("on_test_batch_end")
         if cb is not None:
             cb.on_test_begin()
-        # Loss and metrics are sums over samples, whatever the batches hold: the rows may be reordered.
-        order, forward = self._inference_plan(data, batch_size, stop)
+        # Where loss and metrics are sums over samples, whatever the batches hold, the rows may be reordered.
+        order, forward = self._inference_plan(data, batch_size, stop, sort=self._sample_additive())
         with torch.no_grad():
             batches = data.batches if self._distributed is None else partial(self._distributed.batches, data)
             for step, (xb, yb, swb) in enumerate(batches(batch_size, order, 0, stop)):
@@ -523,14 +523,27 @@ class Trainer:
             cb.on_test_end(logs)
         return logs
 
-    def _inference_plan(self, data: ArrayData | StreamData, batch_size: int, stop: int
+    def _sample_additive(self) -> bool:
+        """Whether the evaluated loss and metrics add up over samples whatever batches they come in: built-in
+        losses averaged over the batch (Keras's default reduction) and built-in metrics. A ``"sum"``
+        reduction, or a custom function that returns one value per batch, depends on how rows are batched."""
+        loss = self.loss
+        parts = loss.losses if isinstance(loss, outputs_mod.OutputLosses) else [loss]
+        if not all(p is None or (type(p) in losses_mod.LOSS_CLASSES.values()
+                                 and p.reduction == "sum_over_batch_size") for p in parts):
+            return False
+        builtin = tuple(metrics_mod.METRIC_CLASSES.values())
+        return all(type(m) in builtin for m in [*self.compiled_metrics, *self._weighted_metrics])
+
+    def _inference_plan(self, data: ArrayData | StreamData, batch_size: int, stop: int, sort: bool = True
                         ) -> tuple[torch.Tensor | None, Callable[[Any, int], Any]]:
         """The row order and the forward ``(batch, step) -> outputs`` of an inference pass over ``stop``
-        batches: rows sorted by leading padding, each batch run from the padding step its rows share, where
-        the model can (:mod:`lstmtext.models.shared_padding`); else the data's order and the model's call."""
+        batches: each batch run from the padding step its rows share, where the model can
+        (:mod:`lstmtext.models.shared_padding`), the rows sorted by leading padding first with ``sort``;
+        else the data's order and the model's call."""
         shared = (self.shared_padding(data.x) if isinstance(data, ArrayData) and self._distributed is None
                   else None)
-        plan = None if shared is None else shared.plan(data.x[:stop * batch_size], batch_size)
+        plan = None if shared is None else shared.plan(data.x[:stop * batch_size], batch_size, sort)
         if shared is None or plan is None:
             return None, lambda xb, step: self(xb, training=False)
         order, starts = plan
