@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #ifdef LSTMTEXT_SIMD
@@ -26,28 +27,9 @@ using namespace lstmtext_simd;
 // Vectors per panel: as many accumulators as the register file holds with room for B and the broadcast.
 constexpr int kPanelVectors = W == 16 ? 4 : 2;
 
-// Written so that GCC keeps the accumulators in registers: flat arrays, fully unrolled loops and no
-// conditional loads inside the k loop (a 2-D array with per-vector conditionals was spilled to the stack on
-// every iteration, at a third of the speed); only the panel's last vector is loaded through the mask.
+// C (MR rows x NV vectors, row stride ldc) = [C +] the accumulators c; the last vector through `last`.
 template <int MR, int NV>
-inline void micro(int64_t K, const float* A, int64_t sam, int64_t sak, const float* B, int64_t ldb, float* C,
-                  int64_t ldc, Mask last, bool accumulate) {
-  V c[MR * NV];
-#pragma GCC unroll 24
-  for (int i = 0; i < MR * NV; ++i) c[i] = zero();
-  for (int64_t k = 0; k < K; ++k) {
-    const float* bk = B + k * ldb;
-    V b[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = v == NV - 1 ? load_first(last, bk + W * v) : loadu(bk + W * v);
-    const float* ak = A + k * sak;
-#pragma GCC unroll 6
-    for (int m = 0; m < MR; ++m) {
-      const V a = set1(ak[m * sam]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) c[m * NV + v] = fmadd(a, b[v], c[m * NV + v]);
-    }
-  }
+LSTMTEXT_INLINE void store_tile(const V* c, float* C, int64_t ldc, Mask last, bool accumulate) {
 #pragma GCC unroll 6
   for (int m = 0; m < MR; ++m) {
 #pragma GCC unroll 4
@@ -65,22 +47,85 @@ inline void micro(int64_t K, const float* A, int64_t sam, int64_t sak, const flo
   }
 }
 
-template <int NV>
-inline void row_blocks(int64_t M, int64_t K, const float* A, int64_t sam, int64_t sak, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, Mask last, bool acc) {
+// tile.run<MR>(m) over the rows of an M-row panel: blocks of 6 rows, then the remaining 1-5.
+template <class Tile>
+LSTMTEXT_INLINE void for_row_blocks(int64_t M, const Tile& tile) {
   int64_t m = 0;
-  for (; m + 6 <= M; m += 6) micro<6, NV>(K, A + m * sam, sam, sak, B, ldb, C + m * ldc, ldc, last, acc);
-  const float* Am = A + m * sam;
-  float* Cm = C + m * ldc;
+  for (; m + 6 <= M; m += 6) tile.template run<6>(m);
   switch (M - m) {
-    case 5: micro<5, NV>(K, Am, sam, sak, B, ldb, Cm, ldc, last, acc); break;
-    case 4: micro<4, NV>(K, Am, sam, sak, B, ldb, Cm, ldc, last, acc); break;
-    case 3: micro<3, NV>(K, Am, sam, sak, B, ldb, Cm, ldc, last, acc); break;
-    case 2: micro<2, NV>(K, Am, sam, sak, B, ldb, Cm, ldc, last, acc); break;
-    case 1: micro<1, NV>(K, Am, sam, sak, B, ldb, Cm, ldc, last, acc); break;
+    case 5: tile.template run<5>(m); break;
+    case 4: tile.template run<4>(m); break;
+    case 3: tile.template run<3>(m); break;
+    case 2: tile.template run<2>(m); break;
+    case 1: tile.template run<1>(m); break;
     default: break;
   }
 }
+
+// fn(std::integral_constant<int, NV>) for a panel of nv vectors, 1 <= nv <= kPanelVectors.
+template <class Fn>
+LSTMTEXT_INLINE void with_panel_vectors(int nv, const Fn& fn) {
+  switch (nv) {
+    case 4: if constexpr (kPanelVectors >= 4) fn(std::integral_constant<int, 4>{}); break;
+    case 3: if constexpr (kPanelVectors >= 3) fn(std::integral_constant<int, 3>{}); break;
+    case 2: fn(std::integral_constant<int, 2>{}); break;
+    default: fn(std::integral_constant<int, 1>{}); break;
+  }
+}
+
+// The float32 operands of micro: A(m, k) = A[m * sam + k * sak], B row-major with row stride ldb.
+struct FloatOps {
+  using BV = V;
+  const float* A;
+  int64_t sam, sak;
+  const float* B;
+  int64_t ldb;
+  template <int NV>
+  LSTMTEXT_INLINE void load_b(int64_t k, V (&b)[NV], Mask last) const {
+    const float* bk = B + k * ldb;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = v == NV - 1 ? load_first(last, bk + W * v) : loadu(bk + W * v);
+  }
+  LSTMTEXT_INLINE V a(int64_t m, int64_t k) const { return set1(A[m * sam + k * sak]); }
+  LSTMTEXT_INLINE FloatOps from_row(int64_t m) const { return {A + m * sam, sam, sak, B, ldb}; }
+  static LSTMTEXT_INLINE V madd(V c, V a, V b) { return fmadd(a, b, c); }
+};
+
+// C (MR x NV vectors) = [C +] sum over k of A(m, k) B(k, :), the operands read through ops (FloatOps, or
+// PairOps for bfloat16 pairs, where k counts pairs). Written so that GCC keeps the accumulators in
+// registers: flat arrays, fully unrolled loops and no conditional loads inside the k loop (a 2-D array with
+// per-vector conditionals was spilled to the stack on every iteration, at a third of the speed); only the
+// panel's last vector is loaded through the mask.
+template <int MR, int NV, class Ops>
+inline void micro(int64_t K, const Ops& ops, float* C, int64_t ldc, Mask last, bool accumulate) {
+  V c[MR * NV];
+#pragma GCC unroll 24
+  for (int i = 0; i < MR * NV; ++i) c[i] = zero();
+  for (int64_t k = 0; k < K; ++k) {
+    typename Ops::BV b[NV];
+    ops.template load_b<NV>(k, b, last);
+#pragma GCC unroll 6
+    for (int m = 0; m < MR; ++m) {
+      const auto a = ops.a(m, k);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) c[m * NV + v] = Ops::madd(c[m * NV + v], a, b[v]);
+    }
+  }
+  store_tile<MR, NV>(c, C, ldc, last, accumulate);
+}
+
+// micro<MR, NV> on the rows from m of A and C, K deep (pairs for PairOps).
+template <int NV, class Ops>
+struct Tile {
+  int64_t K;
+  Ops ops;
+  float* C;
+  int64_t ldc;
+  Mask last;
+  bool acc;
+  template <int MR>
+  LSTMTEXT_INLINE void run(int64_t m) const { micro<MR, NV>(K, ops.from_row(m), C + m * ldc, ldc, last, acc); }
+};
 
 // C = [C +] A B, see above. M, N, K >= 0.
 inline void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sam, int64_t sak, const float* B,
@@ -92,12 +137,9 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sam, i
     const Mask last = first_lanes(cols - int64_t{W} * (nv - 1));
     const float* Bn = B + n0;
     float* Cn = C + n0;
-    switch (nv) {
-      case 4: if constexpr (kPanelVectors >= 4) row_blocks<4>(M, K, A, sam, sak, Bn, ldb, Cn, ldc, last, accumulate); break;
-      case 3: if constexpr (kPanelVectors >= 3) row_blocks<3>(M, K, A, sam, sak, Bn, ldb, Cn, ldc, last, accumulate); break;
-      case 2: row_blocks<2>(M, K, A, sam, sak, Bn, ldb, Cn, ldc, last, accumulate); break;
-      default: row_blocks<1>(M, K, A, sam, sak, Bn, ldb, Cn, ldc, last, accumulate); break;
-    }
+    with_panel_vectors(nv, [&](auto v) {
+      for_row_blocks(M, Tile<decltype(v)::value, FloatOps>{K, {A, sam, sak, Bn, ldb}, Cn, ldc, last, accumulate});
+    });
   }
 }
 
@@ -136,12 +178,9 @@ inline void gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t
       const float* Bk = Bp + (p * K + k0) * kPanel;
       float* Cp = C + p * kPanel;
       const bool acc = accumulate || k0 > 0;
-      switch (nv) {
-        case 4: if constexpr (kPanelVectors >= 4) row_blocks<4>(M, kc, Ak, sam, sak, Bk, kPanel, Cp, ldc, last, acc); break;
-        case 3: if constexpr (kPanelVectors >= 3) row_blocks<3>(M, kc, Ak, sam, sak, Bk, kPanel, Cp, ldc, last, acc); break;
-        case 2: row_blocks<2>(M, kc, Ak, sam, sak, Bk, kPanel, Cp, ldc, last, acc); break;
-        default: row_blocks<1>(M, kc, Ak, sam, sak, Bk, kPanel, Cp, ldc, last, acc); break;
-      }
+      with_panel_vectors(nv, [&](auto v) {
+        for_row_blocks(M, Tile<decltype(v)::value, FloatOps>{kc, {Ak, sam, sak, Bk, kPanel}, Cp, ldc, last, acc});
+      });
     }
   }
 }
@@ -192,53 +231,24 @@ inline void to_bf16_pairs(int64_t M, int64_t K, const float* A, int64_t lda, uin
   }
 }
 
-template <int MR, int NV>
-inline void micro_bf16(int64_t Kp, const uint32_t* A, int64_t lda, const uint32_t* B, float* C, int64_t ldc,
-                       Mask last, bool accumulate) {
-  V c[MR * NV];
-#pragma GCC unroll 24
-  for (int i = 0; i < MR * NV; ++i) c[i] = zero();
-  for (int64_t kp = 0; kp < Kp; ++kp) {
-    const uint32_t* bk = B + kp * kPanel;
-    __m512bh b[NV];
+// The bfloat16-pair operands of micro: A(m, kp) = A[m * lda + kp], B a column panel of pairs (kPanel wide).
+struct PairOps {
+  using BV = __m512bh;
+  const uint32_t* A;
+  int64_t lda;
+  const uint32_t* B;
+  template <int NV>
+  LSTMTEXT_INLINE void load_b(int64_t kp, BV (&b)[NV], Mask) const {
+    const uint32_t* bk = B + kp * kPanel;  // zero past N: no mask needed
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(bk + W * v);
-#pragma GCC unroll 6
-    for (int m = 0; m < MR; ++m) {
-      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[m * lda + kp]));
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) c[m * NV + v] = _mm512_dpbf16_ps(c[m * NV + v], a, b[v]);
-    }
   }
-#pragma GCC unroll 6
-  for (int m = 0; m < MR; ++m) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      float* p = C + m * ldc + W * v;
-      const Mask mv = v == NV - 1 ? last : first_lanes(W);
-      V r = c[m * NV + v];
-      if (accumulate) r = add(r, load_first(mv, p));
-      store_first(p, mv, r);
-    }
+  LSTMTEXT_INLINE __m512bh a(int64_t m, int64_t kp) const {
+    return (__m512bh)_mm512_set1_epi32(static_cast<int>(A[m * lda + kp]));
   }
-}
-
-template <int NV>
-inline void row_blocks_bf16(int64_t M, int64_t Kp, const uint32_t* A, int64_t lda, const uint32_t* B, float* C,
-                            int64_t ldc, Mask last, bool acc) {
-  int64_t m = 0;
-  for (; m + 6 <= M; m += 6) micro_bf16<6, NV>(Kp, A + m * lda, lda, B, C + m * ldc, ldc, last, acc);
-  const uint32_t* Am = A + m * lda;
-  float* Cm = C + m * ldc;
-  switch (M - m) {
-    case 5: micro_bf16<5, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
-    case 4: micro_bf16<4, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
-    case 3: micro_bf16<3, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
-    case 2: micro_bf16<2, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
-    case 1: micro_bf16<1, NV>(Kp, Am, lda, B, Cm, ldc, last, acc); break;
-    default: break;
-  }
-}
+  LSTMTEXT_INLINE PairOps from_row(int64_t m) const { return {A + m * lda, lda, B}; }
+  static LSTMTEXT_INLINE V madd(V c, __m512bh a, __m512bh b) { return _mm512_dpbf16_ps(c, a, b); }
+};
 
 // C (M x N) = [C +] A Bp: A as bfloat16 pairs (M x Kp, row stride lda) from to_bf16_pairs, Bp from
 // pack_panels_bf16 of a K x N matrix with (K + 1) / 2 == Kp.
@@ -256,12 +266,9 @@ inline void gemm_packed_bf16(int64_t M, int64_t N, int64_t Kp, const uint32_t* A
       const uint32_t* Bk = Bp + (p * Kp + k0) * kPanel;
       float* Cp = C + p * kPanel;
       const bool acc = accumulate || k0 > 0;
-      switch (nv) {
-        case 4: row_blocks_bf16<4>(M, kc, Ak, lda, Bk, Cp, ldc, last, acc); break;
-        case 3: row_blocks_bf16<3>(M, kc, Ak, lda, Bk, Cp, ldc, last, acc); break;
-        case 2: row_blocks_bf16<2>(M, kc, Ak, lda, Bk, Cp, ldc, last, acc); break;
-        default: row_blocks_bf16<1>(M, kc, Ak, lda, Bk, Cp, ldc, last, acc); break;
-      }
+      with_panel_vectors(nv, [&](auto v) {
+        for_row_blocks(M, Tile<decltype(v)::value, PairOps>{kc, {Ak, lda, Bk}, Cp, ldc, last, acc});
+      });
     }
   }
 }
