@@ -235,8 +235,8 @@ class Model(Trainer, Layer):
         return bool(layers) and layers[0].string_input
 
     def shared_padding(self, x: Any) -> SharedPadding | None:
-        """A runner that skips the leading padding the rows of ``x`` share, for ``predict``; None where the
-        model is not a chain it applies to (see :mod:`lstmtext.models.shared_padding`)."""
+        """A runner that skips the leading padding the rows of ``x`` share, for ``predict`` and ``evaluate``;
+        None where the model is not a chain it applies to (see :mod:`lstmtext.models.shared_padding`)."""
         return None if self._graph is None else SharedPadding.of(self._graph, x)
 
     # -- checks ---------------------------------------------------------------------------------

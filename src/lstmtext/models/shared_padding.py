@@ -6,7 +6,9 @@ zero state, so every row reaches the same states after them. A model that is a c
 step-wise layers and LSTMs -> a last LSTM without ``return_sequences`` -> anything can therefore run a batch
 from step ``s``, the fewest leading zeros among its rows, with each LSTM starting from its state after ``s``
 padding steps, computed once on one padding row. ``predict`` sorts the rows by their leading padding so that
-a batch's rows share a long prefix (about 21 % of the steps of IMDB test reviews padded to 200 tokens).
+a batch's rows share a long prefix (about 21 % of the steps of IMDB test reviews padded to 200 tokens);
+``evaluate`` and ``fit``'s validation do too where the loss and metrics add up over samples whatever the
+batches hold, and otherwise start each batch of rows as they come at the padding those rows share.
 
 Step-wise means that a step's output depends on that step's input only, in inference: Dropout and its
 kin (the identity), Dense, Activation, Masking. With ``mask_zero=True`` the padding is masked and the states

@@ -53,10 +53,11 @@ _KERAS_ONLY_COMPILE_ARGS = {"run_eagerly", "jit_compile", "steps_per_execution",
 
 
 class SharedPrefix(Protocol):
-    """What a model offers ``predict`` to skip the leading padding its rows share
+    """What a model offers ``predict`` and ``evaluate`` to skip the leading padding its rows share
     (:class:`lstmtext.models.shared_padding.SharedPadding`)."""
 
-    def plan(self, ids: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, list[int]] | None: ...
+    def plan(self, ids: torch.Tensor, batch_size: int, sort: bool = True
+             ) -> tuple[torch.Tensor | None, list[int]] | None: ...
     def __call__(self, ids: torch.Tensor, start: int) -> Any: ...
 
 
@@ -601,14 +602,18 @@ class Trainer:
         cb.on_predict_end()
         if not outs:
             return np.zeros((0,), dtype=np.float32)
-        if isinstance(outs[0], torch.Tensor):
-            out = torch.cat(outs)
+
+        def rows_in_order(parts: Sequence[torch.Tensor]) -> np.ndarray:
+            out = torch.cat(list(parts))
             if order is not None:
                 out = torch.empty_like(out).index_copy_(0, order[:len(out)], out)
             return out.cpu().numpy()
+
+        if isinstance(outs[0], torch.Tensor):
+            return rows_in_order(outs)
         # Several outputs: one array per output, in the outputs' structure (list or dict), as Keras.
         columns = zip(*(flatten(o) for o in outs))
-        return pack_like(outs[0], [torch.cat(list(c)).cpu().numpy() for c in columns])
+        return pack_like(outs[0], [rows_in_order(c) for c in columns])
 
     def train_on_batch(self, x: Any, y: Any, sample_weight: Any = None, class_weight: Mapping[int, float] | None = None,
                        return_dict: bool = False) -> float | list[float] | dict[str, float]:
