@@ -111,6 +111,9 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
                         "the texts of the next batch are tokenized on another core)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="run the model with PyTorch (default) or onnxruntime (DIR may then be an exported .onnx)")
+    p.add_argument("--bf16", action="store_true",
+                   help="opt-in reduced precision: the large LSTMs' products in bfloat16 (torch backend, CPUs with "
+                        "native bfloat16 products such as AVX512_BF16; probabilities within about 1e-3)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -198,11 +201,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not texts:
         raise DataError(f"--input {args.input!r}: no texts in it (the file is empty)")
     if args.backend == "onnx":
+        if args.bf16:
+            raise DataError("--bf16 is for the torch backend; onnxruntime runs the exported float32 graph")
         from lstmtext.export import onnx_predictor
 
         predictor = onnx_predictor(args.checkpoint, batch_size=args.batch_size, threads=args.threads)
     else:
-        predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
+        predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size, bfloat16=args.bf16)
     t0 = time.perf_counter()
     probs = predictor.predict_proba(texts)
     seconds = time.perf_counter() - t0

@@ -25,7 +25,9 @@ import torch
 from lstmtext.checkpoint import load_checkpoint
 from lstmtext.data.sequence import pad_flat
 from lstmtext.errors import CheckpointError, ConfigError, DataError
+from lstmtext.kernels import bfloat16_matmuls
 from lstmtext.kernels.build import load_ops, loaded_ops
+from lstmtext.kernels.strategies import bfloat16_supported
 from lstmtext.models.saving import load_model
 from lstmtext.preprocessing.sequence import pad_sequences
 from lstmtext.text import Tokenizer
@@ -84,6 +86,10 @@ class Predictor:
         batch_size: most texts per model call (bounds memory for long inputs).
         metadata: facts reported by :attr:`metadata` (config, vocabulary size, metrics, versions).
         version: an identifier of these weights (a checkpoint's manifest hash).
+        bfloat16: run the model inside :func:`lstmtext.kernels.bfloat16_matmuls` (opt-in reduced precision:
+            the large LSTMs' per-step products in bfloat16 on CPUs with native bfloat16 products; on the
+            stacked IMDB model 0.69x the float32 ``predict`` time with every test label unchanged,
+            bench/RESULTS.md).
 
     >>> p = Predictor(model, tokenizer, maxlen=300)       # doctest: +SKIP
     >>> p.predict(["a wonderful film", "dull"])[0].label   # doctest: +SKIP
@@ -104,6 +110,7 @@ class Predictor:
         batch_size: int = 512,
         metadata: Mapping[str, Any] | None = None,
         version: str = "unversioned",
+        bfloat16: bool = False,
     ) -> None:
         if maxlen is not None and (not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen <= 0):
             raise ConfigError(f"Predictor: maxlen must be a positive integer or None, got {maxlen!r}")
@@ -112,6 +119,10 @@ class Predictor:
                 raise ConfigError(f"Predictor: {name} must be one of {_PAD_SIDES}, got {side!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ConfigError(f"Predictor: batch_size must be a positive integer, got {batch_size!r}")
+        if bfloat16 and not bfloat16_supported():
+            raise ConfigError("Predictor: bfloat16=True needs a CPU with native bfloat16 matrix products "
+                              "(AVX512_BF16 or AMX); this one has none")
+        self.bfloat16 = bool(bfloat16)
         if isinstance(model, torch.nn.Module):
             model.eval()
         self.model = model
@@ -131,7 +142,8 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], *, batch_size: int = 512,
-                        device: str | torch.device | None = None, maxlen: int | None = None) -> Predictor:
+                        device: str | torch.device | None = None, maxlen: int | None = None,
+                        bfloat16: bool = False) -> Predictor:
         """Load a checkpoint folder, verified file by file against its ``manifest.json``.
 
         The model is rebuilt from ``config.json`` (registered lstmtext classes only) and given the
@@ -145,6 +157,7 @@ class Predictor:
             batch_size: most texts per model call.
             device: where to run the model (default: CPU).
             maxlen: overrides the sequence length found in the checkpoint.
+            bfloat16: see the class (opt-in bfloat16 products).
 
         Returns:
             A Predictor whose ``version`` is a hash of the verified manifest.
@@ -165,7 +178,7 @@ class Predictor:
             metadata = {"source": str(folder), "config": ckpt.config, "metrics": run.get("metrics"),
                         "versions": run.get("library_versions", {})}
             return cls(model, None, maxlen=None, from_logits=_outputs_logits(ckpt.config), batch_size=batch_size,
-                       metadata=metadata, version=version)
+                       metadata=metadata, version=version, bfloat16=bfloat16)
         record = _inference_record(ckpt.vocab, folder / "vocab.json")
         seq = record.get("sequence", {})
         length = maxlen if maxlen is not None else seq.get("maxlen", _declared_length(model))
@@ -188,7 +201,7 @@ class Predictor:
             return cls(model, tokenizer, maxlen=length, padding=seq.get("padding", "pre"),
                        truncating=seq.get("truncating", "pre"), pad_value=seq.get("value", 0),
                        labels=record.get("labels"), from_logits=_outputs_logits(ckpt.config),
-                       batch_size=batch_size, metadata=metadata, version=version)
+                       batch_size=batch_size, metadata=metadata, version=version, bfloat16=bfloat16)
         except ConfigError as e:
             raise CheckpointError(f"{folder / 'vocab.json'}: {e}") from None
 
@@ -304,7 +317,8 @@ class Predictor:
 
     def _run(self, ids: np.ndarray) -> np.ndarray:
         """The model on padded ids ``(B, T)`` -> probabilities ``(B, C)``."""
-        with torch.inference_mode():
+        # The precision context is per thread: set here, in the thread that runs the model.
+        with torch.inference_mode(), bfloat16_matmuls(self.bfloat16):
             out = self.model(ids if ids.dtype == object else torch.from_numpy(ids).to(self.device))
         out = torch.as_tensor(out).detach().to("cpu", torch.float32)
         if out.ndim == 1:

@@ -138,3 +138,11 @@ def test_an_unknown_kind_of_data_file(tmp_path, capsys):
     notes.write_text("hello\n", encoding="utf-8")
     assert main(["train", "--data", str(notes), "--out", str(tmp_path / "o"), "--verbose", "0"]) == 1
     assert "notes.txt': unknown kind of file; expected an aclImdb .tar.gz/.tar archive" in capsys.readouterr().err
+
+
+def test_predict_bf16_is_for_the_torch_backend_and_capable_cpus(trained_tiny, monkeypatch, capsys):
+    assert main(["predict", str(trained_tiny), "a film", "--backend", "onnx", "--bf16"]) == 1
+    assert "--bf16 is for the torch backend" in capsys.readouterr().err
+    monkeypatch.setattr("lstmtext.predictor.bfloat16_supported", lambda: False)
+    assert main(["predict", str(trained_tiny), "a film", "--bf16"]) == 1
+    assert "bfloat16=True needs a CPU with native bfloat16 matrix products" in capsys.readouterr().err

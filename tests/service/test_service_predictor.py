@@ -109,3 +109,27 @@ def test_predictor_is_the_package_level_inference_api():
     assert lstmtext.Predictor is Predictor and "Predictor" in lstmtext.__all__
     with pytest.raises(AttributeError, match="no attribute 'Predicter'"):
         lstmtext.Predicter  # noqa: B018
+
+
+def test_bfloat16_predictor_stays_close_to_float32_in_every_chunk_thread():
+    # The precision context is per thread: with several chunks the model runs on a worker thread, which
+    # must run it in bfloat16 too. LSTM(64) takes the per-step GEMM strategy, whose products it changes.
+    from lstmtext import layers
+    from lstmtext.kernels.build import load_ops
+    from lstmtext.kernels.strategies import bfloat16_supported
+    from lstmtext.models import Sequential
+
+    if not bfloat16_supported():
+        pytest.skip("no native bfloat16 matrix products on this CPU")
+    torch.manual_seed(0)
+    model = Sequential([layers.Embedding(40, 16), layers.LSTM(64), layers.Dense(1, activation="sigmoid")])
+    model.build((None, 12))
+    for p in model.parameters():
+        p.data.mul_(4.0)
+    texts = ["a wonderful film", "dull", "the plot was long and boring", "great fun", "sad story"] * 3
+    f32 = Predictor(model, encode, maxlen=12, batch_size=4).predict_proba(texts)
+    bf16 = Predictor(model, encode, maxlen=12, batch_size=4, bfloat16=True).predict_proba(texts)
+    np.testing.assert_allclose(bf16, f32, atol=2e-2)
+    ops = load_ops()
+    if ops is not None and ops.has_bf16_impl():
+        assert not np.array_equal(bf16[4:], f32[4:])  # chunks after the first ran in bfloat16 as well
