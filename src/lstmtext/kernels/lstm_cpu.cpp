@@ -254,65 +254,85 @@ void forward_rows(const FwdArgs& a, int64_t b0, int64_t b1) {
   }
 }
 
+// zbuf (rows x 4u) = (h_{t-1} * mask) @ R for the rows b0 .. b0 + rows, plus x_t @ kernel where each step
+// projects its own inputs (lstm_forward_x: no (B, T, 4u) projection is written and read back). float32; one
+// (u x u) block per gate when the dropout masks differ by gate.
+void step_products(const FwdArgs& a, int64_t b0, int64_t rows, int64_t t, float* zbuf, float* hm) {
+  const Common& k = a.k;
+  const int64_t u = k.u, G = k.G;
+  if (k.mode == DropMode::kNone) {
+    recurrent_gemm(rows, G, u, a.h + b0 * u, u, a.Rpk, a.R, G, zbuf, G);
+  } else {
+    const int64_t blocks = k.mode == DropMode::kPerGate ? 4 : 1;
+    for (int64_t g = 0; g < blocks; ++g) {
+      for (int64_t b = 0; b < rows; ++b) {
+        const float* h = a.h + (b0 + b) * u;
+        const float* m = k.rdm + (b0 + b) * k.rdm_stride + g * u;
+        for (int64_t l = 0; l < u; ++l) hm[b * u + l] = h[l] * m[l];
+      }
+      if (blocks == 1) {
+        recurrent_gemm(rows, G, u, hm, u, a.Rpk, a.R, G, zbuf, G);
+      } else {
+        small_gemm(rows, u, u, hm, u, 1, a.R + g * u, G, zbuf + g * u, G, false);
+      }
+    }
+  }
+  if (a.x != nullptr) {
+    const float* xt = a.x + (b0 * k.T + t) * a.F;
+#ifdef LSTMTEXT_SIMD
+    lstmtext_gemm::gemm_packed(rows, G, a.F, xt, k.T * a.F, 1, a.Kpk, zbuf, G, true);
+#else
+    small_gemm(rows, G, a.F, xt, k.T * a.F, 1, a.K, G, zbuf, G, true);
+#endif
+  }
+}
+
+#ifdef LSTMTEXT_BF16
+// step_products with bfloat16 products (FwdArgs::Rbf set: inference, no recurrent dropout): h_{t-1} and x_t
+// rounded to bfloat16 pairs in abf, then multiplied by the packed weights with float32 sums.
+void step_products_bf16(const FwdArgs& a, int64_t b0, int64_t rows, int64_t t, float* zbuf, uint32_t* abf) {
+  const Common& k = a.k;
+  const int64_t u = k.u, G = k.G, up = (u + 1) / 2, Fp = (a.F + 1) / 2;
+  lstmtext_gemm::to_bf16_pairs(rows, u, a.h + b0 * u, u, abf);
+  lstmtext_gemm::gemm_packed_bf16(rows, G, up, abf, up, a.Rbf, zbuf, G, false);
+  if (a.x != nullptr) {
+    lstmtext_gemm::to_bf16_pairs(rows, a.F, a.x + (b0 * k.T + t) * a.F, k.T * a.F, abf);
+    lstmtext_gemm::gemm_packed_bf16(rows, G, Fp, abf, Fp, a.Kbf, zbuf, G, true);
+  }
+}
+#endif
+
+#ifdef LSTMTEXT_SIMD
+// R and, where each step projects its own inputs, the kernel, packed by `pack` for the per-step GEMMs.
+template <class Packed, class Pack>
+void pack_weights(const FwdArgs& a, Pack pack, Packed& R, Packed& K) {
+  const int64_t G = a.k.G;
+  R = pack(a.R, a.k.u, G, G);
+  if (a.K != nullptr) K = pack(a.K, a.F, G, G);
+}
+#endif
+
 void forward_gemm(const FwdArgs& a, int64_t b0, int64_t b1) {
   const Common& k = a.k;
   const int64_t rows = b1 - b0, u = k.u, G = k.G;
   std::vector<float> hm(rows * u), zbuf(rows * G);
 #ifdef LSTMTEXT_BF16
-  const int64_t up = (u + 1) / 2, Fp = (a.F + 1) / 2;
-  std::vector<uint32_t> abf(a.Rbf != nullptr ? rows * std::max(up, Fp) : 0);
+  std::vector<uint32_t> abf(a.Rbf != nullptr ? rows * std::max((u + 1) / 2, (a.F + 1) / 2) : 0);
 #endif
   for (int64_t t = 0; t < k.T; ++t) {
-    // zbuf = (h_{t-1} * mask) @ R for the slice; one (u x u) block per gate when the masks differ by gate.
 #ifdef LSTMTEXT_BF16
     if (a.Rbf != nullptr) {
-      lstmtext_gemm::to_bf16_pairs(rows, u, a.h + b0 * u, u, abf.data());
-      lstmtext_gemm::gemm_packed_bf16(rows, G, up, abf.data(), up, a.Rbf, zbuf.data(), G, false);
-      if (a.x != nullptr) {
-        lstmtext_gemm::to_bf16_pairs(rows, a.F, a.x + (b0 * k.T + t) * a.F, k.T * a.F, abf.data());
-        lstmtext_gemm::gemm_packed_bf16(rows, G, Fp, abf.data(), Fp, a.Kbf, zbuf.data(), G, true);
-      }
-      for (int64_t b = b0; b < b1; ++b) {
-        if (!begin_step(a, b, t)) continue;
-        const int64_t bt = b * k.T + t;
-        finish_row_plus(a, zbuf.data() + (b - b0) * G, a.x != nullptr ? a.bias : xz_row(a, bt), b, bt);
-      }
-      continue;
-    }
-#endif
-    if (k.mode == DropMode::kNone) {
-      recurrent_gemm(rows, G, u, a.h + b0 * u, u, a.Rpk, a.R, G, zbuf.data(), G);
+      step_products_bf16(a, b0, rows, t, zbuf.data(), abf.data());
     } else {
-      const int64_t blocks = k.mode == DropMode::kPerGate ? 4 : 1;
-      for (int64_t g = 0; g < blocks; ++g) {
-        for (int64_t b = 0; b < rows; ++b) {
-          const float* h = a.h + (b0 + b) * u;
-          const float* m = k.rdm + (b0 + b) * k.rdm_stride + g * u;
-          for (int64_t l = 0; l < u; ++l) hm[b * u + l] = h[l] * m[l];
-        }
-        if (blocks == 1) {
-          recurrent_gemm(rows, G, u, hm.data(), u, a.Rpk, a.R, G, zbuf.data(), G);
-        } else {
-          small_gemm(rows, u, u, hm.data(), u, 1, a.R + g * u, G, zbuf.data() + g * u, G, false);
-        }
-      }
+      step_products(a, b0, rows, t, zbuf.data(), hm.data());
     }
-    // The input projection of this step, x_t @ kernel for the slice's rows, added to the recurrent product:
-    // no (B, T, 4u) projection is written and read back (lstm_forward_x).
-    if (a.x != nullptr) {
-      const float* xt = a.x + (b0 * k.T + t) * a.F;
-#ifdef LSTMTEXT_SIMD
-      lstmtext_gemm::gemm_packed(rows, G, a.F, xt, k.T * a.F, 1, a.Kpk, zbuf.data(), G, true);
 #else
-      small_gemm(rows, G, a.F, xt, k.T * a.F, 1, a.K, G, zbuf.data(), G, true);
+    step_products(a, b0, rows, t, zbuf.data(), hm.data());
 #endif
-    }
-    float* zall = zbuf.data();
     for (int64_t b = b0; b < b1; ++b) {
       if (!begin_step(a, b, t)) continue;
       const int64_t bt = b * k.T + t;
-      float* z = zall + (b - b0) * k.G;
-      finish_row_plus(a, z, a.x != nullptr ? a.bias : xz_row(a, bt), b, bt);
+      finish_row_plus(a, zbuf.data() + (b - b0) * G, a.x != nullptr ? a.bias : xz_row(a, bt), b, bt);
     }
   }
 }
@@ -1025,26 +1045,21 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xz, const at::Tensor* ids
     a.bias = bias_row.data();
   }
 #ifdef LSTMTEXT_SIMD
+  // The weights of the per-step GEMMs, packed once per call: as bfloat16 pairs for inference inside
+  // bfloat16_matmuls() (the backward reads nothing computed from them), else as float32 panels.
   std::vector<float> Rpk, Kpk;
-  if (how == kGemm) {
-    Rpk = lstmtext_gemm::pack_panels(a.R, u, 4 * u, 4 * u);
-    a.Rpk = Rpk.data();
-  }
-  if (a.K != nullptr) {
-    Kpk = lstmtext_gemm::pack_panels(a.K, a.F, 4 * u, 4 * u);
-    a.Kpk = Kpk.data();
-  }
-#endif
 #ifdef LSTMTEXT_BF16
-  // bfloat16 products for inference only: the backward reads nothing computed from them.
   std::vector<uint32_t> Rbf, Kbf;
   if (bf16 && !save && how == kGemm && a.k.mode == DropMode::kNone) {
-    Rbf = lstmtext_gemm::pack_panels_bf16(a.R, u, 4 * u, 4 * u);
+    pack_weights(a, lstmtext_gemm::pack_panels_bf16, Rbf, Kbf);
     a.Rbf = Rbf.data();
-    if (a.K != nullptr) {
-      Kbf = lstmtext_gemm::pack_panels_bf16(a.K, a.F, 4 * u, 4 * u);
-      a.Kbf = Kbf.data();
-    }
+    a.Kbf = a.K != nullptr ? Kbf.data() : nullptr;
+  }
+#endif
+  if (how == kGemm && a.Rbf == nullptr) {
+    pack_weights(a, lstmtext_gemm::pack_panels, Rpk, Kpk);
+    a.Rpk = Rpk.data();
+    a.Kpk = a.K != nullptr ? Kpk.data() : nullptr;
   }
 #endif
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
